@@ -1,0 +1,40 @@
+# One command runs the main job (`make demo`), one runs the tests (`make test`).
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU-only default. GPU machines: make install TORCH_CONSTRAINTS=  (see README)
+TORCH_CONSTRAINTS ?= -c constraints/cpu.txt
+WORK ?= work/demo
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install demo test bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH_CONSTRAINTS) "torch>=2.13,<2.15"
+	$(BIN)/pip install --quiet $(TORCH_CONSTRAINTS) -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project with its test tools
+
+demo: install  ## build tiny models + sample data, run the curate flow, print the summary
+	$(BIN)/magicvl demo --work $(WORK)
+
+test: install  ## run the test suite (CPU, minutes)
+	$(BIN)/python -m pytest -q tests
+
+bench: install  ## print the benchmark tables (bench/README.md)
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.memory
+
+lint: install
+	$(BIN)/ruff check flows tasks scoring model storage tests bench
+
+clean:
+	rm -rf $(WORK) .pytest_cache

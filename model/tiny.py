@@ -1,0 +1,102 @@
+"""Tiny, randomly initialised checkpoints built locally (no downloads).
+
+Tests and the demo load these through the ordinary ``from_pretrained(path)``
+code path, exactly as they would load real weights. Anything scored with them
+is scored by a *random* model: the output says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Qwen2/Qwen2.5/Qwen3 special tokens, in Qwen's order.
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# Qwen2.5's chat template, reduced to text turns (images are spliced by the processor).
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+TINY_MARKER = "tiny-random"  # written into every tiny checkpoint's config/metadata
+
+_CORPUS = """
+A photograph of a cat sitting on a wooden table next to a cup of coffee.
+The chart shows revenue growing from 2019 to 2024, with a dip in 2020.
+Question: What is written on the sign? Answer: The sign says STOP.
+Click the Settings button in the top right corner of the screen to open preferences.
+The document is an invoice dated March 3, listing three items and a total of 42.50 dollars.
+Let us reason step by step. If x + 3 = 7 then x = 4, so the answer is 4.
+The bounding box of the red car is [0.12, 0.40, 0.55, 0.83].
+An astronaut in a white suit stands in front of a flag. A rocket launches into a blue sky.
+Describe the image in detail. How many people are in the picture? Two people are walking.
+Read the text in the image. Summarize the table. Which bar is the tallest? The tallest bar is B.
+Translate the following sentence into French. The quick brown fox jumps over the lazy dog.
+0 1 2 3 4 5 6 7 8 9 10 100 1000 % $ + - * / = ( ) [ ] { } , . ; : ? ! ' " < > # @ & _
+"""
+
+
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
+    """Train a byte-level BPE tokenizer with Qwen's special tokens and chat template.
+
+    Deterministic: the same corpus and vocab size give the same tokenizer.
+    Returns ``out_dir``, loadable with ``AutoTokenizer.from_pretrained``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    out = Path(out_dir)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(QWEN_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS.strip().splitlines() * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]),
+    )
+    fast.chat_template = QWEN_CHAT_TEMPLATE
+    fast.model_max_length = 32768
+    fast.save_pretrained(out)
+    _mark(out)
+    return out
+
+
+def _mark(out: Path) -> None:
+    """Leave a note beside the files saying these are random, locally built weights."""
+    (out / "TINY_RANDOM_CHECKPOINT.json").write_text(
+        json.dumps({"marker": TINY_MARKER, "note": "randomly initialised, built locally; not real weights"})
+        + "\n"
+    )
+
+
+def is_tiny(path: str | Path) -> bool:
+    """True when ``path`` is a tiny random checkpoint built by this module."""
+    return (Path(path) / "TINY_RANDOM_CHECKPOINT.json").is_file()
