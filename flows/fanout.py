@@ -1,0 +1,81 @@
+"""Fan plain task functions out over Ray, a bounded number in flight, with progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger("magicvl")
+
+
+class StepFailed(RuntimeError):
+    """Some units of a step raised (not bad records: those are quarantined). Rerun resumes."""
+
+
+def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
+    """Prefect progress artifact + log lines; plain logging outside a Prefect run."""
+    artifact_id = None
+    try:
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+        artifact_id = create_progress_artifact(progress=0.0, description=f"{name}: 0/{total}")
+    except Exception:
+        update_progress_artifact = None
+    state = {"last_log": 0.0}
+
+    def report(done: int) -> None:
+        pct = 100.0 * done / max(total, 1)
+        now = time.monotonic()
+        if done == total or now - state["last_log"] > 5:
+            state["last_log"] = now
+            log.info("%s: %d/%d (%.0f%%)", name, done, total, pct)
+            if artifact_id is not None:
+                try:
+                    update_progress_artifact(artifact_id, progress=pct, description=f"{name}: {done}/{total}")
+                except Exception:
+                    pass
+
+    return report
+
+
+def fan_out(fn: Callable[..., Any], calls: Sequence[tuple], name: str, max_in_flight: int | None = None,
+            retries: int = 2) -> list[Any]:
+    """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
+
+    Only arguments and small summaries travel; tasks read and write shards
+    themselves. At most ``max_in_flight`` tasks are pending at once so the
+    driver holds a bounded number of references whatever the dataset size.
+    """
+    import ray
+
+    if not calls:
+        return []
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    window = max_in_flight or max(2 * cpus, 2)
+    remote = ray.remote(fn).options(num_cpus=1, max_retries=retries, name=name)
+    report = _progress_reporter(name, len(calls))
+    results: list[Any] = [None] * len(calls)
+    failures: list[str] = []
+    pending: dict[Any, int] = {}
+    next_call = 0
+    done = 0
+    while next_call < len(calls) or pending:
+        while next_call < len(calls) and len(pending) < window:
+            pending[remote.remote(*calls[next_call])] = next_call
+            next_call += 1
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            i = pending.pop(ref)
+            try:
+                results[i] = ray.get(ref)
+            except Exception as e:  # a unit failed as a whole: finish the rest, then say which
+                failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            done += 1
+            report(done)
+    if failures:
+        raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
+    return results

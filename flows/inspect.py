@@ -1,0 +1,126 @@
+"""``magicvl inspect``: schema, row counts, stage × category table, numeric summaries and a few rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from storage.manifest import MANIFEST_NAME, read_json
+from storage.readers import list_shards, scan
+
+_TABLES = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
+
+
+def _short(v: object, width: int = 100) -> str:
+    s = repr(v) if not isinstance(v, str) else v
+    s = s.replace("\n", "\\n")
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _preview(lf: pl.LazyFrame, n: int) -> list[str]:
+    schema = lf.collect_schema()
+    cols = []
+    for name, dtype in schema.items():
+        if name == "image":
+            cols.append(pl.col("image").struct.field("path").alias("image.path"))
+            cols.append(pl.col("image").struct.field("bytes").bin.size().alias("image.bytes"))
+        elif isinstance(dtype, pl.List):
+            cols.append(pl.col(name).list.eval(pl.element().cast(pl.String, strict=False)).list.join(" | ").alias(name)
+                        if name != "conversations"
+                        else pl.col(name).list.eval(pl.element().struct.field("value")).list.join(" ⏎ ").alias(name))
+        else:
+            cols.append(pl.col(name))
+    df = lf.select(cols).head(n).collect()
+    out = []
+    for i, row in enumerate(df.iter_rows(named=True)):
+        out.append(f"  [{i}]")
+        out += [f"    {k}: {_short(v)}" for k, v in row.items()]
+    return out
+
+
+def _stage_category(lf: pl.LazyFrame, names: list[str]) -> list[str]:
+    if not {"stage", "category"} <= set(names):
+        if "category" in names:
+            df = lf.group_by("category").len().sort("category").collect()
+            return ["rows per category:"] + [f"  {r['category']}: {r['len']}" for r in df.iter_rows(named=True)]
+        return []
+    df = lf.filter(pl.col("stage").is_not_null()).group_by("category", "stage").len().collect()
+    counts = {(r["category"], r["stage"]): r["len"] for r in df.iter_rows(named=True)}
+    cats = sorted({c for c, _ in counts}, key=str)
+    out = ["rows per category × stage:", f"  {'category':<12}" + "".join(f"{'stage ' + str(k):>10}" for k in (1, 2, 3, 4))]
+    for c in cats:
+        out.append(f"  {str(c):<12}" + "".join(f"{counts.get((c, k), 0):>10}" for k in (1, 2, 3, 4)))
+    return out
+
+
+def _numeric(lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
+    nums = [n for n, t in schema.items() if t.is_numeric() and n not in ("width", "height", "stage")][:12]
+    if not nums:
+        return []
+    aggs = []
+    for n in nums:
+        aggs += [pl.col(n).null_count().alias(f"{n}|nulls"), pl.col(n).min().alias(f"{n}|min"),
+                 pl.col(n).mean().alias(f"{n}|mean"), pl.col(n).max().alias(f"{n}|max")]
+    row = lf.select(aggs).collect().row(0, named=True)
+    out = ["numeric columns (nulls, min, mean, max):"]
+    for n in nums:
+        vals = [row[f"{n}|{k}"] for k in ("nulls", "min", "mean", "max")]
+        fmt = [str(vals[0])] + [f"{v:.4g}" if v is not None else "-" for v in vals[1:]]
+        out.append(f"  {n:<28} {fmt[0]:>8} {fmt[1]:>10} {fmt[2]:>10} {fmt[3]:>10}")
+    return out
+
+
+def _group_counts(lf: pl.LazyFrame, names: list[str]) -> list[str]:
+    for col in ("error_kind", "reason", "fate"):
+        if col in names:
+            df = lf.group_by(col).len().sort("len", descending=True).collect()
+            return [f"rows per {col}:"] + [f"  {r[col]}: {r['len']}" for r in df.iter_rows(named=True)]
+    return []
+
+
+def inspect_folder(folder: str | Path, rows: int = 3) -> str:
+    """A readable description of an output folder (a run root or any table folder)."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist")
+    if (folder / "_manifest.json").is_file() and (folder / "samples").is_dir():
+        return _inspect_run(folder)
+    shards = list_shards(folder)
+    if not shards:
+        return f"{folder}: no Parquet shards"
+    lf = scan(folder)
+    schema = lf.collect_schema()
+    names = list(schema.names())
+    total = lf.select(pl.len()).collect().item()
+    out = [f"{folder}: {len(shards)} shard(s), {total} row(s)"]
+    if (folder / MANIFEST_NAME).is_file():
+        m = read_json(folder / MANIFEST_NAME)
+        out.append(f"manifest: {m.get('rows')} rows in {len(m.get('shards', []))} shard(s), recipe {m.get('recipe_hash')}, "
+                   f"code {m.get('code_version')}")
+    out += ["", "schema:"] + [f"  {n}: {t}" for n, t in schema.items()]
+    for part in (_stage_category(lf, names), _group_counts(lf, names), _numeric(lf, schema)):
+        if part:
+            out += [""] + part
+    if rows > 0:
+        out += ["", f"first {rows} row(s):"] + _preview(lf, rows)
+    return "\n".join(out)
+
+
+def _inspect_run(root: Path) -> str:
+    m = read_json(root / "_manifest.json")
+    acc = m.get("accounting", {})
+    out = [f"run at {root}", f"  recipe {m.get('recipe')} (hash {m.get('recipe_hash')}), code {m.get('code_version')}",
+           f"  finished {m.get('finished')}",
+           f"  records in {acc.get('records_in')} = kept {acc.get('kept')} + dropped {acc.get('dropped')} + "
+           f"quarantined {acc.get('quarantined')} (balanced: {acc.get('balanced')})", ""]
+    folders = [root / name for name in _TABLES if name != "signals"]
+    folders += sorted(p for p in (root / "signals").glob("*") if p.is_dir())
+    for folder in folders:
+        shards = list_shards(folder)
+        if shards:
+            n = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
+            label = folder.relative_to(root).as_posix() + "/"
+            out.append(f"  {label:<28} {len(shards):>5} shard(s) {n:>9} row(s)   magicvl inspect {folder}")
+    return "\n".join(out)

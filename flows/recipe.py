@@ -1,0 +1,140 @@
+"""The recipe: one YAML file describes a run. Validated on load; errors name the field.
+
+Relative paths in the recipe resolve against the recipe file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scoring.combine import CombineConfig
+from scoring.signals import SIGNALS, SignalParams, get_signal
+from storage.fingerprint import stable_hash
+from storage.ingest.spec import DatasetConfig, IngestOptions
+from storage.options import StorageOptions
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and field."""
+
+
+class RayOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(default="local", description="'local' starts a private Ray for the run; else a cluster address.")
+    num_cpus: int | None = Field(default=None, gt=0, description="CPUs of the local Ray (default: all).")
+    max_in_flight: int | None = Field(default=None, gt=0, description="Tasks submitted at once (default: 2 × CPUs).")
+    task_retries: int = Field(default=2, ge=0, description="Ray retries of a task whose worker died.")
+
+
+class Recipe(BaseModel):
+    """A whole run: inputs, checks, signals, how scores combine, where outputs go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    output: str = Field(description="Output root folder.")
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    ingest: IngestOptions = Field(default_factory=IngestOptions)
+    storage: StorageOptions = Field(default_factory=StorageOptions)
+    signals: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Signal name → its parameters (see `magicvl signals`)."
+    )
+    combine: CombineConfig = Field(default_factory=CombineConfig)
+    ray: RayOptions = Field(default_factory=RayOptions)
+    base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique(cls, v: list[DatasetConfig]) -> list[DatasetConfig]:
+        names = [d.name for d in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"dataset names must be unique; repeated: {dup}")
+        return v
+
+    @field_validator("signals")
+    @classmethod
+    def _signals(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, params in v.items():
+            signal = get_signal(name) if name in SIGNALS else None
+            if signal is None:
+                raise ValueError(f"unknown signal {name!r}; known: {', '.join(sorted(SIGNALS))}")
+            try:
+                signal.params(**(params or {}))
+            except ValidationError as e:
+                raise ValueError(f"{name}: {_first_error(e)}") from None
+        return {k: dict(p or {}) for k, p in v.items()}
+
+    @model_validator(mode="after")
+    def _log1p_known(self) -> "Recipe":
+        unknown = [m for m in self.combine.log1p if m not in SIGNALS]
+        if unknown:
+            raise ValueError(f"combine.log1p names unknown metrics {unknown}")
+        return self
+
+    # derived -------------------------------------------------------------------
+    def path(self, p: str | None) -> Path | None:
+        """A recipe path made absolute (relative ones resolve in the recipe's folder)."""
+        if p is None:
+            return None
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (self.base_dir / q).resolve()
+
+    @property
+    def output_root(self) -> Path:
+        return self.path(self.output)
+
+    def signal_params(self, name: str) -> SignalParams:
+        """Validated parameters of a configured signal, with model/tokenizer paths made absolute."""
+        signal = get_signal(name)
+        params = dict(self.signals[name])
+        for key in ("tokenizer", "model"):
+            if isinstance(params.get(key), str) and self.path(params[key]).exists():
+                params[key] = str(self.path(params[key]))
+        return signal.params(**params)
+
+    def digest(self) -> str:
+        """Hash of everything that affects outputs (the recipe hash in manifests)."""
+        return stable_hash(self.model_dump(mode="json"), size=12)
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def _format_errors(e: ValidationError, source: str) -> str:
+    lines = [f"invalid recipe {source}:"]
+    for err in e.errors():
+        loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_recipe(data: dict[str, Any], base_dir: Path, source: str = "<recipe>") -> Recipe:
+    """Validate a recipe mapping; RecipeError lists every bad field."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"invalid recipe {source}: expected a mapping at the top level")
+    try:
+        return Recipe(**data, base_dir=base_dir)
+    except ValidationError as e:
+        raise RecipeError(_format_errors(e, source)) from None
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read and validate a recipe YAML file (``overrides`` replace top-level keys, e.g. output)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise RecipeError(f"cannot read recipe {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise RecipeError(f"recipe {path} is not valid YAML: {e}") from None
+    data = {**(data or {}), **(overrides or {})}
+    return parse_recipe(data, path.resolve().parent, str(path))

@@ -1,0 +1,173 @@
+"""Accounting, the run manifest, and the summary a person reads at the end of a run.
+
+Every input record ends in exactly one place: kept (with a stage), dropped
+(with a reason) or quarantined (with its error). ``in = kept + dropped +
+quarantined`` is checked from the step summaries and again from the row
+counts of the files on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from storage.fingerprint import code_version
+from storage.layout import OutputLayout
+from storage.manifest import MANIFEST_NAME, read_json, write_json
+from storage.readers import list_shards
+from storage.schema import CATEGORIES
+
+
+class AccountingError(RuntimeError):
+    """Records went missing or were counted twice."""
+
+
+def ingest_summaries(layout: OutputLayout, datasets: list[str]) -> list[dict]:
+    """The summaries of every ingested chunk, from their completion markers."""
+    out = []
+    for ds in datasets:
+        folder = layout.state / "ingest" / ds
+        out += [read_json(p)["summary"] for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return out
+
+
+def _rows_on_disk(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_shards(folder))
+
+
+def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[dict]) -> dict[str, Any]:
+    """Counts of the whole run and whether they balance (from summaries and from the files)."""
+    ing = ingest_summaries(layout, datasets)
+    q_kinds: Counter[str] = Counter()
+    for s in ing:
+        q_kinds.update(s["quarantined"])
+    kept: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    q_combine = 0
+    for r in combine_results:
+        kept.update(r["kept"])
+        dropped.update(r["dropped"])
+        q_combine += r["quarantined"]
+    if q_combine:
+        q_kinds["signal_error"] += q_combine
+    n_in = sum(s["records_in"] for s in ing)
+    n_samples = sum(s["kept"] for s in ing)
+    n_kept, n_dropped, n_q = sum(kept.values()), sum(dropped.values()), sum(q_kinds.values())
+    on_disk = {
+        "curated": _rows_on_disk(layout.curated),
+        "dropped": _rows_on_disk(layout.dropped),
+        "quarantine": sum(_rows_on_disk(layout.quarantine_dir(ds)) for ds in datasets),
+    }
+    return {
+        "records_in": n_in,
+        "kept": n_kept,
+        "dropped": n_dropped,
+        "quarantined": n_q,
+        "samples_after_ingest": n_samples,
+        "kept_by_stage_category": {k: kept[k] for k in sorted(kept)},
+        "dropped_by_reason": dict(dropped.most_common()),
+        "quarantined_by_error": dict(q_kinds.most_common()),
+        "rows_on_disk": on_disk,
+        "balanced": n_in == n_kept + n_dropped + n_q
+        and n_samples == n_kept + n_dropped + q_combine
+        and on_disk == {"curated": n_kept, "dropped": n_dropped, "quarantine": n_q},
+    }
+
+
+def check(acc: dict[str, Any]) -> None:
+    if not acc["balanced"]:
+        raise AccountingError(
+            f"accounting does not balance: in={acc['records_in']} kept={acc['kept']} dropped={acc['dropped']} "
+            f"quarantined={acc['quarantined']} on disk={acc['rows_on_disk']}"
+        )
+
+
+def write_run_manifest(layout: OutputLayout, recipe_path: str, recipe_hash: str, started: dt.datetime,
+                       steps: dict[str, Any], acc: dict[str, Any], run_id: str | None) -> Path:
+    """The run manifest: inputs, config hash, code version, per-step counts and timings, accounting."""
+    body = {
+        "run_id": run_id,
+        "recipe": str(Path(recipe_path).resolve()),
+        "recipe_hash": recipe_hash,
+        "code_version": code_version(),
+        "started": started.isoformat(),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "steps": steps,
+        "accounting": acc,
+        "outputs": {name: str(getattr(layout, name)) for name in ("samples", "quarantine", "signals", "scores",
+                                                                   "dropped", "curated")},
+    }
+    return write_json(layout.manifest, body)
+
+
+def stage_table(acc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of kept samples: one per category, a column per stage (for the artifact and the printout)."""
+    counts = Counter()
+    for key, n in acc["kept_by_stage_category"].items():
+        stage, cat = key.split("|", 1)
+        counts[(cat, int(stage))] += n
+    cats = [c for c in CATEGORIES if any(counts[(c, k)] for k in (1, 2, 3, 4))]
+    rows = [{"category": c, **{f"stage {k}": counts[(c, k)] for k in (1, 2, 3, 4)},
+             "total": sum(counts[(c, k)] for k in (1, 2, 3, 4))} for c in cats]
+    rows.append({"category": "total", **{f"stage {k}": sum(counts[(c, k)] for c in cats) for k in (1, 2, 3, 4)},
+                 "total": sum(r["total"] for r in rows)})
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    width = {c: max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols}
+    line = lambda r: "  ".join(str(r[c]).rjust(width[c]) if i else str(r[c]).ljust(width[c])  # noqa: E731
+                               for i, c in enumerate(cols))
+    return "\n".join([line({c: c for c in cols}), line({c: "-" * width[c] for c in cols})] + [line(r) for r in rows])
+
+
+def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) -> str:
+    """The end-of-run summary: accounting, where the shards are, how to inspect them."""
+    ok = "OK" if acc["balanced"] else "DOES NOT BALANCE"
+    out = [
+        "",
+        "== curate: summary",
+        f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
+        f"+ quarantined {acc['quarantined']}   [{ok}]",
+        "",
+        "kept per category and stage:",
+        _table(stage_table(acc)),
+    ]
+    if acc["dropped_by_reason"]:
+        out += ["", "dropped by reason:"] + [f"  {r}: {n}" for r, n in acc["dropped_by_reason"].items()]
+    if acc["quarantined_by_error"]:
+        out += ["", "quarantined by error:"] + [f"  {k}: {n}" for k, n in acc["quarantined_by_error"].items()]
+    out += ["", *notes] if notes else []
+    out += [
+        "",
+        f"curriculum shards: {layout.curated}/stage=<1..4>/   (manifest: {layout.curated / MANIFEST_NAME})",
+        f"quarantine:        {layout.quarantine}/dataset=<name>/",
+        f"per-sample scores: {layout.scores}/   run manifest: {layout.manifest}",
+        f"inspect with:      magicvl inspect {layout.curated}   (or {layout.quarantine}, {layout.scores}, ...)",
+    ]
+    return "\n".join(out)
+
+
+def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
+    """A Prefect table artifact of the accounting (no-op outside a Prefect run)."""
+    try:
+        from prefect.artifacts import create_table_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+    except Exception:
+        return
+    rows = stage_table(acc)
+    rows += [{"category": f"dropped: {r}", "total": n} for r, n in acc["dropped_by_reason"].items()]
+    rows += [{"category": f"quarantined: {k}", "total": n} for k, n in acc["quarantined_by_error"].items()]
+    create_table_artifact(
+        key="curate-accounting",
+        table=rows,
+        description=(f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} + "
+                     f"quarantined {acc['quarantined']} (balanced: {acc['balanced']}). Output: {layout.root}"),
+    )

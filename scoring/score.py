@@ -1,0 +1,200 @@
+"""Population-level decisions and per-row scoring: the arithmetic of ``combine``, pure.
+
+Three steps, each mergeable across shards:
+
+1. ``gather_stats`` per shard → merged ``PopulationStats`` (moments of every
+   metric over eligible samples; per-unit sums for dataset granularity).
+2. ``decide`` turns them into a ``Decision``: normalisation constants, and for
+   dataset granularity each unit's scores and stage. Sample granularity
+   needs one more pass: ``score_rows`` → S histograms per group → ``cutoffs``.
+3. ``score_rows`` applies the decision to a shard's rows.
+
+A *unit* is (dataset, category): the paper scores whole datasets, and splits
+mixed datasets into task-specific subsets first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
+from scoring.normalize import Moments, normalize, transform
+from scoring.stages import bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
+
+UNIT_SEP = "/"
+
+
+def unit_of(dataset: str, category: str | None) -> str:
+    return f"{dataset}{UNIT_SEP}{category}"
+
+
+@dataclass
+class PopulationStats:
+    """Mergeable statistics of the eligible (not quarantined, categorised) samples."""
+
+    moments: dict[str, Moments] = field(default_factory=dict)  # per metric, transformed values
+    unit_n: dict[str, int] = field(default_factory=dict)
+    unit_sums: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # unit → metric → [sum, count]
+
+    def merge(self, other: "PopulationStats") -> "PopulationStats":
+        out = PopulationStats(dict(self.moments), dict(self.unit_n), {u: {m: list(v) for m, v in d.items()} for u, d in self.unit_sums.items()})
+        for m, mo in other.moments.items():
+            out.moments[m] = out.moments.get(m, Moments()).merge(mo)
+        for u, n in other.unit_n.items():
+            out.unit_n[u] = out.unit_n.get(u, 0) + n
+        for u, d in other.unit_sums.items():
+            tgt = out.unit_sums.setdefault(u, {})
+            for m, (s, c) in d.items():
+                cur = tgt.setdefault(m, [0.0, 0])
+                cur[0] += s
+                cur[1] += c
+        return out
+
+    def to_dict(self) -> dict:
+        return {"moments": {m: v.to_dict() for m, v in self.moments.items()}, "unit_n": self.unit_n, "unit_sums": self.unit_sums}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PopulationStats":
+        return cls({m: Moments.from_dict(v) for m, v in d["moments"].items()}, dict(d["unit_n"]),
+                   {u: {m: list(v) for m, v in x.items()} for u, x in d["unit_sums"].items()})
+
+
+@dataclass
+class RowScores:
+    fate: list[str]
+    reason: list[str | None]
+    stage: np.ndarray  # int8, 0 where not kept
+    complexity: np.ndarray
+    axes: dict[str, np.ndarray]
+    normalized: dict[str, np.ndarray]
+
+
+def eligible(categories: list[str | None], errors: list[list[str]]) -> np.ndarray:
+    return np.array([c is not None and not e for c, e in zip(categories, errors)], dtype=bool)
+
+
+def gather_stats(datasets: list[str], categories: list[str | None], metrics: dict[str, np.ndarray],
+                 errors: list[list[str]], cfg: CombineConfig) -> PopulationStats:
+    """Statistics of one shard's eligible rows."""
+    ok = eligible(categories, errors)
+    stats = PopulationStats()
+    for m, v in metrics.items():
+        stats.moments[m] = Moments.of(transform(v[ok], m in cfg.log1p))
+    units = [unit_of(d, c) for d, c in zip(datasets, categories)]
+    for i in np.flatnonzero(ok):
+        u = units[i]
+        stats.unit_n[u] = stats.unit_n.get(u, 0) + 1
+        d = stats.unit_sums.setdefault(u, {})
+        for m, v in metrics.items():
+            if not np.isnan(v[i]):
+                cur = d.setdefault(m, [0.0, 0])
+                cur[0] += float(v[i])
+                cur[1] += 1
+    return stats
+
+
+@dataclass
+class Decision:
+    """Everything ``score_rows`` needs from the whole population (small, JSON-able)."""
+
+    granularity: str
+    metric_axes: dict[str, str]
+    moments: dict[str, Moments] = field(default_factory=dict)  # sample granularity
+    cutoffs: dict[str, int] = field(default_factory=dict)  # sample granularity: group → highest low bin
+    units: dict[str, dict] = field(default_factory=dict)  # dataset granularity: unit → scores and stage
+    absent_axes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"granularity": self.granularity, "metric_axes": self.metric_axes,
+                "moments": {m: v.to_dict() for m, v in self.moments.items()}, "cutoffs": self.cutoffs,
+                "units": self.units, "absent_axes": self.absent_axes}
+
+
+def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConfig) -> Decision:
+    """Normalisation constants (and, for dataset granularity, every unit's stage)."""
+    present = {metric_axes[m] for m in metric_axes}
+    absent = [a for a in AXES if a not in present]
+    d = Decision(cfg.granularity, dict(metric_axes), absent_axes=absent)
+    if cfg.granularity == "sample":
+        d.moments = dict(stats.moments)
+        return d
+    names = sorted(stats.unit_n)
+    means = {m: np.array([_unit_mean(stats, u, m) for u in names]) for m in metric_axes}
+    trans = {m: transform(v, m in cfg.log1p) for m, v in means.items()}
+    norm = {m: normalize(v, Moments.of(v), cfg.normalization) for m, v in trans.items()}
+    cats = [u.split(UNIT_SEP, 1)[1] for u in names]
+    axes = axis_scores(norm, metric_axes, len(names))
+    s = complexity(axes, cats, cfg.weights)
+    for group in ("caption", "instruction"):
+        idx = [i for i, c in enumerate(cats) if group_of(c) == group and not np.isnan(s[i])]
+        low = split_units([float(s[i]) for i in idx], [stats.unit_n[names[i]] for i in idx],
+                          [names[i] for i in idx], cfg.stages.low_share(group))
+        for i in idx:
+            d.units[names[i]] = {
+                "n": stats.unit_n[names[i]], "complexity": float(s[i]),
+                "stage": stage_of(group, names[i] not in low),
+                **{f"s_{a}": _f(axes[a][i]) for a in AXES},
+                **{m: _f(means[m][i]) for m in metric_axes}, **{f"{m}_norm": _f(norm[m][i]) for m in metric_axes},
+            }
+    return d
+
+
+def _unit_mean(stats: PopulationStats, unit: str, metric: str) -> float:
+    s, c = stats.unit_sums.get(unit, {}).get(metric, [0.0, 0])
+    return s / c if c else float("nan")
+
+
+def _f(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def score_rows(datasets: list[str], categories: list[str | None], metrics: dict[str, np.ndarray],
+               errors: list[list[str]], cfg: CombineConfig, decision: Decision) -> RowScores:
+    """Fate, stage and scores of each row of a shard under ``decision``."""
+    n = len(categories)
+    if decision.granularity == "sample":
+        norm = {m: normalize(transform(v, m in cfg.log1p), decision.moments[m], cfg.normalization)
+                for m, v in metrics.items()}
+        axes = axis_scores(norm, decision.metric_axes, n)
+        s = complexity(axes, categories, cfg.weights)
+    else:
+        units = [decision.units.get(unit_of(d, c)) for d, c in zip(datasets, categories)]
+        norm = {m: np.array([_nan(u, f"{m}_norm") for u in units]) for m in metrics}
+        axes = {a: np.array([_nan(u, f"s_{a}") for u in units]) for a in AXES}
+        s = np.array([_nan(u, "complexity") for u in units])
+    fates, reasons, stages = [], [], np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        f, r = fate(errors[i], categories[i], s[i])
+        fates.append(f)
+        reasons.append(r)
+        if f == "kept":
+            stages[i] = _stage(decision, datasets[i], categories[i], s[i])
+    return RowScores(fates, reasons, stages, s, axes, norm)
+
+
+def _nan(unit: dict | None, key: str) -> float:
+    v = None if unit is None else unit.get(key)
+    return float("nan") if v is None else float(v)
+
+
+def _stage(decision: Decision, dataset: str, category: str, score: float) -> int:
+    group = group_of(category)
+    if decision.granularity == "sample":
+        return stage_of(group, int(bin_of(np.array([score]))[0]) > decision.cutoffs.get(group, -1))
+    return int(decision.units[unit_of(dataset, category)]["stage"])
+
+
+def group_histograms(categories: list[str | None], rows: RowScores) -> dict[str, np.ndarray]:
+    """Histograms of S of kept rows, per group (sample granularity's second pass)."""
+    out = {}
+    for group in ("caption", "instruction"):
+        mask = np.array([f == "kept" and c is not None and group_of(c) == group
+                         for f, c in zip(rows.fate, categories)], dtype=bool)
+        out[group] = histogram(rows.complexity[mask])
+    return out
+
+
+def cutoffs(hists: dict[str, np.ndarray], cfg: CombineConfig) -> dict[str, int]:
+    return {g: low_bin_cutoff(h, cfg.stages.low_share(g)) for g, h in hists.items()}

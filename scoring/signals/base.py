@@ -1,0 +1,77 @@
+"""What a signal is: a named, versioned, pure batch → columns computation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from scoring.batch import SampleBatch
+
+Axis = Literal["text", "image", "task"]
+Columns = dict[str, np.ndarray]
+
+
+class SignalParams(BaseModel):
+    """Base of every signal's parameters: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A complexity signal.
+
+    ``compute(batch, params, backend)`` returns one float array per output
+    column (NaN where the value does not exist, e.g. entropy of a text-only
+    sample), and may add ``"error"``: a list of per-row error strings or None.
+    ``columns[0]`` is the metric ``combine`` uses and equals ``name``.
+    ``backend`` names what the task layer must load and pass in (e.g. a
+    tokenizer from the path in ``params.tokenizer``); None for model-free ones.
+    ``per_image`` marks a model-free image signal that ingestion can evaluate
+    on the luma array it has just decoded (one decode for check + signal).
+    """
+
+    name: str
+    version: str
+    axis: Axis
+    description: str
+    params: type[SignalParams]
+    compute: Callable[[SampleBatch, Any, Any], Columns]
+    columns: tuple[str, ...]
+    reads: Literal["text", "image"]
+    backend: Literal["tokenizer", "lm", "vlm", "ocr", "detector"] | None = None
+    per_image: Callable[[np.ndarray, Any], dict[str, float]] | None = None
+    image_side: Callable[[Any], int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.columns or self.columns[0] != self.name:
+            raise ValueError(f"signal {self.name!r}: columns[0] must be the signal name")
+
+    def model_ref(self, params: SignalParams) -> str | None:
+        """The model/tokenizer path or id this signal's values depend on (part of the cache key)."""
+        for attr in ("model", "tokenizer"):
+            if hasattr(params, attr):
+                return getattr(params, attr)
+        return None
+
+
+def map_images(batch: SampleBatch, side: int, fn: Callable[[np.ndarray], dict[str, float]],
+               columns: tuple[str, ...]) -> Columns:
+    """Apply a per-image function over a batch's decoded images (NaN for rows without one)."""
+    out = {c: np.full(len(batch), np.nan) for c in columns}
+    errors: list[str | None] = [None] * len(batch)
+    for i, img in enumerate(batch.gray(side)):
+        if img is None:
+            continue
+        if isinstance(img, Exception):
+            errors[i] = str(img)
+            continue
+        for c, v in fn(img).items():
+            out[c][i] = v
+    if any(errors):
+        out["error"] = np.array(errors, dtype=object)
+    return out

@@ -1,0 +1,32 @@
+"""L: length of the response in tokens of the recipe's tokenizer (paper: mean over the dataset)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from scoring.batch import SampleBatch
+from scoring.signals.base import Columns, Signal, SignalParams
+
+
+class TokenLengthParams(SignalParams):
+    tokenizer: str = Field(description="Tokenizer path or id (from_pretrained); the paper's LM is Qwen2.5-1.5B.")
+
+
+def compute(batch: SampleBatch, params: TokenLengthParams, tokenizer) -> Columns:
+    """Token count of all assistant turns joined by newlines, without special tokens."""
+    ids = tokenizer(batch.responses(), add_special_tokens=False)["input_ids"]
+    return {"token_length": np.array([len(x) for x in ids], dtype=np.float64)}
+
+
+SIGNAL = Signal(
+    name="token_length",
+    version="1",
+    axis="text",
+    description="Response length in tokens (L).",
+    params=TokenLengthParams,
+    compute=compute,
+    columns=("token_length",),
+    reads="text",
+    backend="tokenizer",
+)

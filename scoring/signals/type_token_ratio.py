@@ -1,0 +1,50 @@
+"""T: type-token ratio of prompt + response (lexical diversity, Kettunen 2014)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from scoring.batch import SampleBatch
+from scoring.signals.base import Columns, Signal, SignalParams
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class TypeTokenRatioParams(SignalParams):
+    tokenizer: str = Field(description="Tokenizer path or id, used when unit is 'token'.")
+    unit: Literal["token", "word"] = Field(
+        default="token",
+        description="token: tokenizer ids (language-agnostic, matches L); word: lower-cased \\w+ words.",
+    )
+
+
+def ttr(units: list) -> float:
+    """Distinct units / units; NaN for an empty text."""
+    return len(set(units)) / len(units) if units else float("nan")
+
+
+def compute(batch: SampleBatch, params: TypeTokenRatioParams, tokenizer) -> Columns:
+    """TTR of the prompt and response joined by a newline (the ``<image>`` placeholder removed)."""
+    texts = [f"{p}\n{r}" if p else r for p, r in zip(batch.prompts(), batch.responses())]
+    if params.unit == "word":
+        units = [_WORD.findall(t.lower()) for t in texts]
+    else:
+        units = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return {"type_token_ratio": np.array([ttr(u) for u in units], dtype=np.float64)}
+
+
+SIGNAL = Signal(
+    name="type_token_ratio",
+    version="1",
+    axis="text",
+    description="Type-token ratio of prompt + response (T).",
+    params=TypeTokenRatioParams,
+    compute=compute,
+    columns=("type_token_ratio",),
+    reads="text",
+    backend="tokenizer",
+)

@@ -1,0 +1,74 @@
+"""The paper's stage rule: captions → stages 1/2, every other category → 3/4, by a complexity split.
+
+Within each group the lowest share of the population (``caption_low_share`` of
+captions, ``instruction_low_share`` of the rest) is "low complexity". The
+defaults follow the paper's stage sizes: 10M low of 33M captions (0.30) and
+54M low of 120M instruction samples (0.45).
+
+Sample granularity splits on a histogram of S with ``BINS`` equal bins over
+[0, 1] (mergeable across shards): the low set is the smallest run of lowest
+bins holding at least round(share · n) samples, so the split is exact up to
+ties within 1/BINS. Dataset granularity splits whole (dataset, category)
+units, weighted by their sample counts, with the same rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from storage.schema import CAPTION
+
+BINS = 10_000
+GROUPS = ("caption", "instruction")
+
+
+class StageRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    caption_low_share: float = Field(default=0.30, ge=0.0, le=1.0, description="Share of captions in stage 1.")
+    instruction_low_share: float = Field(default=0.45, ge=0.0, le=1.0, description="Share of other data in stage 3.")
+
+    def low_share(self, group: str) -> float:
+        return self.caption_low_share if group == "caption" else self.instruction_low_share
+
+
+def group_of(category: str) -> str:
+    return "caption" if category == CAPTION else "instruction"
+
+
+def stage_of(group: str, high: bool) -> int:
+    """1/2 for low/high captions, 3/4 for low/high instruction data."""
+    return (2 if high else 1) if group == "caption" else (4 if high else 3)
+
+
+def bin_of(scores: np.ndarray) -> np.ndarray:
+    """Histogram bin of each score in [0, 1]."""
+    return np.clip((np.asarray(scores, dtype=np.float64) * BINS).astype(np.int64), 0, BINS - 1)
+
+
+def histogram(scores: np.ndarray) -> np.ndarray:
+    return np.bincount(bin_of(scores), minlength=BINS).astype(np.int64)
+
+
+def low_bin_cutoff(hist: np.ndarray, share: float) -> int:
+    """Highest bin index that is still 'low' (-1 = nothing is low)."""
+    n = int(hist.sum())
+    k = int(round(share * n))
+    if k <= 0:
+        return -1
+    return int(np.searchsorted(np.cumsum(hist), k))
+
+
+def split_units(scores: list[float], counts: list[int], names: list[str], share: float) -> set[str]:
+    """Names of the low units: the smallest prefix (by score) holding round(share · total) samples."""
+    order = sorted(range(len(names)), key=lambda i: (scores[i], names[i]))
+    k = int(round(share * sum(counts)))
+    low: set[str] = set()
+    total = 0
+    for i in order:
+        if total >= k:
+            break
+        low.add(names[i])
+        total += counts[i]
+    return low

@@ -1,0 +1,101 @@
+"""Stable identities: sample ids, content checksums, cache keys, code version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+_SEP = "\x1f"
+
+
+def stable_hash(*parts: Any, size: int = 16) -> str:
+    """Hex blake2b of the canonical JSON of ``parts`` (same input → same hash, any machine)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=size).hexdigest()
+
+
+def sample_id(dataset: str, record_key: str) -> str:
+    """Stable 128-bit id of a record from its dataset name and its key in the source."""
+    blob = f"{dataset}{_SEP}{record_key}".encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def cache_key(
+    input_fingerprint: str,
+    step: str,
+    version: str,
+    params: dict[str, Any],
+    model_identity: str | None = None,
+) -> str:
+    """Key of one step's output for one input shard; same key → the work is skipped."""
+    return stable_hash(input_fingerprint, step, version, params, model_identity, size=16)
+
+
+def source_fingerprint(path: str | Path) -> str:
+    """Cheap fingerprint of a raw input file: path, size and modification time.
+
+    Raw sources can be terabytes; hashing their content on every run is not worth
+    it. Outputs we write carry content checksums instead (see ``sha256_file``).
+    """
+    st = os.stat(path)
+    return stable_hash(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
+    """Content checksum of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_identity(path_or_id: str | None) -> str | None:
+    """Identity of a model or tokenizer for cache keys.
+
+    A local folder is identified by its file names and sizes plus the content of
+    its small text files (configs, tokenizer): editing a config or swapping the
+    weights changes the identity. A hub id stands for itself.
+    """
+    if path_or_id is None:
+        return None
+    p = Path(path_or_id)
+    if not p.is_dir():
+        return str(path_or_id)
+    h = hashlib.blake2b(digest_size=16)
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        rel = f.relative_to(p).as_posix()
+        size = f.stat().st_size
+        h.update(f"{rel}{_SEP}{size}{_SEP}".encode())
+        if f.suffix in {".json", ".txt", ".jinja", ".model", ".yaml"} and size < (64 << 20):
+            h.update(f.read_bytes())
+    return f"local:{h.hexdigest()}"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus the git commit (and '+dirty') when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("magicvl-curriculum")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+        return f"{v}+g{sha}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return v

@@ -1,0 +1,54 @@
+"""Reading raw datasets: plan a source into chunks, read a chunk into raw records.
+
+Formats: ``llava_json`` (a JSON array, streamed), ``jsonl`` (streamed),
+``parquet`` (image struct or path column) and ``webdataset`` (img2dataset tars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from storage.fingerprint import source_fingerprint
+from storage.ingest import json_array, jsonl, parquet, webdataset
+from storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, source_files
+
+__all__ = ["Chunk", "DatasetConfig", "IngestOptions", "RawRecord", "plan_file", "plan_dataset", "read_chunk", "source_files"]
+
+
+def plan_file(cfg: DatasetConfig, path: Path, options: IngestOptions, first_index: int) -> list[Chunk]:
+    """Chunks of one source file, numbered from ``first_index``."""
+    fp = source_fingerprint(path)
+    n = options.chunk_records
+    if cfg.format == "jsonl":
+        return jsonl.plan(path, cfg.name, fp, n, first_index)
+    if cfg.format == "llava_json":
+        keys = (cfg.conversations_field, cfg.id_field)
+        return json_array.plan(path, cfg.name, fp, n, first_index, options.max_record_bytes, keys)
+    if cfg.format == "parquet":
+        return parquet.plan(path, cfg.name, fp, n, first_index)
+    return webdataset.plan(path, cfg.name, fp, first_index)
+
+
+def plan_dataset(cfg: DatasetConfig, base: Path, options: IngestOptions) -> list[Chunk]:
+    """Chunks of every file of a dataset (sequential; the flow plans files in parallel)."""
+    chunks: list[Chunk] = []
+    for path in source_files(cfg, base):
+        chunks += plan_file(cfg, path, options, len(chunks))
+    return chunks
+
+
+def read_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions) -> Iterator[RawRecord]:
+    """Raw records of one chunk, in source order. Never raises for bad records."""
+    preview = options.raw_preview_bytes
+    if chunk.format == "jsonl":
+        yield from jsonl.read(chunk, options.max_record_bytes, preview)
+    elif chunk.format == "llava_json":
+        keys = (cfg.conversations_field, cfg.id_field)
+        yield from json_array.read(chunk, options.max_record_bytes, keys, preview)
+    elif chunk.format == "parquet":
+        yield from parquet.read(chunk, cfg, preview)
+    elif chunk.format == "webdataset":
+        yield from webdataset.read(chunk, options.max_image_bytes, options.max_record_bytes, options.caption_prompt, preview)
+    else:
+        raise ValueError(f"unknown format {chunk.format!r}")

@@ -1,0 +1,128 @@
+"""What a dataset source is (recipe entry) and how ingestion treats records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from storage.layout import check_name
+from storage.schema import CATEGORIES
+
+Format = Literal["llava_json", "jsonl", "parquet", "webdataset"]
+
+
+class DatasetConfig(BaseModel):
+    """One raw dataset of the recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dataset name; becomes the `dataset=<name>` partition.")
+    format: Format = Field(description="llava_json (JSON array), jsonl, parquet, or webdataset (img2dataset tars).")
+    path: str = Field(description="File, folder or glob of the source files (relative to the recipe file).")
+    image_root: str | None = Field(
+        default=None, description="Folder image paths resolve in (required for path references)."
+    )
+    category: str | None = Field(default=None, description="Task category of the whole dataset, if known.")
+    label_field: str | None = Field(default=None, description="Per-record field holding the dataset's own category label.")
+    label_map: dict[str, str] = Field(
+        default_factory=dict, description="Maps the dataset's own labels to categories (e.g. {'docvqa': 'ocr'})."
+    )
+    id_field: str = Field(default="id", description="Record field used as the record key (else its location).")
+    image_field: str = Field(default="image", description="Record field with the image (path, or {bytes, path} struct).")
+    conversations_field: str = Field(default="conversations", description="Record field with the turns.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "dataset name")
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, v: str | None) -> str | None:
+        if v is not None and v not in CATEGORIES:
+            raise ValueError(f"unknown category {v!r}; expected one of {', '.join(CATEGORIES)}")
+        return v
+
+    @field_validator("label_map")
+    @classmethod
+    def _label_map(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {k: c for k, c in v.items() if c not in CATEGORIES}
+        if bad:
+            raise ValueError(f"label_map targets must be categories ({', '.join(CATEGORIES)}); bad: {bad}")
+        return v
+
+
+class IngestOptions(BaseModel):
+    """How records are read, checked and stored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    images: Literal["embed", "reference"] = Field(
+        default="embed", description="embed: copy image bytes into shards; reference: store the resolved path."
+    )
+    max_pixels: int = Field(default=64_000_000, gt=0, description="Refuse images with more pixels (header check).")
+    max_image_bytes: int = Field(default=64 << 20, gt=0, description="Refuse image files larger than this.")
+    max_record_bytes: int = Field(default=16 << 20, gt=0, description="Refuse a JSON record/line larger than this.")
+    chunk_records: int = Field(default=2000, gt=0, description="Records per ingestion task.")
+    caption_prompt: str = Field(
+        default="<image>\nDescribe the image briefly.",
+        description="Human turn given to caption-only records (WebDataset) to form a conversation.",
+    )
+    raw_preview_bytes: int = Field(default=4096, ge=0, description="How much of a bad record quarantine keeps.")
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One unit of ingestion work: a byte or row range of one source file."""
+
+    dataset: str
+    format: str
+    path: str
+    index: int  # position of this chunk among the dataset's chunks (names its output shards)
+    start: int  # byte offset (json/jsonl), first row group (parquet), 0 (webdataset)
+    end: int  # exclusive end offset / row group; -1 = to the end
+    first_record: int  # ordinal of the chunk's first record within its file
+    fingerprint: str  # of the source file
+
+    @property
+    def stem(self) -> str:
+        return f"part-{self.index:06d}"
+
+
+@dataclass
+class RawRecord:
+    """A record as read from a source, before validation."""
+
+    locator: str  # human-readable source location, e.g. "data.jsonl:line 17"
+    ordinal: int  # record ordinal within its file (stable order for duplicate resolution)
+    obj: dict[str, Any] | None = None
+    image_bytes: bytes | None = None  # embedded image (Parquet struct / WebDataset member)
+    image_name: str | None = None  # original name of an embedded image
+    key: str | None = None  # source-provided key (WebDataset __key__)
+    error_kind: str | None = None
+    error: str | None = None
+    raw: str | None = None  # preview of what was read, for quarantine
+
+
+def source_files(cfg: DatasetConfig, base: Path) -> list[Path]:
+    """Expand a dataset's ``path`` (file, folder or glob, relative to ``base``) into sorted files."""
+    pattern = cfg.path
+    p = Path(pattern) if Path(pattern).is_absolute() else base / pattern
+    if any(ch in pattern for ch in "*?["):
+        anchor = Path(p.anchor) if p.is_absolute() else base
+        rel = p.relative_to(anchor)
+        files = sorted(x for x in anchor.glob(str(rel)) if x.is_file())
+    elif p.is_dir():
+        suffix = {"llava_json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "webdataset": ".tar"}[cfg.format]
+        files = sorted(x for x in p.rglob(f"*{suffix}") if x.is_file())
+    else:
+        files = [p] if p.is_file() else []
+    if not files:
+        raise FileNotFoundError(f"dataset {cfg.name!r}: no {cfg.format} files at {p}")
+    return files

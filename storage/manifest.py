@@ -1,0 +1,95 @@
+"""Manifests and completion markers (small JSON files, written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from storage.fingerprint import code_version
+
+MANIFEST_NAME = "_manifest.json"
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_marker(path: str | Path, key: str) -> dict[str, Any] | None:
+    """The marker's payload if it exists, matches ``key`` and its outputs are all still there."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        marker = read_json(p)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if marker.get("key") != key:
+        return None
+    for out in marker.get("outputs", []):
+        q = Path(out["path"])
+        if not q.is_file() or q.stat().st_size != out["bytes"]:
+            return None
+    return marker
+
+
+def write_marker(path: str | Path, key: str, outputs: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Record that a unit of work finished: its key, the files it wrote and its summary."""
+    write_json(path, {"key": key, "code_version": code_version(), "outputs": outputs, "summary": summary})
+
+
+def write_folder_manifest(
+    folder: str | Path,
+    shards: list[dict[str, Any]],
+    recipe_hash: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Manifest of one output folder: each shard with rows, bytes and SHA-256."""
+    folder = Path(folder)
+    rel = []
+    for s in sorted(shards, key=lambda s: s["path"]):
+        entry = dict(s)
+        entry["path"] = Path(s["path"]).relative_to(folder).as_posix()
+        rel.append(entry)
+    body = {
+        "recipe_hash": recipe_hash,
+        "code_version": code_version(),
+        "rows": sum(s["rows"] for s in rel),
+        "bytes": sum(s["bytes"] for s in rel),
+        "shards": rel,
+    }
+    body.update(extra or {})
+    return write_json(folder / MANIFEST_NAME, body)
+
+
+def verify_folder_manifest(folder: str | Path) -> list[str]:
+    """Problems found checking a folder against its manifest (empty list = intact)."""
+    from storage.fingerprint import sha256_file
+
+    folder = Path(folder)
+    problems = []
+    manifest = read_json(folder / MANIFEST_NAME)
+    for s in manifest["shards"]:
+        p = folder / s["path"]
+        if not p.is_file():
+            problems.append(f"{s['path']}: missing")
+        elif sha256_file(p) != s["sha256"]:
+            problems.append(f"{s['path']}: checksum mismatch")
+    return problems

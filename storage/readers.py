@@ -1,0 +1,76 @@
+"""Lazy, streaming readers over output folders (polars and pyarrow dataset).
+
+Partition columns (``dataset``, ``stage``) are also stored inside every file,
+so a single shard is self-describing; the readers pass the partition schema
+explicitly so both sources agree on types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+_PARTITION_TYPES = {"dataset": pa.string(), "stage": pa.int8()}
+
+
+def list_shards(folder: str | Path) -> list[Path]:
+    """Every visible Parquet shard under ``folder``, sorted (temporaries and ``_``/``.`` files skipped)."""
+    root = Path(folder)
+    if not root.exists():
+        return []
+    return sorted(
+        p for p in root.rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+
+
+def _partitioning(folder: Path) -> pads.Partitioning | None:
+    keys = []
+    for p in list_shards(folder)[:1]:
+        for part in p.relative_to(folder).parts[:-1]:
+            k = part.split("=", 1)[0]
+            if "=" in part and k in _PARTITION_TYPES:
+                keys.append(k)
+    if not keys:
+        return None
+    return pads.partitioning(pa.schema([(k, _PARTITION_TYPES[k]) for k in keys]), flavor="hive")
+
+
+def arrow_dataset(folder: str | Path) -> pads.Dataset:
+    """A pyarrow dataset over a Hive-partitioned output folder (lazy)."""
+    folder = Path(folder)
+    files = [str(p) for p in list_shards(folder)]
+    if not files:
+        raise FileNotFoundError(f"no Parquet shards under {folder}")
+    return pads.dataset(files, format="parquet", partitioning=_partitioning(folder), partition_base_dir=str(folder))
+
+
+def scan(folder: str | Path, columns: list[str] | None = None) -> pl.LazyFrame:
+    """A polars LazyFrame over an output folder; streaming-friendly, reads only what is asked."""
+    files = [str(p) for p in list_shards(folder)]
+    if not files:
+        raise FileNotFoundError(f"no Parquet shards under {folder}")
+    lf = pl.scan_parquet(files, hive_partitioning=False)
+    return lf.select(columns) if columns else lf
+
+
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one shard (optionally a subset of columns)."""
+    return pq.read_table(path, columns=columns)
+
+
+def iter_batches(path: str | Path, columns: list[str] | None = None, batch_size: int = 256) -> Iterator[pa.RecordBatch]:
+    """Stream one shard in record batches of at most ``batch_size`` rows."""
+    pf = pq.ParquetFile(path)
+    yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def file_metadata(path: str | Path) -> dict[str, str]:
+    """The key-value metadata stored in a shard's footer."""
+    meta = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k != b"huggingface"}

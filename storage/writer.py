@@ -1,0 +1,231 @@
+"""Atomic Parquet shard writer with rotation by rows and bytes.
+
+Every shard is written under a hidden temporary name in its final folder and
+renamed into place only when the writer is closed without error, so a shard
+exists whole or not at all. The SHA-256 of each file is computed while it is
+written (no second read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Already-compressed payloads: compressing them again costs CPU for nothing.
+_UNCOMPRESSED_COLUMNS = ("image.bytes",)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One finished shard: where it is, how many rows, its size and checksum."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def stem(self) -> str:
+        return Path(self.path).name.removesuffix(".parquet")
+
+
+class _HashingSink:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")
+        self._h = hashlib.sha256()
+        self._n = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        b = data if isinstance(data, bytes) else bytes(data)
+        self._h.update(b)
+        self._n += len(b)
+        return self._f.write(b)
+
+    def tell(self) -> int:
+        return self._n
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self.closed = True
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def _compression(schema: pa.Schema, codec: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for field in schema:
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                path = f"{field.name}.{child.name}"
+                out[path] = "NONE" if path in _UNCOMPRESSED_COLUMNS else codec
+        elif pa.types.is_list(field.type) and pa.types.is_struct(field.type.value_type):
+            for child in field.type.value_type:
+                out[f"{field.name}.list.element.{child.name}"] = codec
+        else:
+            out[field.name] = codec
+    return out
+
+
+class ShardWriter:
+    """Writes tables into ``<directory>/<stem>-<n:03d>.parquet`` shards.
+
+    A new shard starts when the current one holds ``max_rows`` rows or its file
+    has reached ``max_bytes`` (checked after each written row group, so a shard
+    may exceed it by one write). Use as a context manager: on an exception the
+    temporary files are removed and nothing appears.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        stem: str,
+        schema: pa.Schema,
+        max_rows: int = 10_000,
+        max_bytes: int = 512 << 20,
+        compression: str = "zstd",
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        if max_rows < 1 or max_bytes < 1:
+            raise ValueError("max_rows and max_bytes must be positive")
+        self.directory = Path(directory)
+        self.stem = stem
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **_encode(metadata or {})})
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self._compression = _compression(schema, compression)
+        self._pending: list[tuple[Path, Path, int, int, str]] = []  # tmp, final, rows, bytes, sha
+        self._writer: pq.ParquetWriter | None = None
+        self._sink: _HashingSink | None = None
+        self._rows = 0
+        self._tmp: Path | None = None
+        self._final: Path | None = None
+
+    # -- writing --------------------------------------------------------------
+    def write(self, data: pa.Table | pa.RecordBatch) -> None:
+        """Append rows (cast to the writer's schema), rotating shards as needed."""
+        table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+        table = table.select(self.schema.names).cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open()
+            take = min(table.num_rows - offset, self.max_rows - self._rows)
+            self._writer.write_table(table.slice(offset, take))
+            self._rows += take
+            offset += take
+            if self._rows >= self.max_rows or self._sink.tell() >= self.max_bytes:
+                self._finish()
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append a list of row dicts."""
+        if rows:
+            self.write(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def close(self) -> list[ShardInfo]:
+        """Finish the last shard and move every shard into place."""
+        if self._writer is not None:
+            self._finish()
+        infos = []
+        for tmp, final, rows, size, sha in self._pending:
+            os.replace(tmp, final)
+            infos.append(ShardInfo(str(final), rows, size, sha))
+        self._pending = []
+        return infos
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._sink.close()
+                self._tmp.unlink(missing_ok=True)
+                self._writer = None
+        for tmp, *_ in self._pending:
+            Path(tmp).unlink(missing_ok=True)
+        self._pending = []
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    # -- internals ------------------------------------------------------------
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        n = len(self._pending)
+        final = self.directory / f"{self.stem}-{n:03d}.parquet"
+        self._tmp = self.directory / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._sink = _HashingSink(self._tmp)
+        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self._compression)
+        self._rows = 0
+        self._final = final
+
+    def _finish(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        self._pending.append((self._tmp, self._final, self._rows, self._sink.tell(), self._sink.hexdigest()))
+        self._writer = None
+        self._sink = None
+
+
+def _encode(meta: dict[str, str]) -> dict[bytes, bytes]:
+    return {k.encode(): v.encode() for k, v in meta.items()}
+
+
+def write_table(path: str | Path, table: pa.Table, compression: str = "zstd") -> ShardInfo:
+    """Write one small table atomically to exactly ``path`` (no rotation)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    sink = _HashingSink(tmp)
+    try:
+        pq.write_table(table, sink, compression=_compression(table.schema, compression))
+        sink.close()
+        os.replace(tmp, path)
+    except BaseException:
+        sink.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return ShardInfo(str(path), table.num_rows, sink.tell(), sink.hexdigest())
+
+
+def remove_outputs(directory: str | Path, stem: str) -> int:
+    """Remove shards (and stale temporaries) a previous attempt at ``stem`` left behind."""
+    d = Path(directory)
+    if not d.is_dir():
+        return 0
+    n = 0
+    for p in d.iterdir():
+        if p.name.startswith(f"{stem}-") or p.name.startswith(f".{stem}-"):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n

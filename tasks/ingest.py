@@ -1,0 +1,184 @@
+"""Ingest one chunk of a raw source into samples shards (+ quarantine), atomically.
+
+Images are decoded once: the decode is the integrity check, and model-free
+image signals listed as ``fused`` are computed on the same decoded pixels and
+written to their cache-keyed signal files, so the signal step finds them done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scoring.signals import get_signal
+from storage.fingerprint import cache_key
+from storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
+from storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
+from storage.ingest.records import RecordError, parse_record
+from storage.layout import OutputLayout
+from storage.manifest import read_marker, write_marker
+from storage.options import StorageOptions
+from storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+from storage.writer import ShardWriter, remove_outputs
+from tasks.signals import FusedSignal, write_signal_file
+
+INGEST_VERSION = "1"
+_BATCH = 256
+
+
+def quarantine_row(dataset: str, raw: RawRecord, step: str, kind: str, error: str,
+                   sample_id: str | None, preview: int) -> dict[str, Any]:
+    text = raw.raw or ""
+    return {
+        "dataset": dataset, "source": raw.locator, "sample_id": sample_id, "step": step,
+        "error_kind": kind, "error": error, "raw": text[:preview], "raw_truncated": len(text) > preview,
+    }
+
+
+def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions,
+              fused: list[FusedSignal]) -> str:
+    bounds = (chunk.path, chunk.start, chunk.end, chunk.first_record, chunk.index)
+    params = {"cfg": cfg.model_dump(mode="json"), "ingest": options.params(),
+              "storage": storage.model_dump(), "fused": [f.identity() for f in fused]}
+    return cache_key(f"{chunk.fingerprint}:{bounds}", "ingest", INGEST_VERSION, params)
+
+
+class _ImageStep:
+    """Reads, checks and (optionally) measures the image of one record."""
+
+    def __init__(self, cfg: DatasetConfig, options: IngestOptions, base: Path, fused: list[FusedSignal]) -> None:
+        self.root = (base / cfg.image_root).resolve() if cfg.image_root else None
+        self.options = options
+        self.fused = fused
+        self.side = max((f.image_side for f in fused), default=0)
+
+    def __call__(self, raw: RawRecord, ref: str | None) -> tuple[dict[str, Any], dict[str, float]]:
+        if raw.image_bytes is not None:
+            data, path = raw.image_bytes, raw.image_name
+        else:
+            if self.root is None:
+                raise ImageError("no_image_root", f"record references image {ref!r} but the dataset has no image_root")
+            resolved = resolve_image_path(ref, self.root)
+            data, path = read_image_bytes(resolved, self.options.max_image_bytes), str(resolved)
+        values: dict[str, float] = {}
+        if self.side:
+            info, gray = gray_for_signals(data, self.options.max_pixels, self.side)
+            for f in self.fused:
+                values.update(f.per_image(gray))
+        else:
+            info = check_image(data, self.options.max_pixels)
+        embed = self.options.images == "embed"
+        image = {"bytes": data if embed else None, "path": path}
+        return {"image": image, "width": info.width, "height": info.height, "image_format": info.format}, values
+
+
+def ingest_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions,
+                 out_root: str, base_dir: str, fused: list[FusedSignal], force: bool = False) -> dict[str, Any]:
+    """Read, validate and write one chunk; returns its summary (skipped if already done)."""
+    t0 = time.perf_counter()
+    layout = OutputLayout(Path(out_root))
+    key = chunk_key(chunk, cfg, options, storage, fused)
+    marker_path = layout.marker("ingest", f"{cfg.name}/{chunk.stem}")
+    if not force and (done := read_marker(marker_path, key)):
+        return {**done["summary"], "cached": True}
+    samples_dir, q_dir = layout.samples_dir(cfg.name), layout.quarantine_dir(cfg.name)
+    remove_outputs(samples_dir, chunk.stem)
+    remove_outputs(q_dir, f"ingest-{chunk.stem}")
+    remove_outputs(q_dir, f"dedup-{chunk.stem}")
+    image_step = _ImageStep(cfg, options, Path(base_dir), fused)
+    counts: Counter[str] = Counter()
+    values: dict[str, list[float]] = {c: [] for f in fused for c in f.columns}
+    ids: list[str] = []
+    rows: list[dict[str, Any]] = []
+    qrows: list[dict[str, Any]] = []
+    n_in = 0
+    writer = ShardWriter(samples_dir, chunk.stem, SAMPLE_SCHEMA, storage.shard_max_rows,
+                         storage.shard_max_bytes, storage.compression)
+    qwriter = ShardWriter(q_dir, f"ingest-{chunk.stem}", QUARANTINE_SCHEMA, storage.shard_max_rows,
+                          storage.shard_max_bytes, storage.compression)
+    with writer, qwriter:
+        for raw in read_chunk(chunk, cfg, options):
+            n_in += 1
+            row, vals, problem = _process(raw, cfg, image_step)
+            if problem is not None:
+                kind, err, sid = problem
+                counts[kind] += 1
+                qrows.append(quarantine_row(cfg.name, raw, "ingest", kind, err, sid, options.raw_preview_bytes))
+            else:
+                rows.append(row)
+                ids.append(row["sample_id"])
+                for c in values:
+                    values[c].append(vals.get(c, np.nan))
+            if len(rows) >= _BATCH:
+                writer.write_rows(rows)
+                rows = []
+            if len(qrows) >= _BATCH:
+                qwriter.write_rows(qrows)
+                qrows = []
+        writer.write_rows(rows)
+        qwriter.write_rows(qrows)
+        shards = writer.close()
+        qshards = qwriter.close()
+    signal_outputs = _write_fused(layout, cfg.name, shards, ids, values, fused)
+    summary = {
+        "dataset": cfg.name, "chunk": chunk.index, "source": chunk.path, "records_in": n_in,
+        "kept": len(ids), "quarantined": dict(counts), "shards": [s.to_dict() for s in shards],
+        "quarantine_shards": [s.to_dict() for s in qshards], "signal_outputs": signal_outputs,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    outputs = [s.to_dict() for s in shards + qshards] + [o for outs in signal_outputs.values() for o in outs]
+    write_marker(marker_path, key, outputs, summary)
+    return {**summary, "cached": False}
+
+
+def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
+    """One record → (sample row, fused values, None) or (None, None, (kind, error, sample_id))."""
+    if raw.error_kind is not None:
+        return None, None, (raw.error_kind, raw.error or raw.error_kind, None)
+    sid = None
+    try:
+        parsed = parse_record(raw, cfg)
+        sid = parsed.sample_id
+        image = {"image": None, "width": None, "height": None, "image_format": None}
+        vals: dict[str, float] = {}
+        if parsed.has_image:
+            image, vals = image_step(raw, parsed.image_ref)
+    except (RecordError, ImageError) as e:
+        return None, None, (e.kind, str(e), sid)
+    except Exception as e:  # never let one record stop the chunk
+        return None, None, ("internal_error", f"{type(e).__name__}: {e}", sid)
+    row = {
+        "sample_id": parsed.sample_id, "dataset": cfg.name, "source_key": parsed.source_key,
+        "source": raw.locator, "category": parsed.category, "conversations": parsed.conversations, **image,
+    }
+    return row, vals, None
+
+
+def _write_fused(layout: OutputLayout, dataset: str, shards, ids: list[str],
+                 values: dict[str, list[float]], fused: list[FusedSignal]) -> dict[str, list[dict]]:
+    """Split the chunk's fused signal values along the samples shards and write each keyed file."""
+    out: dict[str, list[dict]] = {f.name: [] for f in fused}
+    start = 0
+    for shard in shards:
+        stop = start + shard.rows
+        for f in fused:
+            cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
+            info = write_signal_file(layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols,
+                                     [None] * (stop - start))
+            out[f.name].append(info)
+        start = stop
+    return out
+
+
+def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
+    """The configured signals ingestion can compute on its own decode (model-free, per image)."""
+    fused = []
+    for name, params in names_params:
+        s = get_signal(name)
+        if s.per_image is not None:
+            fused.append(FusedSignal.of(s, params))
+    return fused
