@@ -94,9 +94,10 @@ def finish(recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: di
         for attr in ("tokenizer", "model"):
             if getattr(ref, attr, None) and is_tiny(getattr(ref, attr)):
                 notes.append(f"{name}: {attr} {getattr(ref, attr)} is a tiny checkpoint built locally (random/toy, not real weights)")
-    print(report.format_summary(acc, layout, notes))
+    summary = report.format_summary(acc, layout, notes)
+    print(summary)
     report.check(acc)
-    return {"accounting": acc, "output": str(layout.root)}
+    return {"accounting": acc, "output": str(layout.root), "summary": summary}
 
 
 @flow(name="curate", log_prints=True)

@@ -56,13 +56,22 @@ class SignalJob:
         s = self.signal
         return s.image_side(self.params) if s.image_side else 0
 
+    def keyed_params(self) -> dict[str, Any]:
+        """Parameters as they enter the cache key: a local model is known by its content, not its path."""
+        params = self.params.model_dump(mode="json")
+        if self.model_id and self.model_id.startswith("local:"):
+            for attr in ("model", "tokenizer"):
+                if attr in params:
+                    params[attr] = self.model_id
+        return params
+
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.signal.version,
                 "params": self.params.model_dump(mode="json"), "model": self.model_id}
 
     def key(self, shard_sha: str) -> str:
         s = self.signal
-        return cache_key(shard_sha, s.name, s.version, self.params.model_dump(mode="json"), self.model_id)
+        return cache_key(shard_sha, s.name, s.version, self.keyed_params(), self.model_id)
 
     def per_image(self, gray: np.ndarray) -> dict[str, float]:
         return self.signal.per_image(gray, self.params)

@@ -71,7 +71,11 @@ def parse_conversations(value: Any, field: str) -> list[dict[str, str]]:
 
 
 def place_image_token(turns: list[dict[str, str]], has_image: bool) -> list[dict[str, str]]:
-    """Exactly one ``<image>`` for an image sample (added to the first human turn if absent), none otherwise."""
+    """Exactly one ``<image>`` for an image sample, none otherwise.
+
+    An image sample without the placeholder gets it at the start of its first
+    human turn (LLaVA convention), or as a human turn of its own if it has none.
+    """
     count = sum(t["value"].count(IMAGE_PLACEHOLDER) for t in turns)
     if not has_image:
         if count:
@@ -83,8 +87,8 @@ def place_image_token(turns: list[dict[str, str]], has_image: bool) -> list[dict
         return turns
     out = [dict(t) for t in turns]
     first = next((t for t in out if t["from"] == "human"), None)
-    if first is None:
-        raise RecordError("no_prompt", "image sample has no human turn to carry the image")
+    if first is None:  # e.g. a bare caption: the image becomes the prompt
+        return [{"from": "human", "value": IMAGE_PLACEHOLDER}, *out]
     first["value"] = f"{IMAGE_PLACEHOLDER}\n{first['value']}"
     return out
 

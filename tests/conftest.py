@@ -1,0 +1,51 @@
+"""Shared fixtures: quiet offline settings, a tiny local tokenizer, one Ray and one Prefect harness per session."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before prefect/ray are imported anywhere: nothing in $HOME, nothing phoned home, loopback only.
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="magicvl-tests-"))
+os.environ.setdefault("PREFECT_HOME", str(_SESSION_TMP / "prefect"))
+os.environ.setdefault("RAY_TMPDIR", str(_SESSION_TMP / "ray"))
+
+from flows.runtime import set_quiet_env  # noqa: E402
+
+set_quiet_env()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """The tiny byte-level BPE tokenizer the demo uses (trained locally, deterministic)."""
+    from model.tiny import build_tokenizer
+
+    return build_tokenizer(tmp_path_factory.mktemp("models") / "tokenizer")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (2 CPUs, 127.0.0.1); flows reuse it."""
+    import ray
+
+    from flows.runtime import ray_session
+
+    with ray_session("local", num_cpus=2):
+        yield ray
+    # ray_session shuts Ray down on exit
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API for flows under test."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    import logging
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+        logging.disable(logging.INFO)  # the harness logs its shutdown after pytest closed the streams
+    logging.disable(logging.NOTSET)
