@@ -92,11 +92,71 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
 def _mark(out: Path) -> None:
     """Leave a note beside the files saying these are random, locally built weights."""
     (out / "TINY_RANDOM_CHECKPOINT.json").write_text(
-        json.dumps({"marker": TINY_MARKER, "note": "randomly initialised, built locally; not real weights"})
-        + "\n"
+        json.dumps({"marker": TINY_MARKER, "note": "randomly initialised, built locally; not real weights"}) + "\n"
     )
 
 
 def is_tiny(path: str | Path) -> bool:
     """True when ``path`` is a tiny random checkpoint built by this module."""
     return (Path(path) / "TINY_RANDOM_CHECKPOINT.json").is_file()
+
+
+# Tiny MagicVL: the real geometry (384 tiles, patch 16, unshuffle 2, 24 tiles) with tiny widths.
+TINY_VIT = {
+    "model_type": "siglip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 384,
+    "patch_size": 16,
+    "vision_use_head": False,
+}
+TINY_LMS = {
+    "qwen2": {"model_type": "qwen2"},
+    "qwen3": {"model_type": "qwen3", "head_dim": 16},
+}
+
+
+def tiny_magicvl_config(vocab_size: int, image_token_id: int, lm: str = "qwen2"):
+    """A ``MagicVLConfig`` with a 2-layer 32-wide SigLIP and a 2-layer 64-wide Qwen2/Qwen3."""
+    from model.config import MagicVLConfig
+
+    if lm not in TINY_LMS:
+        raise ValueError(f"lm must be one of {sorted(TINY_LMS)}, got {lm!r}")
+    lm_config = {
+        **TINY_LMS[lm],
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": True,
+        "initializer_range": 0.2,  # wide enough that a random model's greedy output varies
+    }
+    return MagicVLConfig(vit_config=dict(TINY_VIT), lm_config=lm_config, image_token_id=image_token_id)
+
+
+def build_tiny_magicvl(out_dir: str | Path, lm: str = "qwen2", seed: int = 0) -> Path:
+    """Build and save a tiny random MagicVL (model, config, tokenizer) into ``out_dir``.
+
+    Load it back with ``MagicVL.from_pretrained(out_dir)`` and
+    ``MagicVLProcessor.from_pretrained(out_dir)``. Deterministic for a given seed;
+    the global torch RNG is left untouched.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from model.magicvl import MagicVL
+
+    out = build_tokenizer(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    config = tiny_magicvl_config(len(tokenizer), tokenizer.convert_tokens_to_ids("<|image_pad|>"), lm)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MagicVL(config)
+    model.save_pretrained(out)
+    _mark(out)
+    return out
