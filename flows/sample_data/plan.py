@@ -1,0 +1,83 @@
+"""How many records of each category go to which dataset, for the default set or a scaled one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flows.sample_data.pools import pool_size
+
+# The default sample set (good records); a scaled set keeps these proportions.
+DEFAULT_MIX: dict[str, int] = {
+    "caption": 100,
+    "vqa": 30,
+    "reasoning": 25,
+    "grounding": 25,
+    "gui": 20,
+    "text_only": 20,
+    "ocr": 60,
+    "chart": 50,
+}
+N_BROKEN = 13  # records planted by flows.sample_data.broken (see there)
+EMBED_SHARE = 0.05  # scale mode: at most this share of records embed image bytes (tar, parquet) ...
+DEFAULT_EMBEDDED = {"caption": DEFAULT_MIX["caption"], "chart": DEFAULT_MIX["chart"]}  # ... but never fewer
+CHART_REASONING_EVERY = 5  # every 5th reasoning record asks about a chart instead of a drawn figure
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Record counts per dataset and category, and the size of every image pool."""
+
+    good: dict[str, int]  # good records per category, all datasets
+    captions_tar: int  # caption samples in the WebDataset shards
+    charts_parquet: int  # chart rows in the Parquet file
+    instruct: dict[str, int]  # good records per category in the LLaVA JSON
+    docs: int  # OCR records in the JSONL
+    chart_reasoning: int  # reasoning records of `instruct` that use a chart
+    pools: dict[str, int]  # distinct images per pool kind
+    broken: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.good.values()) + (N_BROKEN if self.broken else 0)
+
+
+def apportion(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """Split ``total`` in proportion to ``weights`` (largest remainder; every key gets at least 1)."""
+    keys = list(weights)
+    if total < len(keys):
+        raise ValueError(f"need at least {len(keys)} good records (one per category), got {total}")
+    wsum = sum(weights.values())
+    exact = {k: total * weights[k] / wsum for k in keys}
+    out = {k: int(v) for k, v in exact.items()}
+    for k in sorted(keys, key=lambda k: (out[k] - exact[k], keys.index(k)))[: total - sum(out.values())]:
+        out[k] += 1
+    for k in keys:
+        if out[k] == 0:
+            out[k] = 1
+            out[max(keys, key=lambda j: out[j])] -= 1
+    return out
+
+
+def make_plan(n_records: int | None = None, broken: bool = True) -> Plan:
+    """The default set (``n_records=None``) or ``n_records`` entries in all, planted ones included."""
+    n_bad = N_BROKEN if broken else 0
+    good = dict(DEFAULT_MIX) if n_records is None else apportion(n_records - n_bad, DEFAULT_MIX)
+    n = sum(good.values()) + n_bad
+    cap = {k: max(v, int(EMBED_SHARE * n)) for k, v in DEFAULT_EMBEDDED.items()}
+    captions_tar = min(good["caption"], cap["caption"])
+    charts_parquet = min(good["chart"], cap["chart"])
+    instruct = {k: v for k, v in good.items() if k not in ("caption", "chart", "ocr")}
+    instruct["caption"] = good["caption"] - captions_tar
+    instruct["chart"] = good["chart"] - charts_parquet
+    instruct = {k: v for k, v in instruct.items() if v}
+    chart_reasoning = good["reasoning"] // CHART_REASONING_EVERY
+    pools = {
+        "caption": pool_size("caption", good["caption"]),
+        "vqa": pool_size("vqa", good["vqa"]),
+        "grounding": pool_size("grounding", good["grounding"]),
+        "gui": pool_size("gui", good["gui"]),
+        "figure": pool_size("figure", good["reasoning"] - chart_reasoning),
+        "chart": pool_size("chart", max(good["chart"], chart_reasoning)),
+        "doc": pool_size("doc", good["ocr"]),
+    }
+    return Plan(good, captions_tar, charts_parquet, instruct, good["ocr"], chart_reasoning, pools, broken)
