@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 TORCH_CONSTRAINTS ?= -c constraints/cpu.txt
 WORK ?= work/demo
 
+# Prefect keeps its database under work/, not in $HOME.
+PREFECT_HOME ?= $(CURDIR)/work/.prefect
+export PREFECT_HOME
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
@@ -32,6 +35,8 @@ test: install  ## run the test suite (CPU, minutes)
 bench: install  ## print the benchmark tables (bench/README.md)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.visual_tokens
+	$(BIN)/python -m bench.vision_encoder
 
 lint: install
 	$(BIN)/ruff check flows tasks scoring model storage tests bench

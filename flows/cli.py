@@ -24,8 +24,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Rerun scoring tasks: recompute signals (cache hits skipped unless --force), then combine."""
     from flows.curate import score
 
-    score(str(args.recipe), signals=args.signal, datasets=args.dataset, output=args.output, force=args.force,
-          then_combine=not args.no_combine)
+    score(
+        str(args.recipe),
+        signals=args.signal,
+        datasets=args.dataset,
+        output=args.output,
+        force=args.force,
+        then_combine=not args.no_combine,
+    )
     return 0
 
 
@@ -109,8 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     c = add("curate", cmd_curate)
     c.add_argument("recipe", type=Path, help="recipe YAML file")
     c.add_argument("--output", help="output root (overrides the recipe's `output`)")
-    c.add_argument("--force", nargs="*", choices=["ingest", "signals", "combine"], metavar="STEP",
-                   help="recompute these steps even where outputs exist (ingest, signals, combine)")
+    c.add_argument(
+        "--force",
+        nargs="*",
+        choices=["ingest", "signals", "combine"],
+        metavar="STEP",
+        help="recompute these steps even where outputs exist (ingest, signals, combine)",
+    )
     s = add("score", cmd_score)
     s.add_argument("recipe", type=Path, help="recipe YAML file")
     s.add_argument("--signal", action="append", help="signal to rerun (repeatable; default: all configured)")

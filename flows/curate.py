@@ -48,8 +48,9 @@ def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
 
 
 @task(name="signals", cache_policy=NO_CACHE)
-def signals_task(recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None,
-                 force: bool = False) -> dict[str, Any]:
+def signals_task(
+    recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
     """Compute the configured signals per samples shard (cache hits skipped)."""
     return steps.signals(recipe, only=only, datasets=datasets, force=force)
 
@@ -71,13 +72,19 @@ def _slim(step: dict[str, Any]) -> dict[str, Any]:
 
 def _ingest_stats(res: dict[str, Any]) -> dict[str, Any]:
     chunks = [s for ss in res["datasets"].values() for s in ss]
-    return {"chunks": len(chunks), "cached_chunks": sum(s.get("cached", False) for s in chunks),
-            "records_in": sum(s["records_in"] for s in chunks), "kept": sum(s["kept"] for s in chunks),
-            "duplicates": sum(d["duplicates"] for d in res["dedup"]), "seconds": res["seconds"]}
+    return {
+        "chunks": len(chunks),
+        "cached_chunks": sum(s.get("cached", False) for s in chunks),
+        "records_in": sum(s["records_in"] for s in chunks),
+        "kept": sum(s["kept"] for s in chunks),
+        "duplicates": sum(d["duplicates"] for d in res["dedup"]),
+        "seconds": res["seconds"],
+    }
 
 
-def finish(recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: dict[str, Any],
-           combine_res: dict[str, Any]) -> dict[str, Any]:
+def finish(
+    recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: dict[str, Any], combine_res: dict[str, Any]
+) -> dict[str, Any]:
     """Check accounting, write the run manifest and artifact, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = report.accounting(layout, [d.name for d in recipe.datasets], combine_res["results"])
@@ -93,7 +100,8 @@ def finish(recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: di
         ref = recipe.signal_params(name)
         for attr in ("tokenizer", "model"):
             if getattr(ref, attr, None) and is_tiny(getattr(ref, attr)):
-                notes.append(f"{name}: {attr} {getattr(ref, attr)} is a tiny checkpoint built locally (random/toy, not real weights)")
+                path = getattr(ref, attr)
+                notes.append(f"{name}: {attr} {path} is a tiny checkpoint built locally (random/toy, not real weights)")
     summary = report.format_summary(acc, layout, notes)
     print(summary)
     report.check(acc)
@@ -106,7 +114,7 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
 
     ``force`` names steps to recompute even where outputs exist (ingest, signals, combine).
     """
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     force = force or []
     bad = [s for s in force if s not in STEPS]
     if bad:
@@ -122,10 +130,16 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
 
 
 @flow(name="score", log_prints=True)
-def score(recipe_path: str, signals: list[str] | None = None, datasets: list[str] | None = None,
-          output: str | None = None, force: bool = False, then_combine: bool = True) -> dict[str, Any]:
+def score(
+    recipe_path: str,
+    signals: list[str] | None = None,
+    datasets: list[str] | None = None,
+    output: str | None = None,
+    force: bool = False,
+    then_combine: bool = True,
+) -> dict[str, Any]:
     """Rerun scoring tasks: the named signals (default all) over ingested shards, then combine."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     unknown = [s for s in signals or [] if s not in recipe.signals]
     if unknown:
@@ -141,7 +155,7 @@ def score(recipe_path: str, signals: list[str] | None = None, datasets: list[str
 @flow(name="combine", log_prints=True)
 def combine(recipe_path: str, output: str | None = None, force: bool = False) -> dict[str, Any]:
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         comb = combine_task(recipe, force=force)

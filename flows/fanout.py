@@ -42,8 +42,9 @@ def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
     return report
 
 
-def fan_out(fn: Callable[..., Any], calls: Sequence[tuple], name: str, max_in_flight: int | None = None,
-            retries: int = 2) -> list[Any]:
+def fan_out(
+    fn: Callable[..., Any], calls: Sequence[tuple], name: str, max_in_flight: int | None = None, retries: int = 2
+) -> list[Any]:
     """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
 
     Only arguments and small summaries travel; tasks read and write shards

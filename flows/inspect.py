@@ -27,9 +27,11 @@ def _preview(lf: pl.LazyFrame, n: int) -> list[str]:
             cols.append(pl.col("image").struct.field("path").alias("image.path"))
             cols.append(pl.col("image").struct.field("bytes").bin.size().alias("image.bytes"))
         elif isinstance(dtype, pl.List):
-            cols.append(pl.col(name).list.eval(pl.element().cast(pl.String, strict=False)).list.join(" | ").alias(name)
-                        if name != "conversations"
-                        else pl.col(name).list.eval(pl.element().struct.field("value")).list.join(" ⏎ ").alias(name))
+            cols.append(
+                pl.col(name).list.eval(pl.element().cast(pl.String, strict=False)).list.join(" | ").alias(name)
+                if name != "conversations"
+                else pl.col(name).list.eval(pl.element().struct.field("value")).list.join(" ⏎ ").alias(name)
+            )
         else:
             cols.append(pl.col(name))
     df = lf.select(cols).head(n).collect()
@@ -49,9 +51,12 @@ def _stage_category(lf: pl.LazyFrame, names: list[str]) -> list[str]:
     df = lf.filter(pl.col("stage").is_not_null()).group_by("category", "stage").len().collect()
     counts = {(r["category"], r["stage"]): r["len"] for r in df.iter_rows(named=True)}
     cats = sorted({c for c, _ in counts}, key=str)
-    out = ["rows per category × stage:", f"  {'category':<12}" + "".join(f"{'stage ' + str(k):>10}" for k in (1, 2, 3, 4))]
+    out = [
+        "rows per category × stage:",
+        f"  {'category':<12}" + "".join(f"{'stage ' + str(k):>10}" for k in (1, 2, 3, 4)),
+    ]
     for c in cats:
-        out.append(f"  {str(c):<12}" + "".join(f"{counts.get((c, k), 0):>10}" for k in (1, 2, 3, 4)))
+        out.append(f"  {c!s:<12}" + "".join(f"{counts.get((c, k), 0):>10}" for k in (1, 2, 3, 4)))
     return out
 
 
@@ -61,8 +66,12 @@ def _numeric(lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
         return []
     aggs = []
     for n in nums:
-        aggs += [pl.col(n).null_count().alias(f"{n}|nulls"), pl.col(n).min().alias(f"{n}|min"),
-                 pl.col(n).mean().alias(f"{n}|mean"), pl.col(n).max().alias(f"{n}|max")]
+        aggs += [
+            pl.col(n).null_count().alias(f"{n}|nulls"),
+            pl.col(n).min().alias(f"{n}|min"),
+            pl.col(n).mean().alias(f"{n}|mean"),
+            pl.col(n).max().alias(f"{n}|max"),
+        ]
     row = lf.select(aggs).collect().row(0, named=True)
     out = ["numeric columns (nulls, min, mean, max):"]
     for n in nums:
@@ -97,8 +106,10 @@ def inspect_folder(folder: str | Path, rows: int = 3) -> str:
     out = [f"{folder}: {len(shards)} shard(s), {total} row(s)"]
     if (folder / MANIFEST_NAME).is_file():
         m = read_json(folder / MANIFEST_NAME)
-        out.append(f"manifest: {m.get('rows')} rows in {len(m.get('shards', []))} shard(s), recipe {m.get('recipe_hash')}, "
-                   f"code {m.get('code_version')}")
+        out.append(
+            f"manifest: {m.get('rows')} rows in {len(m.get('shards', []))} shard(s), recipe {m.get('recipe_hash')}, "
+            f"code {m.get('code_version')}"
+        )
     out += ["", "schema:"] + [f"  {n}: {t}" for n, t in schema.items()]
     for part in (_stage_category(lf, names), _group_counts(lf, names), _numeric(lf, schema)):
         if part:
@@ -111,10 +122,14 @@ def inspect_folder(folder: str | Path, rows: int = 3) -> str:
 def _inspect_run(root: Path) -> str:
     m = read_json(root / "_manifest.json")
     acc = m.get("accounting", {})
-    out = [f"run at {root}", f"  recipe {m.get('recipe')} (hash {m.get('recipe_hash')}), code {m.get('code_version')}",
-           f"  finished {m.get('finished')}",
-           f"  records in {acc.get('records_in')} = kept {acc.get('kept')} + dropped {acc.get('dropped')} + "
-           f"quarantined {acc.get('quarantined')} (balanced: {acc.get('balanced')})", ""]
+    out = [
+        f"run at {root}",
+        f"  recipe {m.get('recipe')} (hash {m.get('recipe_hash')}), code {m.get('code_version')}",
+        f"  finished {m.get('finished')}",
+        f"  records in {acc.get('records_in')} = kept {acc.get('kept')} + dropped {acc.get('dropped')} + "
+        f"quarantined {acc.get('quarantined')} (balanced: {acc.get('balanced')})",
+        "",
+    ]
     folders = [root / name for name in _TABLES if name != "signals"]
     folders += sorted(p for p in (root / "signals").glob("*") if p.is_dir())
     for folder in folders:

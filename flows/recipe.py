@@ -25,7 +25,9 @@ class RecipeError(ValueError):
 class RayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    address: str = Field(default="local", description="'local' starts a private Ray for the run; else a cluster address.")
+    address: str = Field(
+        default="local", description="'local' starts a private Ray for the run; else a cluster address."
+    )
     num_cpus: int | None = Field(default=None, gt=0, description="CPUs of the local Ray (default: all).")
     max_in_flight: int | None = Field(default=None, gt=0, description="Tasks submitted at once (default: 2 × CPUs).")
     task_retries: int = Field(default=2, ge=0, description="Ray retries of a task whose worker died.")
@@ -70,7 +72,7 @@ class Recipe(BaseModel):
         return {k: dict(p or {}) for k, p in v.items()}
 
     @model_validator(mode="after")
-    def _log1p_known(self) -> "Recipe":
+    def _log1p_known(self) -> Recipe:
         unknown = [m for m in self.combine.log1p if m not in SIGNALS]
         if unknown:
             raise ValueError(f"combine.log1p names unknown metrics {unknown}")

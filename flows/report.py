@@ -86,8 +86,15 @@ def check(acc: dict[str, Any]) -> None:
         )
 
 
-def write_run_manifest(layout: OutputLayout, recipe_path: str, recipe_hash: str, started: dt.datetime,
-                       steps: dict[str, Any], acc: dict[str, Any], run_id: str | None) -> Path:
+def write_run_manifest(
+    layout: OutputLayout,
+    recipe_path: str,
+    recipe_hash: str,
+    started: dt.datetime,
+    steps: dict[str, Any],
+    acc: dict[str, Any],
+    run_id: str | None,
+) -> Path:
     """The run manifest: inputs, config hash, code version, per-step counts and timings, accounting."""
     body = {
         "run_id": run_id,
@@ -95,11 +102,13 @@ def write_run_manifest(layout: OutputLayout, recipe_path: str, recipe_hash: str,
         "recipe_hash": recipe_hash,
         "code_version": code_version(),
         "started": started.isoformat(),
-        "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
         "steps": steps,
         "accounting": acc,
-        "outputs": {name: str(getattr(layout, name)) for name in ("samples", "quarantine", "signals", "scores",
-                                                                   "dropped", "curated")},
+        "outputs": {
+            name: str(getattr(layout, name))
+            for name in ("samples", "quarantine", "signals", "scores", "dropped", "curated")
+        },
     }
     return write_json(layout.manifest, body)
 
@@ -111,18 +120,31 @@ def stage_table(acc: dict[str, Any]) -> list[dict[str, Any]]:
         stage, cat = key.split("|", 1)
         counts[(cat, int(stage))] += n
     cats = [c for c in CATEGORIES if any(counts[(c, k)] for k in (1, 2, 3, 4))]
-    rows = [{"category": c, **{f"stage {k}": counts[(c, k)] for k in (1, 2, 3, 4)},
-             "total": sum(counts[(c, k)] for k in (1, 2, 3, 4))} for c in cats]
-    rows.append({"category": "total", **{f"stage {k}": sum(counts[(c, k)] for c in cats) for k in (1, 2, 3, 4)},
-                 "total": sum(r["total"] for r in rows)})
+    rows = [
+        {
+            "category": c,
+            **{f"stage {k}": counts[(c, k)] for k in (1, 2, 3, 4)},
+            "total": sum(counts[(c, k)] for k in (1, 2, 3, 4)),
+        }
+        for c in cats
+    ]
+    rows.append(
+        {
+            "category": "total",
+            **{f"stage {k}": sum(counts[(c, k)] for c in cats) for k in (1, 2, 3, 4)},
+            "total": sum(r["total"] for r in rows),
+        }
+    )
     return rows
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = list(rows[0])
     width = {c: max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols}
-    line = lambda r: "  ".join(str(r[c]).rjust(width[c]) if i else str(r[c]).ljust(width[c])  # noqa: E731
-                               for i, c in enumerate(cols))
+
+    def line(r: dict[str, Any]) -> str:
+        return "  ".join(str(r[c]).rjust(width[c]) if i else str(r[c]).ljust(width[c]) for i, c in enumerate(cols))
+
     return "\n".join([line({c: c for c in cols}), line({c: "-" * width[c] for c in cols})] + [line(r) for r in rows])
 
 
@@ -168,6 +190,8 @@ def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
     create_table_artifact(
         key="curate-accounting",
         table=rows,
-        description=(f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} + "
-                     f"quarantined {acc['quarantined']} (balanced: {acc['balanced']}). Output: {layout.root}"),
+        description=(
+            f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} + "
+            f"quarantined {acc['quarantined']} (balanced: {acc['balanced']}). Output: {layout.root}"
+        ),
     )

@@ -19,7 +19,7 @@ from scoring.score import PopulationStats, cutoffs, decide
 from scoring.signals import get_signal
 from storage.ingest import plan_file, source_files
 from storage.layout import OutputLayout
-from storage.manifest import read_json, write_folder_manifest, MANIFEST_NAME
+from storage.manifest import MANIFEST_NAME, read_json, write_folder_manifest
 from storage.readers import list_shards
 from tasks import combine as combine_tasks
 from tasks.dedup import dedup_dataset
@@ -58,15 +58,23 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
             chunks.append((cfg, replace(ch, index=counters.get(cfg.name, 0))))
             counters[cfg.name] = counters.get(cfg.name, 0) + 1
     fused = fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])
-    calls = [(ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, force)
-             for cfg, ch in chunks]
+    calls = [
+        (ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, force)
+        for cfg, ch in chunks
+    ]
     summaries = _fan(recipe, ingest_chunk, calls, "ingest")
     by_ds: dict[str, list[dict]] = {cfg.name: [] for cfg in recipe.datasets}
     for s in summaries:
         by_ds[s["dataset"]].append(s)
-    dedup = _fan(recipe, dedup_dataset,
-                 [(ds, [sh["path"] for s in ss for sh in s["shards"]], str(layout.root), recipe.storage.compression)
-                  for ds, ss in by_ds.items()], "dedup")
+    dedup = _fan(
+        recipe,
+        dedup_dataset,
+        [
+            (ds, [sh["path"] for s in ss for sh in s["shards"]], str(layout.root), recipe.storage.compression)
+            for ds, ss in by_ds.items()
+        ],
+        "dedup",
+    )
     if any(d["duplicates"] for d in dedup):  # markers now describe deduplicated shards: re-read them
         summaries = _fan(recipe, ingest_chunk, calls, "ingest")
         by_ds = {cfg.name: [] for cfg in recipe.datasets}
@@ -89,15 +97,18 @@ def samples_shards(recipe: Recipe) -> dict[str, list[dict]]:
     for cfg in recipe.datasets:
         path = layout.samples_dir(cfg.name) / MANIFEST_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"dataset {cfg.name!r} is not ingested yet ({path} missing): run `magicvl curate` first")
+            raise FileNotFoundError(
+                f"dataset {cfg.name!r} is not ingested yet ({path} missing): run `magicvl curate` first"
+            )
         m = read_json(path)
         out[cfg.name] = [{**s, "path": str(layout.samples_dir(cfg.name) / s["path"])} for s in m["shards"]]
     return out
 
 
 # -- signals -------------------------------------------------------------------------------------
-def signals(recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None,
-            force: bool = False) -> dict[str, Any]:
+def signals(
+    recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
     """Compute each configured signal over every samples shard (cache hits skipped)."""
     t0 = time.perf_counter()
     layout = OutputLayout(recipe.output_root)
@@ -106,20 +117,28 @@ def signals(recipe: Recipe, only: list[str] | None = None, datasets: list[str] |
     for job in signal_jobs(recipe):
         if only and job.name not in only:
             continue
-        calls = [(job, ds, sh, str(layout.root), recipe.ingest.max_pixels, recipe.ingest.max_image_bytes, force)
-                 for ds, shs in shards.items() if not datasets or ds in datasets for sh in shs]
+        calls = [
+            (job, ds, sh, str(layout.root), recipe.ingest.max_pixels, recipe.ingest.max_image_bytes, force)
+            for ds, shs in shards.items()
+            if not datasets or ds in datasets
+            for sh in shs
+        ]
         results = _fan(recipe, score_shard, calls, f"signal:{job.name}")
         for ds in shards:
             if datasets and ds not in datasets:
                 continue
             mine = [r for r in results if r["dataset"] == ds]
             gc(layout.signal_dir(job.name, ds), {r["path"] for r in mine})
-            write_folder_manifest(layout.signal_dir(job.name, ds), mine, recipe.digest(),
-                                  {"signal": job.identity(), "dataset": ds})
+            write_folder_manifest(
+                layout.signal_dir(job.name, ds), mine, recipe.digest(), {"signal": job.identity(), "dataset": ds}
+            )
         out[job.name] = {
-            "shards": len(results), "cached": sum(r["cached"] for r in results),
-            "rows": sum(r["rows"] for r in results), "errors": sum(r["errors"] for r in results),
-            "seconds": round(sum(r["seconds"] for r in results), 3), "results": results,
+            "shards": len(results),
+            "cached": sum(r["cached"] for r in results),
+            "rows": sum(r["rows"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "seconds": round(sum(r["seconds"] for r in results), 3),
+            "results": results,
         }
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
@@ -160,14 +179,19 @@ def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = Fals
         import numpy as np
 
         hists: dict[str, Any] = {}
-        for h in _fan(recipe, combine_tasks.shard_histograms, [(i, cfg, decision.to_dict()) for i in inputs],
-                      "combine:histograms"):
+        for h in _fan(
+            recipe, combine_tasks.shard_histograms, [(i, cfg, decision.to_dict()) for i in inputs], "combine:histograms"
+        ):
             for g, v in h.items():
                 hists[g] = hists.get(g, 0) + np.asarray(v, dtype=np.int64)
         decision.cutoffs = cutoffs(hists, cfg)
     d = decision.to_dict()
-    results = _fan(recipe, combine_tasks.write_shard,
-                   [(i, cfg, d, recipe.storage, str(layout.root), force) for i in inputs], "combine:write")
+    results = _fan(
+        recipe,
+        combine_tasks.write_shard,
+        [(i, cfg, d, recipe.storage, str(layout.root), force) for i in inputs],
+        "combine:write",
+    )
     _finish_combine(recipe, layout, results)
     return {"decision": d, "results": results, "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -185,8 +209,12 @@ def _finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) -
     for k in (1, 2, 3, 4):
         d = layout.stage_dir(k)
         write_folder_manifest(d, [o for o in produced if Path(o["path"]).parent == d], recipe.digest(), {"stage": k})
-    write_folder_manifest(layout.curated, [o for o in produced if layout.curated in Path(o["path"]).parents],
-                          recipe.digest(), {"what": "curriculum, stage=1..4"})
+    write_folder_manifest(
+        layout.curated,
+        [o for o in produced if layout.curated in Path(o["path"]).parents],
+        recipe.digest(),
+        {"what": "curriculum, stage=1..4"},
+    )
     for folder in (layout.scores, layout.dropped):
         write_folder_manifest(folder, [o for o in produced if folder in Path(o["path"]).parents], recipe.digest())
 
@@ -202,7 +230,11 @@ def _infos(paths: list[Path], known: list[dict]) -> list[dict]:
     for p in paths:
         info = by_path.get(str(p))
         if info is None:
-            info = {"path": str(p), "rows": pq.ParquetFile(p).metadata.num_rows, "bytes": p.stat().st_size,
-                    "sha256": sha256_file(p)}
+            info = {
+                "path": str(p),
+                "rows": pq.ParquetFile(p).metadata.num_rows,
+                "bytes": p.stat().st_size,
+                "sha256": sha256_file(p),
+            }
         out.append(info)
     return out

@@ -33,7 +33,7 @@ class AxisWeights(BaseModel):
     task: float = Field(ge=0.0)
 
     @model_validator(mode="after")
-    def _positive(self) -> "AxisWeights":
+    def _positive(self) -> AxisWeights:
         if self.text + self.image + self.task <= 0:
             raise ValueError("at least one weight must be positive")
         return self
@@ -61,7 +61,8 @@ class CombineConfig(BaseModel):
 
     granularity: Literal["dataset", "sample"] = Field(
         default="dataset",
-        description="dataset: the paper's rule (means per dataset and category, whole units staged); sample: per sample.",
+        description="dataset: the paper's rule (means per dataset and category, whole units staged); "
+        "sample: per sample.",
     )
     normalization: Method = Field(default="minmax", description="minmax or zscore (see scoring.normalize).")
     log1p: tuple[str, ...] = Field(default=("token_length",), description="Metrics log(1+x)-transformed first.")
@@ -95,10 +96,14 @@ def axis_scores(normalized: dict[str, np.ndarray], axis_of: dict[str, str], n: i
     return out
 
 
-def complexity(scores: dict[str, np.ndarray], categories: list[str | None], weights: dict[str, AxisWeights]) -> np.ndarray:
+def complexity(
+    scores: dict[str, np.ndarray], categories: list[str | None], weights: dict[str, AxisWeights]
+) -> np.ndarray:
     """S per row: λ-weighted mean over the axes present (λ from the row's category)."""
     s = np.column_stack([scores[a] for a in AXES])  # [N, 3]
-    lam = np.array([weights[c].as_array() if c in weights else np.zeros(3) for c in categories]).reshape(len(categories), 3)
+    lam = np.array([weights[c].as_array() if c in weights else np.zeros(3) for c in categories]).reshape(
+        len(categories), 3
+    )
     present = ~np.isnan(s) & (lam > 0)
     num = np.where(present, s * lam, 0.0).sum(axis=1)
     den = np.where(present, lam, 0.0).sum(axis=1)

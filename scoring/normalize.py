@@ -34,7 +34,7 @@ class Moments:
     max: float = -math.inf
 
     @classmethod
-    def of(cls, values: np.ndarray) -> "Moments":
+    def of(cls, values: np.ndarray) -> Moments:
         v = np.asarray(values, dtype=np.float64)
         v = v[~np.isnan(v)]
         if v.size == 0:
@@ -42,7 +42,7 @@ class Moments:
         mean = float(v.mean())
         return cls(int(v.size), mean, float(((v - mean) ** 2).sum()), float(v.min()), float(v.max()))
 
-    def merge(self, other: "Moments") -> "Moments":
+    def merge(self, other: Moments) -> Moments:
         if other.n == 0:
             return Moments(**asdict(self))
         if self.n == 0:
@@ -61,7 +61,7 @@ class Moments:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Moments":
+    def from_dict(cls, d: dict) -> Moments:
         return cls(**d)
 
 

@@ -38,8 +38,12 @@ class PopulationStats:
     unit_n: dict[str, int] = field(default_factory=dict)
     unit_sums: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # unit → metric → [sum, count]
 
-    def merge(self, other: "PopulationStats") -> "PopulationStats":
-        out = PopulationStats(dict(self.moments), dict(self.unit_n), {u: {m: list(v) for m, v in d.items()} for u, d in self.unit_sums.items()})
+    def merge(self, other: PopulationStats) -> PopulationStats:
+        out = PopulationStats(
+            dict(self.moments),
+            dict(self.unit_n),
+            {u: {m: list(v) for m, v in d.items()} for u, d in self.unit_sums.items()},
+        )
         for m, mo in other.moments.items():
             out.moments[m] = out.moments.get(m, Moments()).merge(mo)
         for u, n in other.unit_n.items():
@@ -53,12 +57,19 @@ class PopulationStats:
         return out
 
     def to_dict(self) -> dict:
-        return {"moments": {m: v.to_dict() for m, v in self.moments.items()}, "unit_n": self.unit_n, "unit_sums": self.unit_sums}
+        return {
+            "moments": {m: v.to_dict() for m, v in self.moments.items()},
+            "unit_n": self.unit_n,
+            "unit_sums": self.unit_sums,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PopulationStats":
-        return cls({m: Moments.from_dict(v) for m, v in d["moments"].items()}, dict(d["unit_n"]),
-                   {u: {m: list(v) for m, v in x.items()} for u, x in d["unit_sums"].items()})
+    def from_dict(cls, d: dict) -> PopulationStats:
+        return cls(
+            {m: Moments.from_dict(v) for m, v in d["moments"].items()},
+            dict(d["unit_n"]),
+            {u: {m: list(v) for m, v in x.items()} for u, x in d["unit_sums"].items()},
+        )
 
 
 @dataclass
@@ -75,8 +86,13 @@ def eligible(categories: list[str | None], errors: list[list[str]]) -> np.ndarra
     return np.array([c is not None and not e for c, e in zip(categories, errors)], dtype=bool)
 
 
-def gather_stats(datasets: list[str], categories: list[str | None], metrics: dict[str, np.ndarray],
-                 errors: list[list[str]], cfg: CombineConfig) -> PopulationStats:
+def gather_stats(
+    datasets: list[str],
+    categories: list[str | None],
+    metrics: dict[str, np.ndarray],
+    errors: list[list[str]],
+    cfg: CombineConfig,
+) -> PopulationStats:
     """Statistics of one shard's eligible rows."""
     ok = eligible(categories, errors)
     stats = PopulationStats()
@@ -107,9 +123,14 @@ class Decision:
     absent_axes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"granularity": self.granularity, "metric_axes": self.metric_axes,
-                "moments": {m: v.to_dict() for m, v in self.moments.items()}, "cutoffs": self.cutoffs,
-                "units": self.units, "absent_axes": self.absent_axes}
+        return {
+            "granularity": self.granularity,
+            "metric_axes": self.metric_axes,
+            "moments": {m: v.to_dict() for m, v in self.moments.items()},
+            "cutoffs": self.cutoffs,
+            "units": self.units,
+            "absent_axes": self.absent_axes,
+        }
 
 
 def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConfig) -> Decision:
@@ -129,14 +150,20 @@ def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConf
     s = complexity(axes, cats, cfg.weights)
     for group in ("caption", "instruction"):
         idx = [i for i, c in enumerate(cats) if group_of(c) == group and not np.isnan(s[i])]
-        low = split_units([float(s[i]) for i in idx], [stats.unit_n[names[i]] for i in idx],
-                          [names[i] for i in idx], cfg.stages.low_share(group))
+        low = split_units(
+            [float(s[i]) for i in idx],
+            [stats.unit_n[names[i]] for i in idx],
+            [names[i] for i in idx],
+            cfg.stages.low_share(group),
+        )
         for i in idx:
             d.units[names[i]] = {
-                "n": stats.unit_n[names[i]], "complexity": float(s[i]),
+                "n": stats.unit_n[names[i]],
+                "complexity": float(s[i]),
                 "stage": stage_of(group, names[i] not in low),
                 **{f"s_{a}": _f(axes[a][i]) for a in AXES},
-                **{m: _f(means[m][i]) for m in metric_axes}, **{f"{m}_norm": _f(norm[m][i]) for m in metric_axes},
+                **{m: _f(means[m][i]) for m in metric_axes},
+                **{f"{m}_norm": _f(norm[m][i]) for m in metric_axes},
             }
     return d
 
@@ -150,13 +177,21 @@ def _f(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def score_rows(datasets: list[str], categories: list[str | None], metrics: dict[str, np.ndarray],
-               errors: list[list[str]], cfg: CombineConfig, decision: Decision) -> RowScores:
+def score_rows(
+    datasets: list[str],
+    categories: list[str | None],
+    metrics: dict[str, np.ndarray],
+    errors: list[list[str]],
+    cfg: CombineConfig,
+    decision: Decision,
+) -> RowScores:
     """Fate, stage and scores of each row of a shard under ``decision``."""
     n = len(categories)
     if decision.granularity == "sample":
-        norm = {m: normalize(transform(v, m in cfg.log1p), decision.moments[m], cfg.normalization)
-                for m, v in metrics.items()}
+        norm = {
+            m: normalize(transform(v, m in cfg.log1p), decision.moments[m], cfg.normalization)
+            for m, v in metrics.items()
+        }
         axes = axis_scores(norm, decision.metric_axes, n)
         s = complexity(axes, categories, cfg.weights)
     else:
@@ -190,8 +225,9 @@ def group_histograms(categories: list[str | None], rows: RowScores) -> dict[str,
     """Histograms of S of kept rows, per group (sample granularity's second pass)."""
     out = {}
     for group in ("caption", "instruction"):
-        mask = np.array([f == "kept" and c is not None and group_of(c) == group
-                         for f, c in zip(rows.fate, categories)], dtype=bool)
+        mask = np.array(
+            [f == "kept" and c is not None and group_of(c) == group for f, c in zip(rows.fate, categories)], dtype=bool
+        )
         out[group] = histogram(rows.complexity[mask])
     return out
 

@@ -24,7 +24,9 @@ class StorageOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     shard_max_rows: int = Field(default=10_000, gt=0, description="Rotate a shard after this many rows.")
-    shard_max_bytes: int = Field(default=512 << 20, gt=0, description="Rotate a shard past this many bytes (e.g. 512MiB).")
+    shard_max_bytes: int = Field(
+        default=512 << 20, gt=0, description="Rotate a shard past this many bytes (e.g. 512MiB)."
+    )
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = Field(default="zstd")
 
     @field_validator("shard_max_bytes", mode="before")

@@ -24,8 +24,7 @@ def list_shards(folder: str | Path) -> list[Path]:
     if not root.exists():
         return []
     return sorted(
-        p for p in root.rglob("*.parquet")
-        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        p for p in root.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
     )
 
 

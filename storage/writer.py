@@ -171,7 +171,7 @@ class ShardWriter:
             Path(tmp).unlink(missing_ok=True)
         self._pending = []
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

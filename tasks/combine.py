@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from scoring.combine import CombineConfig
-from scoring.score import Decision, PopulationStats, gather_stats, group_histograms, score_rows
+from scoring.score import Decision, gather_stats, group_histograms, score_rows
 from storage.fingerprint import cache_key, stable_hash
 from storage.layout import OutputLayout
 from storage.manifest import read_marker, write_marker
@@ -96,19 +96,39 @@ def shard_histograms(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, A
 def _decision(d: dict[str, Any]) -> Decision:
     from scoring.normalize import Moments
 
-    return Decision(d["granularity"], d["metric_axes"], {m: Moments.from_dict(v) for m, v in d["moments"].items()},
-                    dict(d["cutoffs"]), d["units"], list(d["absent_axes"]))
+    return Decision(
+        d["granularity"],
+        d["metric_axes"],
+        {m: Moments.from_dict(v) for m, v in d["moments"].items()},
+        dict(d["cutoffs"]),
+        d["units"],
+        list(d["absent_axes"]),
+    )
 
 
-def write_shard(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], storage: StorageOptions,
-                out_root: str, force: bool = False) -> dict[str, Any]:
+def write_shard(
+    inp: ShardInputs,
+    cfg: CombineConfig,
+    decision: dict[str, Any],
+    storage: StorageOptions,
+    out_root: str,
+    force: bool = False,
+) -> dict[str, Any]:
     """Pass 3: scores ledger, dropped, quarantined and curated rows of one shard (skipped if done)."""
     t0 = time.perf_counter()
     layout = OutputLayout(Path(out_root))
     stem = f"{inp.dataset}-{inp.stem}"
-    key = cache_key(inp.sha256, "combine", COMBINE_VERSION,
-                    {"cfg": cfg.model_dump(mode="json"), "decision": stable_hash(decision), "signals": inp.signal_keys,
-                     "storage": storage.model_dump()})
+    key = cache_key(
+        inp.sha256,
+        "combine",
+        COMBINE_VERSION,
+        {
+            "cfg": cfg.model_dump(mode="json"),
+            "decision": stable_hash(decision),
+            "signals": inp.signal_keys,
+            "storage": storage.model_dump(),
+        },
+    )
     marker_path = layout.marker("combine", f"{inp.dataset}/{inp.stem}")
     if not force and (done := read_marker(marker_path, key)):
         return {**done["summary"], "cached": True}
@@ -122,10 +142,14 @@ def write_shard(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], 
     outputs += _write_curated(layout, inp, stem, rows, storage)
     kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
     summary = {
-        "dataset": inp.dataset, "shard": inp.stem, "rows": len(c.sample_ids),
-        "kept": dict(kept), "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
+        "dataset": inp.dataset,
+        "shard": inp.stem,
+        "rows": len(c.sample_ids),
+        "kept": dict(kept),
+        "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
         "quarantined": sum(f == "quarantined" for f in rows.fate),
-        "outputs": [o for o in outputs], "seconds": round(time.perf_counter() - t0, 3),
+        "outputs": [o for o in outputs],
+        "seconds": round(time.perf_counter() - t0, 3),
     }
     write_marker(marker_path, key, outputs, summary)
     return {**summary, "cached": False}
@@ -138,10 +162,16 @@ def _writer(directory: Path, stem: str, schema: pa.Schema, storage: StorageOptio
 def _write_ledger(layout: OutputLayout, inp: ShardInputs, stem: str, c: ShardColumns, rows, storage) -> list[dict]:
     metrics = tuple(c.metrics)
     ledger = {
-        "sample_id": c.sample_ids, "dataset": c.datasets, "category": c.categories, "fate": rows.fate,
-        "reason": rows.reason, "stage": [int(s) if s else None for s in rows.stage],
-        "complexity": _opt(rows.complexity), "s_text": _opt(rows.axes["text"]),
-        "s_image": _opt(rows.axes["image"]), "s_task": _opt(rows.axes["task"]),
+        "sample_id": c.sample_ids,
+        "dataset": c.datasets,
+        "category": c.categories,
+        "fate": rows.fate,
+        "reason": rows.reason,
+        "stage": [int(s) if s else None for s in rows.stage],
+        "complexity": _opt(rows.complexity),
+        "s_text": _opt(rows.axes["text"]),
+        "s_image": _opt(rows.axes["image"]),
+        "s_task": _opt(rows.axes["task"]),
     }
     for m in metrics:
         ledger[m] = _opt(c.metrics[m])
@@ -150,13 +180,32 @@ def _write_ledger(layout: OutputLayout, inp: ShardInputs, stem: str, c: ShardCol
     with _writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics), storage) as w:
         w.write(pa.table(ledger, schema=scores_schema(metrics)))
         out += w.close()
-    dropped = [{"sample_id": c.sample_ids[i], "dataset": c.datasets[i], "source": c.sources[i],
-                "category": c.categories[i], "step": "combine", "reason": rows.reason[i]}
-               for i, f in enumerate(rows.fate) if f == "dropped"]
-    quarantined = [{"dataset": c.datasets[i], "source": c.sources[i], "sample_id": c.sample_ids[i],
-                    "step": "signal", "error_kind": "signal_error", "error": rows.reason[i],
-                    "raw": None, "raw_truncated": False}
-                   for i, f in enumerate(rows.fate) if f == "quarantined"]
+    dropped = [
+        {
+            "sample_id": c.sample_ids[i],
+            "dataset": c.datasets[i],
+            "source": c.sources[i],
+            "category": c.categories[i],
+            "step": "combine",
+            "reason": rows.reason[i],
+        }
+        for i, f in enumerate(rows.fate)
+        if f == "dropped"
+    ]
+    quarantined = [
+        {
+            "dataset": c.datasets[i],
+            "source": c.sources[i],
+            "sample_id": c.sample_ids[i],
+            "step": "signal",
+            "error_kind": "signal_error",
+            "error": rows.reason[i],
+            "raw": None,
+            "raw_truncated": False,
+        }
+        for i, f in enumerate(rows.fate)
+        if f == "quarantined"
+    ]
     for directory, prefix, schema, data in (
         (layout.dropped_dir(inp.dataset), stem, DROPPED_SCHEMA, dropped),
         (layout.quarantine_dir(inp.dataset), f"combine-{stem}", QUARANTINE_SCHEMA, quarantined),
@@ -186,8 +235,10 @@ def _write_curated(layout: OutputLayout, inp: ShardInputs, stem: str, rows, stor
             extra = {
                 "stage": pa.array(stage, pa.int8()),
                 "complexity": pa.array(rows.complexity[offset : offset + n], pa.float64(), from_pandas=True),
-                **{f"s_{a}": pa.array(rows.axes[a][offset : offset + n], pa.float64(), from_pandas=True)
-                   for a in ("text", "image", "task")},
+                **{
+                    f"s_{a}": pa.array(rows.axes[a][offset : offset + n], pa.float64(), from_pandas=True)
+                    for a in ("text", "image", "task")
+                },
             }
             table = pa.Table.from_batches([rb])
             for name, arr in extra.items():

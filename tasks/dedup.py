@@ -63,20 +63,31 @@ def _rewrite(layout: OutputLayout, dataset: str, path: Path, rows: list[tuple[in
     for r, first in rows:
         rec = table.slice(r, 1).to_pylist()[0]
         raw = json.dumps({"source_key": rec["source_key"], "conversations": rec["conversations"]}, ensure_ascii=False)
-        qrows.append({
-            "dataset": dataset, "source": rec["source"], "sample_id": rec["sample_id"], "step": "dedup",
-            "error_kind": "duplicate_id",
-            "error": f"duplicate sample_id {rec['sample_id']} (record key {rec['source_key']!r}); first seen at {first}",
-            "raw": raw[:4096], "raw_truncated": len(raw) > 4096,
-        })
+        qrows.append(
+            {
+                "dataset": dataset,
+                "source": rec["source"],
+                "sample_id": rec["sample_id"],
+                "step": "dedup",
+                "error_kind": "duplicate_id",
+                "error": f"duplicate sample_id {rec['sample_id']} (record key {rec['source_key']!r}); "
+                f"first seen at {first}",
+                "raw": raw[:4096],
+                "raw_truncated": len(raw) > 4096,
+            }
+        )
     shard_stem = path.name.removesuffix(".parquet")
     chunk_stem = shard_stem.rsplit("-", 1)[0]
     new = write_table(path, table.filter(keep_mask), compression)
-    qwriter = ShardWriter(layout.quarantine_dir(dataset), f"dedup-{shard_stem}", QUARANTINE_SCHEMA, compression=compression)
+    qwriter = ShardWriter(
+        layout.quarantine_dir(dataset), f"dedup-{shard_stem}", QUARANTINE_SCHEMA, compression=compression
+    )
     with qwriter:
         qwriter.write_rows(qrows)
         qinfo = qwriter.close()
-    _update_marker(layout.marker("ingest", f"{dataset}/{chunk_stem}"), new.to_dict(), [q.to_dict() for q in qinfo], len(rows))
+    _update_marker(
+        layout.marker("ingest", f"{dataset}/{chunk_stem}"), new.to_dict(), [q.to_dict() for q in qinfo], len(rows)
+    )
 
 
 def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, Any]], n: int) -> None:
@@ -84,10 +95,17 @@ def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, 
     if not marker.is_file():
         return
     m = read_json(marker)
-    replace = lambda items: [shard if o["path"] == shard["path"] else o for o in items]  # noqa: E731
+
+    def replace(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [shard if o["path"] == shard["path"] else o for o in items]
+
     stem = Path(shard["path"]).name.removesuffix(".parquet")
-    stale = {o["path"] for outs in m["summary"].get("signal_outputs", {}).values() for o in outs
-             if Path(o["path"]).name.startswith(f"{stem}-")}
+    stale = {
+        o["path"]
+        for outs in m["summary"].get("signal_outputs", {}).values()
+        for o in outs
+        if Path(o["path"]).name.startswith(f"{stem}-")
+    }
     m["outputs"] = [o for o in replace(m["outputs"]) if o["path"] not in stale] + qshards
     s = m["summary"]
     s["shards"] = replace(s["shards"])
@@ -98,4 +116,3 @@ def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, 
     for name, outs in s.get("signal_outputs", {}).items():
         s["signal_outputs"][name] = [o for o in outs if o["path"] not in stale]
     write_json(marker, m)
-

@@ -30,20 +30,32 @@ INGEST_VERSION = "1"
 _BATCH = 256
 
 
-def quarantine_row(dataset: str, raw: RawRecord, step: str, kind: str, error: str,
-                   sample_id: str | None, preview: int) -> dict[str, Any]:
+def quarantine_row(
+    dataset: str, raw: RawRecord, step: str, kind: str, error: str, sample_id: str | None, preview: int
+) -> dict[str, Any]:
     text = raw.raw or ""
     return {
-        "dataset": dataset, "source": raw.locator, "sample_id": sample_id, "step": step,
-        "error_kind": kind, "error": error, "raw": text[:preview], "raw_truncated": len(text) > preview,
+        "dataset": dataset,
+        "source": raw.locator,
+        "sample_id": sample_id,
+        "step": step,
+        "error_kind": kind,
+        "error": error,
+        "raw": text[:preview],
+        "raw_truncated": len(text) > preview,
     }
 
 
-def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions,
-              fused: list[FusedSignal]) -> str:
+def chunk_key(
+    chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions, fused: list[FusedSignal]
+) -> str:
     bounds = (chunk.path, chunk.start, chunk.end, chunk.first_record, chunk.index)
-    params = {"cfg": cfg.model_dump(mode="json"), "ingest": options.params(),
-              "storage": storage.model_dump(), "fused": [f.identity() for f in fused]}
+    params = {
+        "cfg": cfg.model_dump(mode="json"),
+        "ingest": options.params(),
+        "storage": storage.model_dump(),
+        "fused": [f.identity() for f in fused],
+    }
     return cache_key(f"{chunk.fingerprint}:{bounds}", "ingest", INGEST_VERSION, params)
 
 
@@ -76,8 +88,16 @@ class _ImageStep:
         return {"image": image, "width": info.width, "height": info.height, "image_format": info.format}, values
 
 
-def ingest_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions,
-                 out_root: str, base_dir: str, fused: list[FusedSignal], force: bool = False) -> dict[str, Any]:
+def ingest_chunk(
+    chunk: Chunk,
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    storage: StorageOptions,
+    out_root: str,
+    base_dir: str,
+    fused: list[FusedSignal],
+    force: bool = False,
+) -> dict[str, Any]:
     """Read, validate and write one chunk; returns its summary (skipped if already done)."""
     t0 = time.perf_counter()
     layout = OutputLayout(Path(out_root))
@@ -96,10 +116,17 @@ def ingest_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, stora
     rows: list[dict[str, Any]] = []
     qrows: list[dict[str, Any]] = []
     n_in = 0
-    writer = ShardWriter(samples_dir, chunk.stem, SAMPLE_SCHEMA, storage.shard_max_rows,
-                         storage.shard_max_bytes, storage.compression)
-    qwriter = ShardWriter(q_dir, f"ingest-{chunk.stem}", QUARANTINE_SCHEMA, storage.shard_max_rows,
-                          storage.shard_max_bytes, storage.compression)
+    writer = ShardWriter(
+        samples_dir, chunk.stem, SAMPLE_SCHEMA, storage.shard_max_rows, storage.shard_max_bytes, storage.compression
+    )
+    qwriter = ShardWriter(
+        q_dir,
+        f"ingest-{chunk.stem}",
+        QUARANTINE_SCHEMA,
+        storage.shard_max_rows,
+        storage.shard_max_bytes,
+        storage.compression,
+    )
     with writer, qwriter:
         for raw in read_chunk(chunk, cfg, options):
             n_in += 1
@@ -125,9 +152,15 @@ def ingest_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, stora
         qshards = qwriter.close()
     signal_outputs = _write_fused(layout, cfg.name, shards, ids, values, fused)
     summary = {
-        "dataset": cfg.name, "chunk": chunk.index, "source": chunk.path, "records_in": n_in,
-        "kept": len(ids), "quarantined": dict(counts), "shards": [s.to_dict() for s in shards],
-        "quarantine_shards": [s.to_dict() for s in qshards], "signal_outputs": signal_outputs,
+        "dataset": cfg.name,
+        "chunk": chunk.index,
+        "source": chunk.path,
+        "records_in": n_in,
+        "kept": len(ids),
+        "quarantined": dict(counts),
+        "shards": [s.to_dict() for s in shards],
+        "quarantine_shards": [s.to_dict() for s in qshards],
+        "signal_outputs": signal_outputs,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     outputs = [s.to_dict() for s in shards + qshards] + [o for outs in signal_outputs.values() for o in outs]
@@ -152,14 +185,20 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
     except Exception as e:  # never let one record stop the chunk
         return None, None, ("internal_error", f"{type(e).__name__}: {e}", sid)
     row = {
-        "sample_id": parsed.sample_id, "dataset": cfg.name, "source_key": parsed.source_key,
-        "source": raw.locator, "category": parsed.category, "conversations": parsed.conversations, **image,
+        "sample_id": parsed.sample_id,
+        "dataset": cfg.name,
+        "source_key": parsed.source_key,
+        "source": raw.locator,
+        "category": parsed.category,
+        "conversations": parsed.conversations,
+        **image,
     }
     return row, vals, None
 
 
-def _write_fused(layout: OutputLayout, dataset: str, shards, ids: list[str],
-                 values: dict[str, list[float]], fused: list[FusedSignal]) -> dict[str, list[dict]]:
+def _write_fused(
+    layout: OutputLayout, dataset: str, shards, ids: list[str], values: dict[str, list[float]], fused: list[FusedSignal]
+) -> dict[str, list[dict]]:
     """Split the chunk's fused signal values along the samples shards and write each keyed file."""
     out: dict[str, list[dict]] = {f.name: [] for f in fused}
     start = 0
@@ -167,8 +206,9 @@ def _write_fused(layout: OutputLayout, dataset: str, shards, ids: list[str],
         stop = start + shard.rows
         for f in fused:
             cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
-            info = write_signal_file(layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols,
-                                     [None] * (stop - start))
+            info = write_signal_file(
+                layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols, [None] * (stop - start)
+            )
             out[f.name].append(info)
         start = stop
     return out

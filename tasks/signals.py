@@ -38,7 +38,7 @@ class SignalJob:
     model_id: str | None  # storage.fingerprint.model_identity of the model/tokenizer, computed once
 
     @classmethod
-    def of(cls, signal: Signal, params: SignalParams) -> "SignalJob":
+    def of(cls, signal: Signal, params: SignalParams) -> SignalJob:
         from storage.fingerprint import model_identity
 
         return cls(signal.name, params, model_identity(signal.model_ref(params)))
@@ -66,8 +66,12 @@ class SignalJob:
         return params
 
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.signal.version,
-                "params": self.params.model_dump(mode="json"), "model": self.model_id}
+        return {
+            "name": self.name,
+            "version": self.signal.version,
+            "params": self.params.model_dump(mode="json"),
+            "model": self.model_id,
+        }
 
     def key(self, shard_sha: str) -> str:
         s = self.signal
@@ -80,19 +84,34 @@ class SignalJob:
 FusedSignal = SignalJob  # a SignalJob whose signal has ``per_image`` (computed during ingestion)
 
 
-def write_signal_file(layout: OutputLayout, job: SignalJob, dataset: str, shard_stem: str, shard_sha: str,
-                      ids: list[str], cols: dict[str, np.ndarray], errors: list[str | None]) -> dict[str, Any]:
+def write_signal_file(
+    layout: OutputLayout,
+    job: SignalJob,
+    dataset: str,
+    shard_stem: str,
+    shard_sha: str,
+    ids: list[str],
+    cols: dict[str, np.ndarray],
+    errors: list[str | None],
+) -> dict[str, Any]:
     """Write a signal's values for one shard at its keyed path; remove stale versions beside it."""
     key = job.key(shard_sha)
     path = layout.signal_path(job.name, dataset, shard_stem, key)
     schema = signal_schema(job.columns)
-    meta = {"cache_key": key, "signal": job.name, "version": job.signal.version,
-            "params": job.params.model_dump_json(), "model": str(job.model_id),
-            "input_sha256": shard_sha, "code_version": code_version()}
+    meta = {
+        "cache_key": key,
+        "signal": job.name,
+        "version": job.signal.version,
+        "params": job.params.model_dump_json(),
+        "model": str(job.model_id),
+        "input_sha256": shard_sha,
+        "code_version": code_version(),
+    }
     arrays = [pa.array(ids, pa.string())] + [pa.array(cols[c], pa.float64(), from_pandas=True) for c in job.columns]
     arrays.append(pa.array(errors, pa.string()))
     table = pa.Table.from_arrays(arrays, schema=schema).replace_schema_metadata(
-        {**{k.encode(): v.encode() for k, v in meta.items()}})
+        {**{k.encode(): v.encode() for k, v in meta.items()}}
+    )
     info = write_table(path, table)
     for stale in path.parent.glob(f"{shard_stem}-*.parquet"):
         if stale != path:
@@ -111,8 +130,12 @@ def _compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dic
         cols = {c: np.full(len(batch), np.nan) for c in s.columns}
         errors: list[str | None] = [None] * len(batch)
         for i in range(len(batch)):
-            one = SampleBatch([batch.sample_ids[i]], [batch.conversations[i]],
-                              [batch.images[i]] if batch.images else [], batch.max_pixels)
+            one = SampleBatch(
+                [batch.sample_ids[i]],
+                [batch.conversations[i]],
+                [batch.images[i]] if batch.images else [],
+                batch.max_pixels,
+            )
             try:
                 res = s.compute(one, job.params, backend)
                 errors[i] = list(res.pop("error", [None]))[0]
@@ -141,8 +164,15 @@ def _batch(rb: pa.RecordBatch, reads: str, max_pixels: int, max_image_bytes: int
     return SampleBatch(ids, [[] for _ in ids], images, max_pixels)
 
 
-def score_shard(job: SignalJob, dataset: str, shard: dict[str, Any], out_root: str,
-                max_pixels: int, max_image_bytes: int, force: bool = False) -> dict[str, Any]:
+def score_shard(
+    job: SignalJob,
+    dataset: str,
+    shard: dict[str, Any],
+    out_root: str,
+    max_pixels: int,
+    max_image_bytes: int,
+    force: bool = False,
+) -> dict[str, Any]:
     """Compute ``job`` over one samples shard (``shard`` = ShardInfo dict); skip on a cache hit."""
     t0 = time.perf_counter()
     layout = OutputLayout(Path(out_root))
@@ -153,8 +183,17 @@ def score_shard(job: SignalJob, dataset: str, shard: dict[str, Any], out_root: s
     if not force and path.is_file() and file_metadata(path).get("cache_key") == key:
         err = pq.read_table(path, columns=["error"]).column("error")
         rows, errors = len(err), len(err) - err.null_count
-        return {**base, "path": str(path), "rows": rows, "bytes": path.stat().st_size,
-                "sha256": sha256_file(path), "key": key, "errors": errors, "cached": True, "seconds": 0.0}
+        return {
+            **base,
+            "path": str(path),
+            "rows": rows,
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "key": key,
+            "errors": errors,
+            "cached": True,
+            "seconds": 0.0,
+        }
     s = job.signal
     backend = load_backend(s, job.params)
     columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]

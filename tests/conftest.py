@@ -13,7 +13,7 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="magicvl-tests-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_TMP / "prefect"))
 os.environ.setdefault("RAY_TMPDIR", str(_SESSION_TMP / "ray"))
 
-from flows.runtime import set_quiet_env  # noqa: E402
+from flows.runtime import set_quiet_env  # noqa: E402  (after the environment above)
 
 set_quiet_env()
 
@@ -41,9 +41,9 @@ def ray_local():
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect API for flows under test."""
-    from prefect.testing.utilities import prefect_test_harness
-
     import logging
+
+    from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
         yield

@@ -18,9 +18,14 @@ def make_dataset(root: Path, n: int = 24, extra: list | None = None) -> Path:
     lines = []
     for i in range(n):
         cat = CATS[i % len(CATS)]
-        rec = {"id": f"r{i}", "category": cat, "conversations": [
-            {"from": "human", "value": "what is shown " * (1 + i % 3)},
-            {"from": "gpt", "value": " ".join(f"w{j % (i + 2)}" for j in range(4 + 3 * i))}]}
+        rec = {
+            "id": f"r{i}",
+            "category": cat,
+            "conversations": [
+                {"from": "human", "value": "what is shown " * (1 + i % 3)},
+                {"from": "gpt", "value": " ".join(f"w{j % (i + 2)}" for j in range(4 + 3 * i))},
+            ],
+        }
         if cat != "text_only":
             arr = (rng.random((40 + i, 50, 3)) * 255 * ((i + 1) / n)).astype(np.uint8)
             name = f"{i}.jpg" if i % 2 else f"{i}.png"
@@ -32,10 +37,11 @@ def make_dataset(root: Path, n: int = 24, extra: list | None = None) -> Path:
     return root / "d.jsonl"
 
 
+_TURNS = '[{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]'
 HOSTILE_LINES = [
-    '{"id": "r3", "category": "vqa", "conversations": [{"from": "human", "value": "dup"}, {"from": "gpt", "value": "dup"}]}',
+    '{"id": "r3", "category": "vqa", "conversations": ' + _TURNS + "}",  # a duplicate id
     '{"id": "bad-type", "conversations": "oops"}',
-    '{"id": "escape", "image": "../../etc/passwd", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]}',
-    '{"id": "url", "image": "http://example.com/x.jpg", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]}',
-    '{broken json',
+    '{"id": "escape", "image": "../../etc/passwd", "conversations": ' + _TURNS + "}",
+    '{"id": "url", "image": "http://example.com/x.jpg", "conversations": ' + _TURNS + "}",
+    "{broken json",
 ]

@@ -59,8 +59,9 @@ class Signal:
         return None
 
 
-def map_images(batch: SampleBatch, side: int, fn: Callable[[np.ndarray], dict[str, float]],
-               columns: tuple[str, ...]) -> Columns:
+def map_images(
+    batch: SampleBatch, side: int, fn: Callable[[np.ndarray], dict[str, float]], columns: tuple[str, ...]
+) -> Columns:
     """Apply a per-image function over a batch's decoded images (NaN for rows without one)."""
     out = {c: np.full(len(batch), np.nan) for c in columns}
     errors: list[str | None] = [None] * len(batch)

@@ -13,7 +13,16 @@ from storage.fingerprint import source_fingerprint
 from storage.ingest import json_array, jsonl, parquet, webdataset
 from storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, source_files
 
-__all__ = ["Chunk", "DatasetConfig", "IngestOptions", "RawRecord", "plan_file", "plan_dataset", "read_chunk", "source_files"]
+__all__ = [
+    "Chunk",
+    "DatasetConfig",
+    "IngestOptions",
+    "RawRecord",
+    "plan_dataset",
+    "plan_file",
+    "read_chunk",
+    "source_files",
+]
 
 
 def plan_file(cfg: DatasetConfig, path: Path, options: IngestOptions, first_index: int) -> list[Chunk]:
@@ -49,6 +58,8 @@ def read_chunk(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions) -> Iter
     elif chunk.format == "parquet":
         yield from parquet.read(chunk, cfg, preview)
     elif chunk.format == "webdataset":
-        yield from webdataset.read(chunk, options.max_image_bytes, options.max_record_bytes, options.caption_prompt, preview)
+        yield from webdataset.read(
+            chunk, options.max_image_bytes, options.max_record_bytes, options.caption_prompt, preview
+        )
     else:
         raise ValueError(f"unknown format {chunk.format!r}")

@@ -121,9 +121,16 @@ def _elements(
         if start == 0:
             ch = sc.skip_ws()
             if ch != "[":
-                yield 0, RawRecord(f"{name}:byte 0", 0, error_kind="not_a_json_array",
-                                   error="file is not a JSON array of records (LLaVA format)",
-                                   raw=sc.buf[:preview])
+                yield (
+                    0,
+                    RawRecord(
+                        f"{name}:byte 0",
+                        0,
+                        error_kind="not_a_json_array",
+                        error="file is not a JSON array of records (LLaVA format)",
+                        raw=sc.buf[:preview],
+                    ),
+                )
                 return
             sc.pos += 1
         while True:
@@ -141,19 +148,36 @@ def _elements(
             if got is None:
                 stop = _resync(sc, max_bytes, keys)
                 skipped = sc.byte_at(stop) - offset
-                yield offset, RawRecord(locator, ordinal, error_kind="invalid_json",
-                                        error=f"malformed JSON element; skipped {skipped} bytes to the next record",
-                                        raw=sc.buf[sc.pos : sc.pos + preview])
+                yield (
+                    offset,
+                    RawRecord(
+                        locator,
+                        ordinal,
+                        error_kind="invalid_json",
+                        error=f"malformed JSON element; skipped {skipped} bytes to the next record",
+                        raw=sc.buf[sc.pos : sc.pos + preview],
+                    ),
+                )
                 sc.pos = stop
             else:
                 obj, stop = got
                 raw = sc.buf[sc.pos : min(stop, sc.pos + preview)]
                 if stop - sc.pos > max_bytes:
-                    rec = RawRecord(locator, ordinal, error_kind="record_too_large",
-                                    error=f"record is longer than max_record_bytes={max_bytes}", raw=raw)
+                    rec = RawRecord(
+                        locator,
+                        ordinal,
+                        error_kind="record_too_large",
+                        error=f"record is longer than max_record_bytes={max_bytes}",
+                        raw=raw,
+                    )
                 elif not isinstance(obj, dict):
-                    rec = RawRecord(locator, ordinal, error_kind="not_an_object",
-                                    error=f"expected a JSON object, got {type(obj).__name__}", raw=raw)
+                    rec = RawRecord(
+                        locator,
+                        ordinal,
+                        error_kind="not_an_object",
+                        error=f"expected a JSON object, got {type(obj).__name__}",
+                        raw=raw,
+                    )
                 else:
                     rec = RawRecord(locator, ordinal, obj=obj, raw=raw)
                 yield offset, rec
@@ -165,8 +189,13 @@ def _elements(
 
 
 def plan(
-    path: Path, dataset: str, fingerprint: str, chunk_records: int, first_index: int,
-    max_bytes: int, keys: tuple[str, ...],
+    path: Path,
+    dataset: str,
+    fingerprint: str,
+    chunk_records: int,
+    first_index: int,
+    max_bytes: int,
+    keys: tuple[str, ...],
 ) -> list[Chunk]:
     """Walk the array once and cut it into chunks of ``chunk_records`` elements."""
     marks: list[tuple[int, int]] = []
@@ -186,5 +215,7 @@ def plan(
 
 def read(chunk: Chunk, max_bytes: int, keys: tuple[str, ...], preview: int) -> Iterator[RawRecord]:
     """Yield the records of one chunk."""
-    for _offset, rec in _elements(Path(chunk.path), chunk.start, chunk.end, chunk.first_record, max_bytes, keys, preview):
+    for _offset, rec in _elements(
+        Path(chunk.path), chunk.start, chunk.end, chunk.first_record, max_bytes, keys, preview
+    ):
         yield rec

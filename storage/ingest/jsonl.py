@@ -65,9 +65,13 @@ def read(chunk: Chunk, max_record_bytes: int, preview: int) -> Iterator[RawRecor
             ordinal = line_no
             line_no += 1
             if too_long:
-                yield RawRecord(locator, ordinal, error_kind="record_too_large",
-                                error=f"line is longer than max_record_bytes={max_record_bytes}",
-                                raw=repr(raw[:preview]))
+                yield RawRecord(
+                    locator,
+                    ordinal,
+                    error_kind="record_too_large",
+                    error=f"line is longer than max_record_bytes={max_record_bytes}",
+                    raw=repr(raw[:preview]),
+                )
                 continue
             if not raw.strip():
                 continue
@@ -79,14 +83,29 @@ def parse_line(raw: bytes, locator: str, ordinal: int, preview: int) -> RawRecor
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return RawRecord(locator, ordinal, error_kind="invalid_utf8",
-                         error=f"line is not valid UTF-8 ({e.reason} at byte {e.start})", raw=repr(raw[:preview]))
+        return RawRecord(
+            locator,
+            ordinal,
+            error_kind="invalid_utf8",
+            error=f"line is not valid UTF-8 ({e.reason} at byte {e.start})",
+            raw=repr(raw[:preview]),
+        )
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
-        return RawRecord(locator, ordinal, error_kind="invalid_json",
-                         error=f"invalid JSON: {e.msg} at column {e.colno}", raw=text[:preview])
+        return RawRecord(
+            locator,
+            ordinal,
+            error_kind="invalid_json",
+            error=f"invalid JSON: {e.msg} at column {e.colno}",
+            raw=text[:preview],
+        )
     if not isinstance(obj, dict):
-        return RawRecord(locator, ordinal, error_kind="not_an_object",
-                         error=f"expected a JSON object, got {type(obj).__name__}", raw=text[:preview])
+        return RawRecord(
+            locator,
+            ordinal,
+            error_kind="not_an_object",
+            error=f"expected a JSON object, got {type(obj).__name__}",
+            raw=text[:preview],
+        )
     return RawRecord(locator, ordinal, obj=obj, raw=text[:preview])

@@ -24,7 +24,9 @@ def plan(path: Path, dataset: str, fingerprint: str, chunk_records: int, first_i
     for rg in range(md.num_row_groups):
         rows += md.row_group(rg).num_rows
         if rows >= chunk_records or rg == md.num_row_groups - 1:
-            chunks.append(Chunk(dataset, "parquet", str(path), first_index + len(chunks), start, rg + 1, first, fingerprint))
+            chunks.append(
+                Chunk(dataset, "parquet", str(path), first_index + len(chunks), start, rg + 1, first, fingerprint)
+            )
             first += rows
             start, rows = rg + 1, 0
     return chunks or [Chunk(dataset, "parquet", str(path), first_index, 0, 0, 0, fingerprint)]
@@ -45,8 +47,12 @@ def read(chunk: Chunk, cfg: DatasetConfig, preview: int) -> Iterator[RawRecord]:
                 yield _record(row, cfg, f"{name}:row {ordinal}", ordinal, preview)
                 ordinal += 1
     except Exception as e:  # a corrupt page: the rest of the chunk is lost, say so once
-        yield RawRecord(f"{name}:row {ordinal}+", ordinal, error_kind="unreadable_file",
-                        error=f"Parquet data unreadable from row {ordinal}: {type(e).__name__}: {e}")
+        yield RawRecord(
+            f"{name}:row {ordinal}+",
+            ordinal,
+            error_kind="unreadable_file",
+            error=f"Parquet data unreadable from row {ordinal}: {type(e).__name__}: {e}",
+        )
 
 
 def _record(row: dict, cfg: DatasetConfig, locator: str, ordinal: int, preview: int) -> RawRecord:

@@ -11,8 +11,11 @@ from storage.schema import CATEGORIES
 
 IMAGE_PLACEHOLDER = "<image>"
 _ROLES = {
-    "human": "human", "user": "human",
-    "gpt": "gpt", "assistant": "gpt", "model": "gpt",
+    "human": "human",
+    "user": "human",
+    "gpt": "gpt",
+    "assistant": "gpt",
+    "model": "gpt",
     "system": "system",
 }
 
@@ -82,7 +85,9 @@ def place_image_token(turns: list[dict[str, str]], has_image: bool) -> list[dict
             raise RecordError("image_token_without_image", f"conversation has {count} {IMAGE_PLACEHOLDER} but no image")
         return turns
     if count > 1:
-        raise RecordError("multi_image", f"conversation has {count} {IMAGE_PLACEHOLDER}; multi-image samples are not supported yet")
+        raise RecordError(
+            "multi_image", f"conversation has {count} {IMAGE_PLACEHOLDER}; multi-image samples are not supported yet"
+        )
     if count == 1:
         return turns
     out = [dict(t) for t in turns]
@@ -126,7 +131,10 @@ def parse_record(raw: RawRecord, cfg: DatasetConfig) -> ParsedRecord:
         ref = obj.get(cfg.image_field)
         if isinstance(ref, list):
             if len(ref) > 1:
-                raise RecordError("multi_image", f"{cfg.image_field!r} lists {len(ref)} images; multi-image samples are not supported yet")
+                raise RecordError(
+                    "multi_image",
+                    f"{cfg.image_field!r} lists {len(ref)} images; multi-image samples are not supported yet",
+                )
             ref = ref[0] if ref else None
         if ref is not None and not isinstance(ref, str):
             raise RecordError("wrong_type", f"{cfg.image_field!r} must be a path string, got {type(ref).__name__}")

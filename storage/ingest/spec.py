@@ -26,12 +26,16 @@ class DatasetConfig(BaseModel):
         default=None, description="Folder image paths resolve in (required for path references)."
     )
     category: str | None = Field(default=None, description="Task category of the whole dataset, if known.")
-    label_field: str | None = Field(default=None, description="Per-record field holding the dataset's own category label.")
+    label_field: str | None = Field(
+        default=None, description="Per-record field holding the dataset's own category label."
+    )
     label_map: dict[str, str] = Field(
         default_factory=dict, description="Maps the dataset's own labels to categories (e.g. {'docvqa': 'ocr'})."
     )
     id_field: str = Field(default="id", description="Record field used as the record key (else its location).")
-    image_field: str = Field(default="image", description="Record field with the image (path, or {bytes, path} struct).")
+    image_field: str = Field(
+        default="image", description="Record field with the image (path, or {bytes, path} struct)."
+    )
     conversations_field: str = Field(default="conversations", description="Record field with the turns.")
 
     @field_validator("name")

@@ -34,7 +34,9 @@ def _unsafe(name: str) -> bool:
     return p.is_absolute() or ".." in p.parts
 
 
-def _members(tar: tarfile.TarFile, max_member: int) -> Iterator[tuple[str, str, bytes | None, str | None]]:
+def _members(
+    tar: tarfile.TarFile, max_member: int, file_size: int
+) -> Iterator[tuple[str, str, bytes | None, str | None]]:
     """Yield (key, ext, data, problem) per member, in archive order."""
     for m in tar:
         key, ext = _split(m.name)
@@ -44,6 +46,9 @@ def _members(tar: tarfile.TarFile, max_member: int) -> Iterator[tuple[str, str, 
             yield key, ext, None, f"unsafe member name {m.name!r}"
         elif not m.isfile():
             yield key, ext, None, f"member {m.name!r} is not a regular file"
+        elif m.offset_data + m.size > file_size:
+            yield key, ext, None, f"member {m.name!r} declares {m.size} bytes, past the end of the file"
+            return
         elif m.size > max_member:
             yield key, ext, None, f"member {m.name!r} is {m.size} bytes (max {max_member})"
         else:
@@ -51,7 +56,17 @@ def _members(tar: tarfile.TarFile, max_member: int) -> Iterator[tuple[str, str, 
             yield key, ext, f.read() if f else b"", None
 
 
-def read(chunk: Chunk, max_image_bytes: int, max_record_bytes: int, caption_prompt: str, preview: int) -> Iterator[RawRecord]:
+def _plain_size(path: Path) -> int:
+    """Size of an uncompressed tar (member sizes can be checked against it); huge for compressed ones."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    compressed = magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00"
+    return 1 << 62 if compressed else path.stat().st_size
+
+
+def read(
+    chunk: Chunk, max_image_bytes: int, max_record_bytes: int, caption_prompt: str, preview: int
+) -> Iterator[RawRecord]:
     """Yield one record per sample key of the tar."""
     name = Path(chunk.path).name
     ordinal = 0
@@ -59,8 +74,10 @@ def read(chunk: Chunk, max_image_bytes: int, max_record_bytes: int, caption_prom
     parts: dict[str, bytes] = {}
     problems: list[str] = []
     try:
-        with tarfile.open(chunk.path, mode="r|*") as tar:
-            for key, ext, data, problem in _members(tar, max(max_image_bytes, max_record_bytes)):
+        size = _plain_size(Path(chunk.path))
+        # seekable mode: a header declaring a huge size is checked against the file, never read through
+        with tarfile.open(chunk.path, mode="r:*") as tar:
+            for key, ext, data, problem in _members(tar, max(max_image_bytes, max_record_bytes), size):
                 if key != current:
                     if current is not None:
                         yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
@@ -75,15 +92,20 @@ def read(chunk: Chunk, max_image_bytes: int, max_record_bytes: int, caption_prom
             yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
             ordinal += 1
             current = None
-        yield RawRecord(f"{name}:after sample {ordinal}", ordinal, error_kind="unreadable_file",
-                        error=f"tar stream unreadable: {type(e).__name__}: {e}")
+        yield RawRecord(
+            f"{name}:after sample {ordinal}",
+            ordinal,
+            error_kind="unreadable_file",
+            error=f"tar stream unreadable: {type(e).__name__}: {e}",
+        )
         return
     if current is not None:
         yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
 
 
-def _sample(tar: str, key: str, ordinal: int, parts: dict[str, bytes], problems: list[str],
-            caption_prompt: str, preview: int) -> RawRecord:
+def _sample(
+    tar: str, key: str, ordinal: int, parts: dict[str, bytes], problems: list[str], caption_prompt: str, preview: int
+) -> RawRecord:
     locator = f"{tar}:{key}"
     rec = RawRecord(locator, ordinal, key=key, raw=json.dumps(sorted(parts))[:preview])
     if problems:

@@ -24,12 +24,22 @@ pytestmark = pytest.mark.slow
 def write_recipe(root: Path, tokenizer: Path, output: str = "out", chunk_records: int = 7, **combine) -> Path:
     recipe = {
         "output": output,
-        "datasets": [{"name": "d", "format": "jsonl", "path": "data/d.jsonl", "image_root": "data/images",
-                      "label_field": "category"}],
+        "datasets": [
+            {
+                "name": "d",
+                "format": "jsonl",
+                "path": "data/d.jsonl",
+                "image_root": "data/images",
+                "label_field": "category",
+            }
+        ],
         "ingest": {"chunk_records": chunk_records},
         "storage": {"shard_max_rows": 5},
-        "signals": {"token_length": {"tokenizer": str(tokenizer)}, "type_token_ratio": {"tokenizer": str(tokenizer)},
-                    "image_entropy": {"max_side": 64}},
+        "signals": {
+            "token_length": {"tokenizer": str(tokenizer)},
+            "type_token_ratio": {"tokenizer": str(tokenizer)},
+            "image_entropy": {"max_side": 64},
+        },
         "combine": {"granularity": "sample", **combine},
     }
     path = root / "recipe.yaml"
@@ -56,8 +66,13 @@ def test_curate_end_to_end_then_rerun_skips(workdir, ray_local, prefect_harness)
     acc = res["accounting"]
     assert acc["balanced"]
     assert acc["records_in"] == 45 and acc["kept"] == 40 and acc["dropped"] == 0 and acc["quarantined"] == 5
-    assert acc["quarantined_by_error"] == {"wrong_type": 1, "path_outside_root": 1, "url_refused": 1,
-                                          "invalid_json": 1, "duplicate_id": 1}
+    assert acc["quarantined_by_error"] == {
+        "wrong_type": 1,
+        "path_outside_root": 1,
+        "url_refused": 1,
+        "invalid_json": 1,
+        "duplicate_id": 1,
+    }
     out = workdir / "out"
     assert acc["rows_on_disk"] == {"curated": 40, "dropped": 0, "quarantine": 5}
     stages = {int(p.parent.name.split("=")[1]) for p in list_shards(out / "curated")}
@@ -85,8 +100,11 @@ def test_retuning_combine_changes_stages_without_recomputing_signals(workdir, ra
 
     curate(str(workdir / "recipe.yaml"))
     before = read_json(workdir / "out" / "curated" / "stage=1" / "_manifest.json")["rows"]
-    write_recipe(workdir, Path(yaml.safe_load((workdir / "recipe.yaml").read_text())["signals"]["token_length"]["tokenizer"]),
-                 stages={"caption_low_share": 1.0})
+    write_recipe(
+        workdir,
+        Path(yaml.safe_load((workdir / "recipe.yaml").read_text())["signals"]["token_length"]["tokenizer"]),
+        stages={"caption_low_share": 1.0},
+    )
     res = combine(str(workdir / "recipe.yaml"))
     after = read_json(workdir / "out" / "curated" / "stage=1" / "_manifest.json")["rows"]
     assert after > before and read_json(workdir / "out" / "curated" / "stage=2" / "_manifest.json")["rows"] == 0
@@ -108,8 +126,14 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": PREFECT_API_URL.value()}  # the harness's API
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=cwd, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_killed_run_resumes_to_the_same_curated_output(tmp_path, tokenizer_dir, prefect_harness):
@@ -137,4 +161,7 @@ def test_killed_run_resumes_to_the_same_curated_output(tmp_path, tokenizer_dir, 
         assert "[OK]" in log
     assert read_json(killed / "_manifest.json")["steps"]["ingest"]["cached_chunks"] >= n_done - 2
     assert curated_digest(killed) == curated_digest(tmp_path / "clean")
-    assert read_json(killed / "_manifest.json")["accounting"] == read_json(tmp_path / "clean" / "_manifest.json")["accounting"]
+    assert (
+        read_json(killed / "_manifest.json")["accounting"]
+        == read_json(tmp_path / "clean" / "_manifest.json")["accounting"]
+    )

@@ -15,12 +15,14 @@ AXES = {"token_length": "text", "type_token_ratio": "text", "image_entropy": "im
 # Hand-worked example (sample granularity, min-max, no log transform). Rows E and F must not
 # influence normalisation: E has a signal error (quarantined), F has no category (dropped).
 #        cat       L    T     E
-ROWS = [("caption", 10, 0.50, 2.0),   # A
-        ("caption", 30, 1.00, 6.0),   # B
-        ("vqa",     20, 0.75, np.nan),  # C (no image)
-        ("vqa",     50, 0.25, 8.0),   # D
-        ("vqa",    999, 0.00, 0.0),   # E: quarantined
-        (None,    -99, 9.00, 99.0)]   # F: dropped
+ROWS = [
+    ("caption", 10, 0.50, 2.0),  # A
+    ("caption", 30, 1.00, 6.0),  # B
+    ("vqa", 20, 0.75, np.nan),  # C (no image)
+    ("vqa", 50, 0.25, 8.0),  # D
+    ("vqa", 999, 0.00, 0.0),  # E: quarantined
+    (None, -99, 9.00, 99.0),
+]  # F: dropped
 # L̂ = (L-10)/40: A 0, B .5, C .25, D 1        T̂ = (T-.25)/.75: A 1/3, B 1, C 2/3, D 0
 # Ê = (E-2)/6: A 0, B 2/3, C -, D 1
 # S_text = mean(L̂, T̂): A 1/6, B 3/4, C 11/24, D 1/2;  S_image = Ê
@@ -31,24 +33,33 @@ EXPECTED_S = [1 / 12, 17 / 24, 11 / 24, 3 / 4]
 
 def columns():
     cats = [r[0] for r in ROWS]
-    metrics = {"token_length": np.array([r[1] for r in ROWS], float),
-               "type_token_ratio": np.array([r[2] for r in ROWS], float),
-               "image_entropy": np.array([r[3] for r in ROWS], float)}
+    metrics = {
+        "token_length": np.array([r[1] for r in ROWS], float),
+        "type_token_ratio": np.array([r[2] for r in ROWS], float),
+        "image_entropy": np.array([r[3] for r in ROWS], float),
+    }
     errors = [[], [], [], [], ["image_entropy: boom"], []]
     return ["ds"] * len(ROWS), cats, metrics, errors
 
 
 def config(**kw) -> CombineConfig:
-    return CombineConfig(granularity="sample", normalization="minmax", log1p=(),
-                         stages=StageRule(caption_low_share=0.5, instruction_low_share=0.5), **kw)
+    return CombineConfig(
+        granularity="sample",
+        normalization="minmax",
+        log1p=(),
+        stages=StageRule(caption_low_share=0.5, instruction_low_share=0.5),
+        **kw,
+    )
 
 
 def test_sample_granularity_hand_worked_example():
     ds, cats, metrics, errors = columns()
     cfg = config()
     # statistics gathered over two shards and merged equal the hand-worked population
-    half = [gather_stats(ds[s], cats[s], {m: v[s] for m, v in metrics.items()}, errors[s], cfg)
-            for s in (slice(0, 3), slice(3, 6))]
+    half = [
+        gather_stats(ds[s], cats[s], {m: v[s] for m, v in metrics.items()}, errors[s], cfg)
+        for s in (slice(0, 3), slice(3, 6))
+    ]
     stats = half[0].merge(half[1])
     assert stats.moments["token_length"].min == 10 and stats.moments["token_length"].max == 50
     decision = decide(stats, AXES, cfg)
@@ -104,8 +115,11 @@ def test_split_rules():
 
 
 def test_complexity_renormalises_over_present_axes():
-    s = complexity({"text": np.array([0.2, np.nan]), "image": np.array([0.8, 0.8]), "task": np.array([np.nan, np.nan])},
-                   ["caption", "caption"], config().weights)
+    s = complexity(
+        {"text": np.array([0.2, np.nan]), "image": np.array([0.8, 0.8]), "task": np.array([np.nan, np.nan])},
+        ["caption", "caption"],
+        config().weights,
+    )
     np.testing.assert_allclose(s, [0.5, 0.8])
 
 

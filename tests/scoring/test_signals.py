@@ -20,7 +20,7 @@ def word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = "the cat sat on mat a dog ran describe image what is this [UNK]".split()
+    words = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "describe", "image", "what", "is", "this", "[UNK]"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
@@ -43,29 +43,40 @@ def test_registry_names_match_modules_and_columns():
 
 
 def test_prompt_and_response_split():
-    turns = conv(("system", "be nice"), ("human", "<image>\nwhat is this"), ("gpt", "a cat"),
-                 ("human", "and this"), ("gpt", "a dog"))
+    turns = conv(
+        ("system", "be nice"),
+        ("human", "<image>\nwhat is this"),
+        ("gpt", "a cat"),
+        ("human", "and this"),
+        ("gpt", "a dog"),
+    )
     assert prompt_text(turns) == "what is this\nand this"
     assert response_text(turns) == "a cat\na dog"
 
 
 def test_token_length_counts_all_assistant_turns(word_tokenizer):
     s = get_signal("token_length")
-    batch = SampleBatch(["a", "b", "c"], [
-        conv(("human", "what is this"), ("gpt", "the cat sat on the mat")),
-        conv(("human", "describe"), ("gpt", "a dog"), ("human", "and"), ("gpt", "the dog ran")),
-        conv(("human", "x"), ("gpt", "")),
-    ])
+    batch = SampleBatch(
+        ["a", "b", "c"],
+        [
+            conv(("human", "what is this"), ("gpt", "the cat sat on the mat")),
+            conv(("human", "describe"), ("gpt", "a dog"), ("human", "and"), ("gpt", "the dog ran")),
+            conv(("human", "x"), ("gpt", "")),
+        ],
+    )
     out = s.compute(batch, s.params(tokenizer="unused"), word_tokenizer)
     assert out["token_length"].tolist() == [6.0, 5.0, 0.0]
 
 
 def test_type_token_ratio_token_and_word_units(word_tokenizer):
     s = get_signal("type_token_ratio")
-    batch = SampleBatch(["a", "b"], [
-        conv(("human", "<image>\nthe cat"), ("gpt", "the dog the cat")),  # the cat the dog the cat: 3 types / 6
-        conv(("human", "The THE"), ("gpt", "cat")),
-    ])
+    batch = SampleBatch(
+        ["a", "b"],
+        [
+            conv(("human", "<image>\nthe cat"), ("gpt", "the dog the cat")),  # the cat the dog the cat: 3 types / 6
+            conv(("human", "The THE"), ("gpt", "cat")),
+        ],
+    )
     tok = s.compute(batch, TypeTokenRatioParams(tokenizer="unused", unit="token"), word_tokenizer)
     np.testing.assert_allclose(tok["type_token_ratio"], [3 / 6, 2 / 3])  # case-sensitive vocab: The, THE → [UNK] twice
     word = s.compute(batch, TypeTokenRatioParams(tokenizer="unused", unit="word"), None)
@@ -78,12 +89,15 @@ def test_type_token_ratio_of_empty_text_is_nan(word_tokenizer):
     assert np.isnan(out["type_token_ratio"][0])
 
 
-@pytest.mark.parametrize("arr,bits", [
-    (np.zeros((8, 8), np.uint8), 0.0),
-    (np.array([[0, 255]] * 4, np.uint8), 1.0),
-    (np.arange(256, dtype=np.uint8).reshape(16, 16), 8.0),
-    (np.array([[0, 0, 0, 1]], np.uint8), -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))),
-])
+@pytest.mark.parametrize(
+    "arr,bits",
+    [
+        (np.zeros((8, 8), np.uint8), 0.0),
+        (np.array([[0, 255]] * 4, np.uint8), 1.0),
+        (np.arange(256, dtype=np.uint8).reshape(16, 16), 8.0),
+        (np.array([[0, 0, 0, 1]], np.uint8), -(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25))),
+    ],
+)
 def test_entropy_golden_values(arr, bits):
     assert entropy_bits(arr) == pytest.approx(bits, abs=1e-12)
 

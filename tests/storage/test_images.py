@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from storage.images import (ImageError, check_image, gray_for_signals, open_checked, resolve_image_path,
-                            to_gray, to_rgb)
+from storage.images import (
+    ImageError,
+    check_image,
+    gray_for_signals,
+    open_checked,
+    resolve_image_path,
+    to_gray,
+    to_rgb,
+)
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -29,20 +36,23 @@ def root(tmp_path):
     return r
 
 
-@pytest.mark.parametrize("ref,kind", [
-    ("http://example.com/a.jpg", "url_refused"),
-    ("https://example.com/a.jpg", "url_refused"),
-    ("s3://bucket/a.jpg", "url_refused"),
-    ("file:///etc/hostname", "url_refused"),
-    ("data:image/png;base64,AAAA", "url_refused"),
-    ("../secret.png", "path_outside_root"),
-    ("sub/../../secret.png", "path_outside_root"),
-    ("/etc/hostname", "path_outside_root"),
-    ("missing.png", "image_not_found"),
-    ("sub", "image_not_found"),
-    ("", "bad_image_ref"),
-    ("a\x00b.png", "bad_image_ref"),
-])
+@pytest.mark.parametrize(
+    "ref,kind",
+    [
+        ("http://example.com/a.jpg", "url_refused"),
+        ("https://example.com/a.jpg", "url_refused"),
+        ("s3://bucket/a.jpg", "url_refused"),
+        ("file:///etc/hostname", "url_refused"),
+        ("data:image/png;base64,AAAA", "url_refused"),
+        ("../secret.png", "path_outside_root"),
+        ("sub/../../secret.png", "path_outside_root"),
+        ("/etc/hostname", "path_outside_root"),
+        ("missing.png", "image_not_found"),
+        ("sub", "image_not_found"),
+        ("", "bad_image_ref"),
+        ("a\x00b.png", "bad_image_ref"),
+    ],
+)
 def test_refused_references(root, ref, kind):
     with pytest.raises(ImageError) as e:
         resolve_image_path(ref, root)
@@ -78,7 +88,7 @@ def test_png_bomb_is_refused_without_allocating(tmp_path):
     assert len(data) < 5_000_000
     with pytest.raises(ImageError) as e:
         check_image(data, max_pixels=64_000_000)
-    assert e.value.kind == "too_many_pixels" and "40000x40000" in str(e.value)
+    assert e.value.kind == "too_many_pixels" and "1600000000 pixels" in str(e.value)
 
 
 def test_truncated_and_non_images_are_refused():

@@ -16,8 +16,12 @@ from storage.ingest.records import RecordError, parse_record
 from storage.ingest.spec import RawRecord
 
 RECORDS = [
-    {"id": f"r{i}", "image": f"{i}.png", "category": "vqa",
-     "conversations": [{"from": "human", "value": f"<image>\nq{i} ünïcødé"}, {"from": "gpt", "value": f"a{i}"}]}
+    {
+        "id": f"r{i}",
+        "image": f"{i}.png",
+        "category": "vqa",
+        "conversations": [{"from": "human", "value": f"<image>\nq{i} ünïcødé"}, {"from": "gpt", "value": f"a{i}"}],
+    }
     for i in range(23)
 ]
 
@@ -78,15 +82,23 @@ def test_llava_json_that_is_not_an_array(tmp_path):
 
 def test_parquet_with_image_struct_and_with_path_column(tmp_path):
     conv_t = pa.list_(pa.struct([("from", pa.string()), ("value", pa.string())]))
-    t = pa.table({
-        "id": ["a", "b"],
-        "conversations": pa.array([RECORDS[0]["conversations"], RECORDS[1]["conversations"]], conv_t),
-        "image": pa.array([{"bytes": png_bytes(1), "path": "one.png"}, {"bytes": None, "path": "x/two.png"}],
-                          pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
-    })
+    t = pa.table(
+        {
+            "id": ["a", "b"],
+            "conversations": pa.array([RECORDS[0]["conversations"], RECORDS[1]["conversations"]], conv_t),
+            "image": pa.array(
+                [{"bytes": png_bytes(1), "path": "one.png"}, {"bytes": None, "path": "x/two.png"}],
+                pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+            ),
+        }
+    )
     pq.write_table(t, tmp_path / "a.parquet", row_group_size=1)
-    pq.write_table(pa.table({"id": ["c"], "conversations": ['[{"from": "gpt", "value": "json string"}]'],
-                             "image_path": ["c.png"]}), tmp_path / "b.parquet")
+    pq.write_table(
+        pa.table(
+            {"id": ["c"], "conversations": ['[{"from": "gpt", "value": "json string"}]'], "image_path": ["c.png"]}
+        ),
+        tmp_path / "b.parquet",
+    )
     cfg = DatasetConfig(name="d", format="parquet", path="a.parquet")
     chunks, recs = read_all(cfg, tmp_path, 1)
     assert len(chunks) == 2
@@ -113,14 +125,20 @@ def _tar(path, members):
 
 
 def test_webdataset_groups_members_by_key(tmp_path):
-    _tar(tmp_path / "00000.tar", [
-        ("000000000.jpg", png_bytes(0)), ("000000000.txt", "a red square".encode()),
-        ("000000000.json", b'{"caption": "ignored, txt wins", "status": "success"}'),
-        ("000000001.jpg", png_bytes(1)), ("000000001.json", b'{"caption": "from json"}'),
-        ("000000002.txt", b"caption without image"),
-        ("000000003.jpg", png_bytes(3)),
-        ("000000004.jpg", png_bytes(4)), ("000000004.txt", b"\xff\xfe bad utf8"),
-    ])
+    _tar(
+        tmp_path / "00000.tar",
+        [
+            ("000000000.jpg", png_bytes(0)),
+            ("000000000.txt", b"a red square"),
+            ("000000000.json", b'{"caption": "ignored, txt wins", "status": "success"}'),
+            ("000000001.jpg", png_bytes(1)),
+            ("000000001.json", b'{"caption": "from json"}'),
+            ("000000002.txt", b"caption without image"),
+            ("000000003.jpg", png_bytes(3)),
+            ("000000004.jpg", png_bytes(4)),
+            ("000000004.txt", b"\xff\xfe bad utf8"),
+        ],
+    )
     cfg = DatasetConfig(name="w", format="webdataset", path="*.tar", category="caption")
     _, recs = read_all(cfg, tmp_path, 10)
     assert [r.key for r in recs] == [f"00000000{i}" for i in range(5)]
@@ -150,40 +168,55 @@ def test_webdataset_hostile_members(tmp_path):
 
 
 def test_truncated_tar_keeps_what_was_read_and_says_where_it_broke(tmp_path):
-    _tar(tmp_path / "t.tar", [m for i in range(6) for m in ((f"{i:09d}.jpg", png_bytes(i) * 20),
-                                                            (f"{i:09d}.txt", b"cap"))])
+    _tar(
+        tmp_path / "t.tar",
+        [m for i in range(6) for m in ((f"{i:09d}.jpg", png_bytes(i) * 20), (f"{i:09d}.txt", b"cap"))],
+    )
     data = (tmp_path / "t.tar").read_bytes()
     (tmp_path / "t.tar").write_bytes(data[: len(data) // 2 + 100])
     _, recs = read_all(DatasetConfig(name="w", format="webdataset", path="t.tar"), tmp_path, 10)
     assert recs[0].error_kind is None and 0 < len(recs) < 7
-    assert recs[-1].error_kind == "unreadable_file" and "tar stream unreadable" in recs[-1].error
+    assert recs[-1].error_kind in ("unreadable_file", "bad_tar_member")
+    assert "past the end of the file" in recs[-1].error or "tar stream unreadable" in recs[-1].error
 
 
 def raw(obj, **kw):
     return RawRecord("f:line 1", 0, obj=obj, **kw)
 
 
-CFG = DatasetConfig(name="d", format="jsonl", path="x", label_field="category",
-                    label_map={"docvqa": "ocr"})
+CFG = DatasetConfig(name="d", format="jsonl", path="x", label_field="category", label_map={"docvqa": "ocr"})
 
 
-@pytest.mark.parametrize("obj,kind", [
-    ({"id": "a"}, "missing_conversations"),
-    ({"conversations": "hello"}, "wrong_type"),
-    ({"conversations": []}, "empty_conversations"),
-    ({"conversations": ["hi"]}, "wrong_type"),
-    ({"conversations": [{"from": "robot", "value": "x"}]}, "bad_role"),
-    ({"conversations": [{"from": "human", "value": 5}, {"from": "gpt", "value": "x"}]}, "wrong_type"),
-    ({"conversations": [{"from": "human", "value": "q"}]}, "no_response"),
-    ({"conversations": [{"from": "human", "value": "bad \ud800"}, {"from": "gpt", "value": "x"}]}, "invalid_unicode"),
-    ({"conversations": [{"from": "human", "value": "<image> q"}, {"from": "gpt", "value": "x"}]},
-     "image_token_without_image"),
-    ({"image": "a.png", "conversations": [{"from": "human", "value": "<image><image>"}, {"from": "gpt", "value": "x"}]},
-     "multi_image"),
-    ({"image": ["a.png", "b.png"], "conversations": [{"from": "gpt", "value": "x"}]}, "multi_image"),
-    ({"image": 7, "conversations": [{"from": "gpt", "value": "x"}]}, "wrong_type"),
-    ({"id": {"nested": 1}, "conversations": [{"from": "gpt", "value": "x"}]}, "wrong_type"),
-])
+@pytest.mark.parametrize(
+    "obj,kind",
+    [
+        ({"id": "a"}, "missing_conversations"),
+        ({"conversations": "hello"}, "wrong_type"),
+        ({"conversations": []}, "empty_conversations"),
+        ({"conversations": ["hi"]}, "wrong_type"),
+        ({"conversations": [{"from": "robot", "value": "x"}]}, "bad_role"),
+        ({"conversations": [{"from": "human", "value": 5}, {"from": "gpt", "value": "x"}]}, "wrong_type"),
+        ({"conversations": [{"from": "human", "value": "q"}]}, "no_response"),
+        (
+            {"conversations": [{"from": "human", "value": "bad \ud800"}, {"from": "gpt", "value": "x"}]},
+            "invalid_unicode",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": "<image> q"}, {"from": "gpt", "value": "x"}]},
+            "image_token_without_image",
+        ),
+        (
+            {
+                "image": "a.png",
+                "conversations": [{"from": "human", "value": "<image><image>"}, {"from": "gpt", "value": "x"}],
+            },
+            "multi_image",
+        ),
+        ({"image": ["a.png", "b.png"], "conversations": [{"from": "gpt", "value": "x"}]}, "multi_image"),
+        ({"image": 7, "conversations": [{"from": "gpt", "value": "x"}]}, "wrong_type"),
+        ({"id": {"nested": 1}, "conversations": [{"from": "gpt", "value": "x"}]}, "wrong_type"),
+    ],
+)
 def test_record_validation_errors(obj, kind):
     with pytest.raises(RecordError) as e:
         parse_record(raw(obj), CFG)
@@ -191,12 +224,40 @@ def test_record_validation_errors(obj, kind):
 
 
 def test_record_normalisation():
-    p = parse_record(raw({"id": 12, "image": "a.png", "category": "docvqa",
-                          "conversations": [{"role": "user", "content": "read it"},
-                                            {"role": "assistant", "content": "ok"}]}), CFG)
+    p = parse_record(
+        raw(
+            {
+                "id": 12,
+                "image": "a.png",
+                "category": "docvqa",
+                "conversations": [{"role": "user", "content": "read it"}, {"role": "assistant", "content": "ok"}],
+            }
+        ),
+        CFG,
+    )
     assert p.source_key == "12" and p.category == "ocr" and p.image_ref == "a.png"
     assert p.conversations == [{"from": "human", "value": "<image>\nread it"}, {"from": "gpt", "value": "ok"}]
     unknown = parse_record(raw({"category": "memes", "conversations": [{"from": "gpt", "value": "x"}]}), CFG)
     assert unknown.category is None and unknown.source_key == "@f:line 1"  # no id: the location is the key
-    assert parse_record(raw({"id": "a", "conversations": [{"from": "gpt", "value": "x"}]}), CFG).sample_id == \
-        parse_record(raw({"id": "a", "conversations": [{"from": "gpt", "value": "y"}]}), CFG).sample_id
+    assert (
+        parse_record(raw({"id": "a", "conversations": [{"from": "gpt", "value": "x"}]}), CFG).sample_id
+        == parse_record(raw({"id": "a", "conversations": [{"from": "gpt", "value": "y"}]}), CFG).sample_id
+    )
+
+
+def test_tar_member_declaring_a_huge_size_is_refused_at_once(tmp_path):
+    import time as _time
+
+    from flows.sample_data.hostile import TarMember, write_webdataset_tar
+
+    members = [
+        TarMember("000000000.jpg", png_bytes(0)),
+        TarMember("000000000.txt", b"ok"),
+        TarMember("000000001.jpg", b"x", declared_size=1 << 40),
+    ]
+    write_webdataset_tar(tmp_path / "huge.tar", members)
+    t = _time.perf_counter()
+    _, recs = read_all(DatasetConfig(name="w", format="webdataset", path="huge.tar"), tmp_path, 10)
+    assert _time.perf_counter() - t < 5
+    assert recs[0].error_kind is None
+    assert recs[-1].error_kind in ("bad_tar_member", "unreadable_file")

@@ -23,12 +23,18 @@ def _jpeg(seed: int) -> bytes:
 
 def _sample(i: int, dataset: str, with_image: bool = True) -> dict:
     return {
-        "sample_id": f"{dataset}-{i:04d}", "dataset": dataset, "source_key": str(i), "source": f"x.jsonl:line {i}",
+        "sample_id": f"{dataset}-{i:04d}",
+        "dataset": dataset,
+        "source_key": str(i),
+        "source": f"x.jsonl:line {i}",
         "category": "vqa" if with_image else "text_only",
-        "conversations": [{"from": "human", "value": ("<image>\n" if with_image else "") + f"question {i} ünï"},
-                          {"from": "gpt", "value": f"answer {i}"}],
+        "conversations": [
+            {"from": "human", "value": ("<image>\n" if with_image else "") + f"question {i} ünï"},
+            {"from": "gpt", "value": f"answer {i}"},
+        ],
         "image": {"bytes": _jpeg(i), "path": f"{i}.jpg"} if with_image else None,
-        "width": 32 if with_image else None, "height": 24 if with_image else None,
+        "width": 32 if with_image else None,
+        "height": 24 if with_image else None,
         "image_format": "JPEG" if with_image else None,
     }
 
@@ -39,8 +45,17 @@ def curated(tmp_path_factory):
     expected = []
     for stage in (1, 3):
         with ShardWriter(root / f"stage={stage}", f"ds{stage}-part", CURATED_SCHEMA, max_rows=3) as w:
-            rows = [{**_sample(i, f"ds{stage}", with_image=i % 4 != 3), "stage": stage, "complexity": i / 10,
-                     "s_text": 0.5, "s_image": None, "s_task": None} for i in range(5)]
+            rows = [
+                {
+                    **_sample(i, f"ds{stage}", with_image=i % 4 != 3),
+                    "stage": stage,
+                    "complexity": i / 10,
+                    "s_text": 0.5,
+                    "s_image": None,
+                    "s_task": None,
+                }
+                for i in range(5)
+            ]
             w.write_rows(rows)
             w.close()
         expected += rows
@@ -75,11 +90,13 @@ def test_duckdb_reads_shards_unchanged(curated):
     con = duckdb.connect()
     rows = con.execute(
         f"select stage, count(*), sum(octet_length(image.bytes)) from read_parquet('{root}/**/*.parquet', "
-        "hive_partitioning=true) group by stage order by stage").fetchall()
+        "hive_partitioning=true) group by stage order by stage"
+    ).fetchall()
     img_bytes = {s: sum(len(r["image"]["bytes"]) for r in expected if r["image"] and r["stage"] == s) for s in (1, 3)}
     assert rows == [(1, 5, img_bytes[1]), (3, 5, img_bytes[3])]
-    v = con.execute(f"select conversations[2].value from read_parquet('{root}/stage=1/*.parquet') "
-                    "where sample_id = 'ds1-0002'").fetchone()[0]
+    v = con.execute(
+        f"select conversations[2].value from read_parquet('{root}/stage=1/*.parquet') where sample_id = 'ds1-0002'"
+    ).fetchone()[0]
     assert v == "answer 2"
 
 

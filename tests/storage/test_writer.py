@@ -51,10 +51,9 @@ def test_checksums_and_sizes_match_files(tmp_path):
 
 
 def test_nothing_appears_when_writing_fails(tmp_path):
-    with pytest.raises(RuntimeError):
-        with ShardWriter(tmp_path, "s", SCHEMA, max_rows=2) as w:
-            w.write_rows(rows(5))
-            raise RuntimeError("killed mid-way")
+    with pytest.raises(RuntimeError), ShardWriter(tmp_path, "s", SCHEMA, max_rows=2) as w:
+        w.write_rows(rows(5))
+        raise RuntimeError("killed mid-way")
     assert list(tmp_path.iterdir()) == []
 
 

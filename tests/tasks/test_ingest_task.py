@@ -19,7 +19,9 @@ from tasks.signals import SignalJob, score_shard
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
 
-def run_all(base: Path, out: Path, opts=IngestOptions(chunk_records=10), storage=StorageOptions(), fused=(), force=False):
+def run_all(
+    base: Path, out: Path, opts=IngestOptions(chunk_records=10), storage=StorageOptions(), fused=(), force=False
+):
     chunks = plan_dataset(CFG, base, opts)
     return [ingest_chunk(c, CFG, opts, storage, str(out), str(base), list(fused), force) for c in chunks]
 
@@ -70,7 +72,9 @@ def test_changed_options_invalidate_the_marker(dataset, tmp_path):
 
 
 def test_shards_rotate_within_a_chunk(dataset, tmp_path):
-    s = run_all(dataset, tmp_path / "out", opts=IngestOptions(chunk_records=100), storage=StorageOptions(shard_max_rows=4))
+    s = run_all(
+        dataset, tmp_path / "out", opts=IngestOptions(chunk_records=100), storage=StorageOptions(shard_max_rows=4)
+    )
     assert len(s) == 1 and [sh["rows"] for sh in s[0]["shards"]] == [4] * 6 + [1]
 
 
@@ -88,8 +92,10 @@ def test_fused_image_signal_equals_the_standalone_signal(dataset, tmp_path):
             a = pq.read_table(written["path"])
             b = pq.read_table(standalone["path"])
             assert a.column("sample_id").equals(b.column("sample_id"))
-            np.testing.assert_array_equal(a.column("image_entropy").to_numpy(zero_copy_only=False),
-                                          b.column("image_entropy").to_numpy(zero_copy_only=False))
+            np.testing.assert_array_equal(
+                a.column("image_entropy").to_numpy(zero_copy_only=False),
+                b.column("image_entropy").to_numpy(zero_copy_only=False),
+            )
             # and the signal step over the same output root finds the fused file done
             assert score_shard(job, "d", sh, str(out), 10**8, 10**8)["cached"]
 

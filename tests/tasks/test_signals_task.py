@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
+from scoring.batch import SampleBatch
 from scoring.signals import get_signal
 from storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from storage.options import StorageOptions
 from storage.readers import file_metadata
 from tasks.ingest import ingest_chunk
 from tasks.signals import SignalJob, _compute_rows, score_shard
-from scoring.batch import SampleBatch
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
@@ -42,8 +42,12 @@ def test_new_params_give_a_new_key_and_replace_the_stale_file(dataset, tmp_path,
     out = tmp_path / "out"
     sh = shard(dataset, out)
     s = get_signal("type_token_ratio")
-    a = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out), 10**8, 10**8)
-    b = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out), 10**8, 10**8)
+    a = score_shard(
+        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out), 10**8, 10**8
+    )
+    b = score_shard(
+        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out), 10**8, 10**8
+    )
     assert a["key"] != b["key"] and not b["cached"]
     files = sorted(p.name for p in (out / "signals" / "type_token_ratio" / "dataset=d").glob("*.parquet"))
     assert files == [b["path"].rsplit("/", 1)[1]]
@@ -58,7 +62,9 @@ def test_model_identity_is_part_of_the_key(dataset, tmp_path, tokenizer_dir):
     same = SignalJob.of(s, s.params(tokenizer=str(copy))).key("x")
     assert same == SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir))).key("x")  # a copy is the same model
     (copy / "tokenizer_config.json").write_text((copy / "tokenizer_config.json").read_text().replace("32768", "1000"))
-    assert SignalJob.of(s, s.params(tokenizer=str(copy))).key("x") != SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir))).key("x")
+    assert SignalJob.of(s, s.params(tokenizer=str(copy))).key("x") != SignalJob.of(
+        s, s.params(tokenizer=str(tokenizer_dir))
+    ).key("x")
 
 
 def test_one_failing_row_does_not_sink_the_batch():
