@@ -14,6 +14,16 @@ class StepFailed(RuntimeError):
     """Some units of a step raised (not bad records: those are quarantined). Rerun resumes."""
 
 
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task run (logs reach the API), else a plain logger."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return log
+
+
 def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
     """Prefect progress artifact + log lines; plain logging outside a Prefect run."""
     artifact_id = None
@@ -26,13 +36,14 @@ def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
     except Exception:
         update_progress_artifact = None
     state = {"last_log": 0.0}
+    logger = _run_logger()
 
     def report(done: int) -> None:
         pct = 100.0 * done / max(total, 1)
         now = time.monotonic()
         if done == total or now - state["last_log"] > 5:
             state["last_log"] = now
-            log.info("%s: %d/%d (%.0f%%)", name, done, total, pct)
+            logger.info("%s: %d/%d (%.0f%%)", name, done, total, pct)
             if artifact_id is not None:
                 try:
                     update_progress_artifact(artifact_id, progress=pct, description=f"{name}: {done}/{total}")

@@ -6,7 +6,7 @@ Three steps, each mergeable across shards:
    metric over eligible samples; per-unit sums for dataset granularity).
 2. ``decide`` turns them into a ``Decision``: normalisation constants, and for
    dataset granularity each unit's scores and stage. Sample granularity
-   needs one more pass: ``score_rows`` → S histograms per group → ``cutoffs``.
+   needs one more pass: ``score_rows`` → S histograms per split unit → ``cutoffs``.
 3. ``score_rows`` applies the decision to a shard's rows.
 
 A *unit* is (dataset, category): the paper scores whole datasets, and splits
@@ -21,7 +21,7 @@ import numpy as np
 
 from scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
 from scoring.normalize import Moments, normalize, transform
-from scoring.stages import bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
+from scoring.stages import StageRule, bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
 
 UNIT_SEP = "/"
 
@@ -118,7 +118,7 @@ class Decision:
     granularity: str
     metric_axes: dict[str, str]
     moments: dict[str, Moments] = field(default_factory=dict)  # sample granularity
-    cutoffs: dict[str, int] = field(default_factory=dict)  # sample granularity: group → highest low bin
+    cutoffs: dict[str, int] = field(default_factory=dict)  # sample granularity: split unit → highest low bin
     units: dict[str, dict] = field(default_factory=dict)  # dataset granularity: unit → scores and stage
     absent_axes: list[str] = field(default_factory=list)
 
@@ -148,19 +148,20 @@ def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConf
     cats = [u.split(UNIT_SEP, 1)[1] for u in names]
     axes = axis_scores(norm, metric_axes, len(names))
     s = complexity(axes, cats, cfg.weights)
-    for group in ("caption", "instruction"):
-        idx = [i for i, c in enumerate(cats) if group_of(c) == group and not np.isnan(s[i])]
+    rule = cfg.stages
+    for key in sorted({rule.split_key(c) for c in cats}):
+        idx = [i for i, c in enumerate(cats) if rule.split_key(c) == key and not np.isnan(s[i])]
         low = split_units(
             [float(s[i]) for i in idx],
             [stats.unit_n[names[i]] for i in idx],
             [names[i] for i in idx],
-            cfg.stages.low_share(group),
+            rule.low_share(key),
         )
         for i in idx:
             d.units[names[i]] = {
                 "n": stats.unit_n[names[i]],
                 "complexity": float(s[i]),
-                "stage": stage_of(group, names[i] not in low),
+                "stage": stage_of(group_of(key), names[i] not in low),
                 **{f"s_{a}": _f(axes[a][i]) for a in AXES},
                 **{m: _f(means[m][i]) for m in metric_axes},
                 **{f"{m}_norm": _f(norm[m][i]) for m in metric_axes},
@@ -205,7 +206,7 @@ def score_rows(
         fates.append(f)
         reasons.append(r)
         if f == "kept":
-            stages[i] = _stage(decision, datasets[i], categories[i], s[i])
+            stages[i] = _stage(decision, datasets[i], categories[i], s[i], cfg.stages)
     return RowScores(fates, reasons, stages, s, axes, norm)
 
 
@@ -214,23 +215,19 @@ def _nan(unit: dict | None, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _stage(decision: Decision, dataset: str, category: str, score: float) -> int:
-    group = group_of(category)
+def _stage(decision: Decision, dataset: str, category: str, score: float, rule: StageRule) -> int:
     if decision.granularity == "sample":
-        return stage_of(group, int(bin_of(np.array([score]))[0]) > decision.cutoffs.get(group, -1))
+        high = int(bin_of(np.array([score]))[0]) > decision.cutoffs.get(rule.split_key(category), -1)
+        return stage_of(group_of(category), high)
     return int(decision.units[unit_of(dataset, category)]["stage"])
 
 
-def group_histograms(categories: list[str | None], rows: RowScores) -> dict[str, np.ndarray]:
-    """Histograms of S of kept rows, per group (sample granularity's second pass)."""
-    out = {}
-    for group in ("caption", "instruction"):
-        mask = np.array(
-            [f == "kept" and c is not None and group_of(c) == group for f, c in zip(rows.fate, categories)], dtype=bool
-        )
-        out[group] = histogram(rows.complexity[mask])
-    return out
+def split_histograms(categories: list[str | None], rows: RowScores, rule: StageRule) -> dict[str, np.ndarray]:
+    """Histograms of S of kept rows, per split unit (sample granularity's second pass)."""
+    keys = np.array([rule.split_key(c) if f == "kept" else "" for f, c in zip(rows.fate, categories)], dtype=object)
+    return {k: histogram(rows.complexity[keys == k]) for k in sorted(set(keys) - {""})}
 
 
 def cutoffs(hists: dict[str, np.ndarray], cfg: CombineConfig) -> dict[str, int]:
-    return {g: low_bin_cutoff(h, cfg.stages.low_share(g)) for g, h in hists.items()}
+    """Per split unit, the highest bin that is still 'low'."""
+    return {k: low_bin_cutoff(h, cfg.stages.low_share(k)) for k, h in hists.items()}

@@ -1,9 +1,14 @@
 """The paper's stage rule: captions → stages 1/2, every other category → 3/4, by a complexity split.
 
-Within each group the lowest share of the population (``caption_low_share`` of
-captions, ``instruction_low_share`` of the rest) is "low complexity". The
-defaults follow the paper's stage sizes: 10M low of 33M captions (0.30) and
-54M low of 120M instruction samples (0.45).
+The split is made within each *split unit*: every category by default
+(``split_within: category``: S uses per-category weights λ, so scores are
+comparable within a category, and every task contributes low- and
+high-complexity data, as in the paper's "low-complexity data of all tasks"),
+or the two groups (``split_within: group``: captions vs everything else). In
+each, the lowest share (``caption_low_share`` for captions,
+``instruction_low_share`` otherwise) is "low complexity". The defaults follow
+the paper's stage sizes: 10M low of 33M captions (0.30) and 54M low of 120M
+instruction samples (0.45).
 
 Sample granularity splits on a histogram of S with ``BINS`` equal bins over
 [0, 1] (mergeable across shards): the low set is the smallest run of lowest
@@ -13,6 +18,8 @@ units, weighted by their sample counts, with the same rule.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,13 +35,22 @@ class StageRule(BaseModel):
 
     caption_low_share: float = Field(default=0.30, ge=0.0, le=1.0, description="Share of captions in stage 1.")
     instruction_low_share: float = Field(default=0.45, ge=0.0, le=1.0, description="Share of other data in stage 3.")
+    split_within: Literal["category", "group"] = Field(
+        default="category", description="Split each category separately, or captions vs all other data."
+    )
 
-    def low_share(self, group: str) -> float:
-        return self.caption_low_share if group == "caption" else self.instruction_low_share
+    def low_share(self, key: str) -> float:
+        """Low share of a split unit (a category or a group)."""
+        return self.caption_low_share if group_of(key) == "caption" else self.instruction_low_share
+
+    def split_key(self, category: str) -> str:
+        """The split unit a category belongs to."""
+        return category if self.split_within == "category" else group_of(category)
 
 
 def group_of(category: str) -> str:
-    return "caption" if category == CAPTION else "instruction"
+    """'caption' for captions (and the caption group itself), else 'instruction'."""
+    return "caption" if category in (CAPTION, "caption") else "instruction"
 
 
 def stage_of(group: str, high: bool) -> int:

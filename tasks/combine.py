@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from scoring.combine import CombineConfig
-from scoring.score import Decision, gather_stats, group_histograms, score_rows
+from scoring.score import Decision, gather_stats, score_rows, split_histograms
 from storage.fingerprint import cache_key, stable_hash
 from storage.layout import OutputLayout
 from storage.manifest import read_marker, write_marker
@@ -87,10 +87,10 @@ def shard_stats(inp: ShardInputs, cfg: CombineConfig) -> dict[str, Any]:
 
 
 def shard_histograms(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any]) -> dict[str, list[int]]:
-    """Pass 2 (sample granularity): histograms of S per group."""
+    """Pass 2 (sample granularity): histograms of S per split unit."""
     c = load_columns(inp)
     rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, cfg, _decision(decision))
-    return {g: h.tolist() for g, h in group_histograms(c.categories, rows).items()}
+    return {k: h.tolist() for k, h in split_histograms(c.categories, rows, cfg.stages).items()}
 
 
 def _decision(d: dict[str, Any]) -> Decision:

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from scoring.combine import CombineConfig, complexity
-from scoring.score import PopulationStats, cutoffs, decide, gather_stats, group_histograms, score_rows
+from scoring.score import PopulationStats, cutoffs, decide, gather_stats, score_rows, split_histograms
 from scoring.stages import StageRule, low_bin_cutoff, split_units
 
 AXES = {"token_length": "text", "type_token_ratio": "text", "image_entropy": "image"}
@@ -70,7 +70,7 @@ def test_sample_granularity_hand_worked_example():
     assert np.isnan(rows.axes["image"][2])
     assert rows.fate == ["kept"] * 4 + ["quarantined", "dropped"]
     assert rows.reason[4] == "image_entropy: boom" and rows.reason[5] == "uncategorized"
-    decision.cutoffs = cutoffs(group_histograms(cats, rows), cfg)
+    decision.cutoffs = cutoffs(split_histograms(cats, rows, cfg.stages), cfg)
     staged = score_rows(ds, cats, metrics, errors, cfg, decision)
     assert staged.stage.tolist() == [1, 2, 3, 4, 0, 0]
 
@@ -137,3 +137,21 @@ def test_population_stats_round_trip():
     s = gather_stats(ds, cats, metrics, errors, config())
     again = PopulationStats.from_dict(s.to_dict())
     assert again.to_dict() == s.to_dict()
+
+
+def test_split_within_category_or_group():
+    ds = ["d"] * 4
+    cats = ["vqa", "vqa", "ocr", "ocr"]
+    metrics = {"token_length": np.array([1.0, 2.0, 8.0, 9.0])}  # S = L̂ = 0, 1/8, 7/8, 1
+    errors = [[] for _ in ds]
+    stages = {}
+    for within in ("category", "group"):
+        cfg = CombineConfig(
+            granularity="sample", log1p=(), stages=StageRule(instruction_low_share=0.5, split_within=within)
+        )
+        decision = decide(gather_stats(ds, cats, metrics, errors, cfg), {"token_length": "text"}, cfg)
+        rows = score_rows(ds, cats, metrics, errors, cfg, decision)
+        decision.cutoffs = cutoffs(split_histograms(cats, rows, cfg.stages), cfg)
+        stages[within] = score_rows(ds, cats, metrics, errors, cfg, decision).stage.tolist()
+    assert stages["category"] == [3, 4, 3, 4]  # every task contributes low and high data
+    assert stages["group"] == [3, 3, 4, 4]  # one ranking across all instruction data
