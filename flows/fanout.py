@@ -54,13 +54,20 @@ def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
 
 
 def fan_out(
-    fn: Callable[..., Any], calls: Sequence[tuple], name: str, max_in_flight: int | None = None, retries: int = 2
+    fn: Callable[..., Any],
+    calls: Sequence[tuple],
+    name: str,
+    max_in_flight: int | None = None,
+    retries: int = 2,
+    reduce: Callable[[Any], None] | None = None,
 ) -> list[Any]:
     """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
 
     Only arguments and small summaries travel; tasks read and write shards
     themselves. At most ``max_in_flight`` tasks are pending at once so the
     driver holds a bounded number of references whatever the dataset size.
+    With ``reduce``, each result is handed to it as it arrives and not kept
+    (statistics merged on the fly: driver memory stays flat); [] is returned.
     """
     import ray
 
@@ -83,11 +90,14 @@ def fan_out(
         for ref in ready:
             i = pending.pop(ref)
             try:
-                results[i] = ray.get(ref)
+                if reduce is None:
+                    results[i] = ray.get(ref)
+                else:
+                    reduce(ray.get(ref))
             except Exception as e:  # a unit failed as a whole: finish the rest, then say which
                 failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
             done += 1
             report(done)
     if failures:
         raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
-    return results
+    return results if reduce is None else []

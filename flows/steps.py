@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flows.fanout import fan_out
 from flows.recipe import Recipe
 from scoring.combine import CombineConfig
@@ -27,8 +29,8 @@ from tasks.ingest import fused_signals, ingest_chunk
 from tasks.signals import SignalJob, score_shard
 
 
-def _fan(recipe: Recipe, fn, calls, name):
-    return fan_out(fn, calls, name, recipe.ray.max_in_flight, recipe.ray.task_retries)
+def _fan(recipe: Recipe, fn, calls, name, reduce=None):
+    return fan_out(fn, calls, name, recipe.ray.max_in_flight, recipe.ray.task_retries, reduce)
 
 
 def gc(folder: Path, keep: set[str]) -> int:
@@ -76,7 +78,8 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         "dedup",
     )
     if any(d["duplicates"] for d in dedup):  # markers now describe deduplicated shards: re-read them
-        summaries = _fan(recipe, ingest_chunk, calls, "ingest")
+        cached = [s["cached"] for s in summaries]
+        summaries = [{**s, "cached": c} for s, c in zip(_fan(recipe, ingest_chunk, calls, "ingest"), cached)]
         by_ds = {cfg.name: [] for cfg in recipe.datasets}
         for s in summaries:
             by_ds[s["dataset"]].append(s)
@@ -171,19 +174,22 @@ def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = Fals
     layout = OutputLayout(recipe.output_root)
     inputs = combine_inputs(recipe)
     metric_axes = {j.name: get_signal(j.name).axis for j in signal_jobs(recipe)}
-    stats = PopulationStats()
-    for s in _fan(recipe, combine_tasks.shard_stats, [(i, cfg) for i in inputs], "combine:stats"):
-        stats = stats.merge(PopulationStats.from_dict(s))
-    decision = decide(stats, metric_axes, cfg)
-    if cfg.granularity == "sample":
-        import numpy as np
+    acc = {"stats": PopulationStats()}
 
-        hists: dict[str, Any] = {}
-        for h in _fan(
-            recipe, combine_tasks.shard_histograms, [(i, cfg, decision.to_dict()) for i in inputs], "combine:histograms"
-        ):
-            for g, v in h.items():
-                hists[g] = hists.get(g, 0) + np.asarray(v, dtype=np.int64)
+    def merge_stats(s: dict) -> None:
+        acc["stats"] = acc["stats"].merge(PopulationStats.from_dict(s))
+
+    _fan(recipe, combine_tasks.shard_stats, [(i, cfg) for i in inputs], "combine:stats", merge_stats)
+    decision = decide(acc["stats"], metric_axes, cfg)
+    if cfg.granularity == "sample":
+        hists: dict[str, np.ndarray] = {}
+
+        def add_hists(h: dict[str, np.ndarray]) -> None:
+            for k, v in h.items():
+                hists[k] = hists[k] + v if k in hists else v
+
+        calls = [(i, cfg, decision.to_dict()) for i in inputs]
+        _fan(recipe, combine_tasks.shard_histograms, calls, "combine:histograms", add_hists)
         decision.cutoffs = cutoffs(hists, cfg)
     d = decision.to_dict()
     results = _fan(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
+from PIL import Image
 
 from storage.images import ImageError, gray_for_signals
 
@@ -27,15 +27,16 @@ class SampleBatch:
     """Rows of one shard handed to a signal. Pure data: no file access.
 
     ``images`` holds encoded image bytes (None for text-only rows). Decoded luma
-    arrays are memoised per ``max_side`` so several image signals decode once;
-    a caller that already decoded (ingestion) can pre-fill them.
+    images (``storage.images.gray_for_signals``) are memoised per ``max_side``
+    so several image signals decode once; a caller that already decoded
+    (ingestion) can pre-fill them.
     """
 
     sample_ids: list[str]
     conversations: list[list[dict[str, str]]]
     images: list[bytes | None] = field(default_factory=list)
     max_pixels: int = 64_000_000
-    _gray: dict[int, list[np.ndarray | ImageError | None]] = field(default_factory=dict, repr=False)
+    _gray: dict[int, list[Image.Image | ImageError | None]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -46,10 +47,10 @@ class SampleBatch:
     def responses(self) -> list[str]:
         return [response_text(c) for c in self.conversations]
 
-    def gray(self, max_side: int) -> list[np.ndarray | ImageError | None]:
-        """Per row: luma array (longer side ≤ max_side), None without image, or the decode error."""
+    def gray(self, max_side: int) -> list[Image.Image | ImageError | None]:
+        """Per row: the luma image for signals, None without an image, or the decode error."""
         if max_side not in self._gray:
-            out: list[np.ndarray | ImageError | None] = []
+            out: list[Image.Image | ImageError | None] = []
             for data in self.images or [None] * len(self):
                 if data is None:
                     out.append(None)
@@ -61,8 +62,8 @@ class SampleBatch:
             self._gray[max_side] = out
         return self._gray[max_side]
 
-    def set_gray(self, max_side: int, arrays: list[np.ndarray | ImageError | None]) -> None:
-        """Pre-fill decoded luma arrays (used when ingestion has just decoded the images)."""
-        if len(arrays) != len(self):
-            raise ValueError(f"expected {len(self)} arrays, got {len(arrays)}")
-        self._gray[max_side] = list(arrays)
+    def set_gray(self, max_side: int, images: list[Image.Image | ImageError | None]) -> None:
+        """Pre-fill decoded luma images (used when ingestion has just decoded them)."""
+        if len(images) != len(self):
+            raise ValueError(f"expected {len(self)} images, got {len(images)}")
+        self._gray[max_side] = list(images)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -39,26 +40,26 @@ class ImageInfo:
 
 
 def resolve_image_path(ref: str, root: Path) -> Path:
-    """Resolve ``ref`` inside ``root`` or raise ImageError. Never touches the network."""
+    """Resolve ``ref`` inside ``root`` or raise ImageError. Never touches the network.
+
+    ``root`` should already be resolved (``Path.resolve()``); callers resolving
+    many references do that once.
+    """
     if not isinstance(ref, str) or not ref.strip():
         raise ImageError("bad_image_ref", f"image reference must be a non-empty string, got {ref!r}")
     if "\x00" in ref:
         raise ImageError("bad_image_ref", "image reference contains a NUL byte")
     if _URL_RE.match(ref) and not re.match(r"^[A-Za-z]:[\\/]", ref):
         raise ImageError("url_refused", f"image reference {ref!r} is a URL; URLs are never fetched")
-    root = root.resolve()
-    p = Path(ref)
-    if p.is_absolute():
-        target = p.resolve()
-        if not target.is_relative_to(root):
-            raise ImageError("path_outside_root", f"absolute image path {ref!r} is outside the image root {root}")
-    else:
-        target = (root / p).resolve()
-        if not target.is_relative_to(root):
-            raise ImageError("path_outside_root", f"image path {ref!r} escapes the image root {root}")
-    if not target.is_file():
+    base = str(root)
+    absolute = os.path.isabs(ref)
+    target = os.path.realpath(ref if absolute else os.path.join(base, ref))  # follows symlinks
+    if target != base and not target.startswith(base.rstrip(os.sep) + os.sep):
+        where = "is outside" if absolute else "escapes"
+        raise ImageError("path_outside_root", f"image path {ref!r} {where} the image root {root}")
+    if not os.path.isfile(target):
         raise ImageError("image_not_found", f"image file {ref!r} not found under {root}")
-    return target
+    return Path(target)
 
 
 def read_image_bytes(path: Path, max_bytes: int) -> bytes:
@@ -145,25 +146,22 @@ def to_gray(img: Image.Image) -> Image.Image:
     return to_rgb(img).convert("L")
 
 
-def gray_for_signals(data: bytes, max_pixels: int, max_side: int) -> tuple[ImageInfo, np.ndarray]:
-    """The decode every image signal shares: luma, longer side at most ``max_side``.
+def gray_for_signals(data: bytes, max_pixels: int, max_side: int) -> tuple[ImageInfo, Image.Image]:
+    """The decode every image signal shares: 8-bit luma, longer side below ``2 · max_side``.
 
     Policy (documented so values are reproducible): JPEGs are decoded at the
     smallest DCT scale whose result is still at least ``max_side`` on both sides
-    (``Image.draft``), luma only; any image still larger is then shrunk with a
-    box filter so its longer side equals ``max_side``, keeping aspect ratio.
-    Decoding here is also the integrity check (all compressed data is read).
-    Returns header facts (original size) and a uint8 array [H, W].
+    (``Image.draft``), luma only; an image whose longer side L is still at
+    least ``2 · max_side`` is then box-reduced by the integer factor
+    ⌊L / max_side⌋ (one cheap pass, no resampling), keeping aspect ratio.
+    Decoding here is also the integrity check: all compressed data is read.
+    Returns header facts (original size) and the luma image (mode 'L').
     """
     img = open_checked(data, max_pixels)
     info = ImageInfo(img.width, img.height, img.format or "UNKNOWN")
     if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L", "YCbCr"):
         img.draft("L", (max_side, max_side))
     _load(img)
-    gray = to_gray(img)
-    w, h = gray.size
-    if max(w, h) > max_side:
-        scale = max_side / max(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        gray = gray.resize(size, Image.Resampling.BOX)
-    return info, np.asarray(gray, dtype=np.uint8)
+    factor = max(img.size) // max_side
+    gray = to_gray(img)  # luma first: reducing one 8-bit channel is cheaper than RGB(X)
+    return info, gray.reduce(factor) if factor >= 2 else gray

@@ -86,11 +86,11 @@ def shard_stats(inp: ShardInputs, cfg: CombineConfig) -> dict[str, Any]:
     return gather_stats(c.datasets, c.categories, c.metrics, c.errors, cfg).to_dict()
 
 
-def shard_histograms(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any]) -> dict[str, list[int]]:
+def shard_histograms(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pass 2 (sample granularity): histograms of S per split unit."""
     c = load_columns(inp)
     rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, cfg, _decision(decision))
-    return {k: h.tolist() for k, h in split_histograms(c.categories, rows, cfg.stages).items()}
+    return split_histograms(c.categories, rows, cfg.stages)  # int64 arrays: compact to ship and to add
 
 
 def _decision(d: dict[str, Any]) -> Decision:

@@ -99,20 +99,14 @@ def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, 
     def replace(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [shard if o["path"] == shard["path"] else o for o in items]
 
-    stem = Path(shard["path"]).name.removesuffix(".parquet")
-    stale = {
-        o["path"]
-        for outs in m["summary"].get("signal_outputs", {}).values()
-        for o in outs
-        if Path(o["path"]).name.startswith(f"{stem}-")
-    }
-    m["outputs"] = [o for o in replace(m["outputs"]) if o["path"] not in stale] + qshards
+    m["outputs"] = replace(m["outputs"]) + qshards
     s = m["summary"]
     s["shards"] = replace(s["shards"])
     s["quarantine_shards"] = s["quarantine_shards"] + qshards
     s["kept"] -= n
     s["quarantined"]["duplicate_id"] = s["quarantined"].get("duplicate_id", 0) + n
     # fused signal files of the old shard content are stale now; the signal step recomputes them
+    stem = Path(shard["path"]).name.removesuffix(".parquet")
     for name, outs in s.get("signal_outputs", {}).items():
-        s["signal_outputs"][name] = [o for o in outs if o["path"] not in stale]
+        s["signal_outputs"][name] = [o for o in outs if not Path(o["path"]).name.startswith(f"{stem}-")]
     write_json(marker, m)

@@ -1,8 +1,10 @@
 """Ingest one chunk of a raw source into samples shards (+ quarantine), atomically.
 
 Images are decoded once: the decode is the integrity check, and model-free
-image signals listed as ``fused`` are computed on the same decoded pixels and
-written to their cache-keyed signal files, so the signal step finds them done.
+image signals listed as ``fused`` are computed on the same decoded pixels.
+Cheap text signals (model-free or tokenizer-only) are computed on the texts
+already in memory. Both are written to their cache-keyed signal files, so the
+signal step finds them done and makes no second pass over the data.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from scoring.batch import SampleBatch
 from scoring.signals import get_signal
 from storage.fingerprint import cache_key
 from storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
@@ -24,7 +27,8 @@ from storage.manifest import read_marker, write_marker
 from storage.options import StorageOptions
 from storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from storage.writer import ShardWriter, remove_outputs
-from tasks.signals import FusedSignal, write_signal_file
+from tasks.backends import load_backend
+from tasks.signals import FusedSignal, compute_rows, write_signal_file
 
 INGEST_VERSION = "1"
 _BATCH = 256
@@ -46,16 +50,11 @@ def quarantine_row(
     }
 
 
-def chunk_key(
-    chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions, fused: list[FusedSignal]
-) -> str:
+def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions) -> str:
+    """Key of a chunk's samples and quarantine shards. Fused signals are not part of it: their
+    files have keys of their own, and a signal changed later is computed by the signal step."""
     bounds = (chunk.path, chunk.start, chunk.end, chunk.first_record, chunk.index)
-    params = {
-        "cfg": cfg.model_dump(mode="json"),
-        "ingest": options.params(),
-        "storage": storage.model_dump(),
-        "fused": [f.identity() for f in fused],
-    }
+    params = {"cfg": cfg.model_dump(mode="json"), "ingest": options.params(), "storage": storage.model_dump()}
     return cache_key(f"{chunk.fingerprint}:{bounds}", "ingest", INGEST_VERSION, params)
 
 
@@ -65,8 +64,8 @@ class _ImageStep:
     def __init__(self, cfg: DatasetConfig, options: IngestOptions, base: Path, fused: list[FusedSignal]) -> None:
         self.root = (base / cfg.image_root).resolve() if cfg.image_root else None
         self.options = options
-        self.fused = fused
-        self.side = max((f.image_side for f in fused), default=0)
+        self.fused = [f for f in fused if f.signal.per_image is not None]
+        self.side = max((f.image_side for f in self.fused), default=0)
 
     def __call__(self, raw: RawRecord, ref: str | None) -> tuple[dict[str, Any], dict[str, float]]:
         if raw.image_bytes is not None:
@@ -101,7 +100,7 @@ def ingest_chunk(
     """Read, validate and write one chunk; returns its summary (skipped if already done)."""
     t0 = time.perf_counter()
     layout = OutputLayout(Path(out_root))
-    key = chunk_key(chunk, cfg, options, storage, fused)
+    key = chunk_key(chunk, cfg, options, storage)
     marker_path = layout.marker("ingest", f"{cfg.name}/{chunk.stem}")
     if not force and (done := read_marker(marker_path, key)):
         return {**done["summary"], "cached": True}
@@ -111,8 +110,9 @@ def ingest_chunk(
     remove_outputs(q_dir, f"dedup-{chunk.stem}")
     image_step = _ImageStep(cfg, options, Path(base_dir), fused)
     counts: Counter[str] = Counter()
-    values: dict[str, list[float]] = {c: [] for f in fused for c in f.columns}
+    values: dict[str, list[float]] = {c: [] for f in image_step.fused for c in f.columns}
     ids: list[str] = []
+    texts: list[list[dict[str, str]]] = []  # conversations of kept rows, for fused text signals
     rows: list[dict[str, Any]] = []
     qrows: list[dict[str, Any]] = []
     n_in = 0
@@ -138,6 +138,7 @@ def ingest_chunk(
             else:
                 rows.append(row)
                 ids.append(row["sample_id"])
+                texts.append(row["conversations"])
                 for c in values:
                     values[c].append(vals.get(c, np.nan))
             if len(rows) >= _BATCH:
@@ -150,7 +151,7 @@ def ingest_chunk(
         qwriter.write_rows(qrows)
         shards = writer.close()
         qshards = qwriter.close()
-    signal_outputs = _write_fused(layout, cfg.name, shards, ids, values, fused)
+    signal_outputs = _write_fused(layout, cfg.name, shards, ids, texts, values, fused)
     summary = {
         "dataset": cfg.name,
         "chunk": chunk.index,
@@ -163,8 +164,7 @@ def ingest_chunk(
         "signal_outputs": signal_outputs,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    outputs = [s.to_dict() for s in shards + qshards] + [o for outs in signal_outputs.values() for o in outs]
-    write_marker(marker_path, key, outputs, summary)
+    write_marker(marker_path, key, [s.to_dict() for s in shards + qshards], summary)
     return {**summary, "cached": False}
 
 
@@ -197,28 +197,38 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
 
 
 def _write_fused(
-    layout: OutputLayout, dataset: str, shards, ids: list[str], values: dict[str, list[float]], fused: list[FusedSignal]
+    layout: OutputLayout,
+    dataset: str,
+    shards,
+    ids: list[str],
+    texts: list[list[dict[str, str]]],
+    values: dict[str, list[float]],
+    fused: list[FusedSignal],
 ) -> dict[str, list[dict]]:
-    """Split the chunk's fused signal values along the samples shards and write each keyed file."""
+    """Write each fused signal's keyed file per samples shard (rows split in shard order)."""
     out: dict[str, list[dict]] = {f.name: [] for f in fused}
     start = 0
     for shard in shards:
         stop = start + shard.rows
         for f in fused:
-            cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
-            info = write_signal_file(
-                layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols, [None] * (stop - start)
-            )
+            if f.signal.per_image is not None:  # measured during the decode
+                cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
+                errors: list[str | None] = [None] * (stop - start)
+            else:  # text signal over the conversations in memory
+                batch = SampleBatch(ids[start:stop], texts[start:stop])
+                cols, errors = compute_rows(f, batch, load_backend(f.signal, f.params))
+            info = write_signal_file(layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols, errors)
             out[f.name].append(info)
         start = stop
     return out
 
 
 def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
-    """The configured signals ingestion can compute on its own decode (model-free, per image)."""
+    """The configured signals ingestion computes itself: per-image model-free ones, and text
+    signals that need at most a tokenizer. Model-backed signals run in their own step."""
     fused = []
     for name, params in names_params:
         s = get_signal(name)
-        if s.per_image is not None:
+        if s.per_image is not None or (s.reads == "text" and s.backend in (None, "tokenizer")):
             fused.append(FusedSignal.of(s, params))
     return fused

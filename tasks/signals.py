@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
 
 from scoring.batch import SampleBatch
 from scoring.signals import Signal, SignalParams, get_signal
@@ -77,11 +78,11 @@ class SignalJob:
         s = self.signal
         return cache_key(shard_sha, s.name, s.version, self.keyed_params(), self.model_id)
 
-    def per_image(self, gray: np.ndarray) -> dict[str, float]:
+    def per_image(self, gray: Image.Image) -> dict[str, float]:
         return self.signal.per_image(gray, self.params)
 
 
-FusedSignal = SignalJob  # a SignalJob whose signal has ``per_image`` (computed during ingestion)
+FusedSignal = SignalJob  # a SignalJob that ingestion computes itself (see tasks.ingest.fused_signals)
 
 
 def write_signal_file(
@@ -119,7 +120,7 @@ def write_signal_file(
     return {**info.to_dict(), "key": key, "errors": sum(e is not None for e in errors)}
 
 
-def _compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict[str, np.ndarray], list[str | None]]:
+def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict[str, np.ndarray], list[str | None]]:
     """Compute a batch; if it raises, compute row by row so one bad row cannot sink the others."""
     s = job.signal
     try:
@@ -202,7 +203,7 @@ def score_shard(
     errors: list[str | None] = []
     for rb in iter_batches(shard["path"], columns=columns, batch_size=_BATCH):
         batch = _batch(rb, s.reads, max_pixels, max_image_bytes)
-        out, errs = _compute_rows(job, batch, backend)
+        out, errs = compute_rows(job, batch, backend)
         ids += batch.sample_ids
         errors += errs
         for c in s.columns:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from scoring.batch import SampleBatch
@@ -32,7 +33,7 @@ class Signal:
     ``backend`` names what the task layer must load and pass in (e.g. a
     tokenizer from the path in ``params.tokenizer``); None for model-free ones.
     ``per_image`` marks a model-free image signal that ingestion can evaluate
-    on the luma array it has just decoded (one decode for check + signal).
+    on the luma image it has just decoded (one decode for check + signal).
     """
 
     name: str
@@ -44,7 +45,7 @@ class Signal:
     columns: tuple[str, ...]
     reads: Literal["text", "image"]
     backend: Literal["tokenizer", "lm", "vlm", "ocr", "detector"] | None = None
-    per_image: Callable[[np.ndarray, Any], dict[str, float]] | None = None
+    per_image: Callable[[Image.Image, Any], dict[str, float]] | None = None
     image_side: Callable[[Any], int] | None = None
 
     def __post_init__(self) -> None:

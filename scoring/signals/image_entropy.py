@@ -1,8 +1,8 @@
 """E: Shannon entropy (bits) of the image's 8-bit luma histogram.
 
 Resize policy (fixed, so values are comparable across datasets): luma of the
-image with its longer side brought down to ``max_side`` (see
-``storage.images.gray_for_signals``); images already smaller are used as they
+image box-reduced by an integer factor to a longer side below ``2 · max_side``
+(see ``storage.images.gray_for_signals``); smaller images are used as they
 are. The value equals ``skimage.measure.shannon_entropy(gray, base=2)``; it
 lies in [0, 8] (8 = the paper's normalisation constant e for 256 levels).
 """
@@ -10,6 +10,7 @@ lies in [0, 8] (8 = the paper's normalisation constant e for 256 levels).
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from pydantic import Field
 
 from scoring.batch import SampleBatch
@@ -20,15 +21,20 @@ class ImageEntropyParams(SignalParams):
     max_side: int = Field(default=512, ge=16, le=8192, description="Longer side of the luma image measured.")
 
 
-def entropy_bits(gray: np.ndarray) -> float:
-    """Shannon entropy in bits of a uint8 array's value histogram."""
-    counts = np.bincount(gray.ravel(), minlength=256)
-    p = counts[counts > 0] / gray.size
+def entropy_from_counts(counts: np.ndarray | list[int]) -> float:
+    """Shannon entropy in bits of a histogram of counts."""
+    c = np.asarray(counts, dtype=np.float64)
+    p = c[c > 0] / c.sum()
     return float(-(p * np.log2(p)).sum()) + 0.0
 
 
-def per_image(gray: np.ndarray, params: ImageEntropyParams) -> dict[str, float]:
-    return {"image_entropy": entropy_bits(gray)}
+def entropy_bits(gray: np.ndarray) -> float:
+    """Shannon entropy in bits of a uint8 array's value histogram."""
+    return entropy_from_counts(np.bincount(gray.ravel(), minlength=256))
+
+
+def per_image(gray: Image.Image, params: ImageEntropyParams) -> dict[str, float]:
+    return {"image_entropy": entropy_from_counts(gray.histogram())}  # PIL's C histogram of the 'L' image
 
 
 def compute(batch: SampleBatch, params: ImageEntropyParams, _backend=None) -> Columns:

@@ -78,23 +78,24 @@ def test_shards_rotate_within_a_chunk(dataset, tmp_path):
     assert len(s) == 1 and [sh["rows"] for sh in s[0]["shards"]] == [4] * 6 + [1]
 
 
-def test_fused_image_signal_equals_the_standalone_signal(dataset, tmp_path):
-    entropy = get_signal("image_entropy")
-    job = SignalJob.of(entropy, entropy.params(max_side=32))
+@pytest.mark.parametrize("name", ["image_entropy", "token_length", "type_token_ratio"])
+def test_fused_signals_equal_the_standalone_signal(dataset, tmp_path, tokenizer_dir, name):
+    s = get_signal(name)
+    params = s.params(max_side=32) if name == "image_entropy" else s.params(tokenizer=str(tokenizer_dir))
+    job = SignalJob.of(s, params)
     fused = fused_signals([(job.name, job.params)])
-    assert [f.name for f in fused] == ["image_entropy"]
+    assert [f.name for f in fused] == [name]
     out = tmp_path / "out"
     summaries = run_all(dataset, out, storage=StorageOptions(shard_max_rows=4), fused=fused)
-    for s in summaries:
-        for sh, written in zip(s["shards"], s["signal_outputs"]["image_entropy"]):
+    for summary in summaries:
+        for sh, written in zip(summary["shards"], summary["signal_outputs"][name], strict=True):
             standalone = score_shard(job, "d", sh, str(tmp_path / "alt"), 10**8, 10**8)
             assert not standalone["cached"]
             a = pq.read_table(written["path"])
             b = pq.read_table(standalone["path"])
             assert a.column("sample_id").equals(b.column("sample_id"))
             np.testing.assert_array_equal(
-                a.column("image_entropy").to_numpy(zero_copy_only=False),
-                b.column("image_entropy").to_numpy(zero_copy_only=False),
+                a.column(name).to_numpy(zero_copy_only=False), b.column(name).to_numpy(zero_copy_only=False)
             )
             # and the signal step over the same output root finds the fused file done
             assert score_shard(job, "d", sh, str(out), 10**8, 10**8)["cached"]

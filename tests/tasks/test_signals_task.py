@@ -11,7 +11,7 @@ from storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from storage.options import StorageOptions
 from storage.readers import file_metadata
 from tasks.ingest import ingest_chunk
-from tasks.signals import SignalJob, _compute_rows, score_shard
+from tasks.signals import SignalJob, compute_rows, score_shard
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
@@ -71,7 +71,7 @@ def test_one_failing_row_does_not_sink_the_batch():
     s = get_signal("image_entropy")
     job = SignalJob.of(s, s.params())
     batch = SampleBatch(["a", "b"], [[], []], [b"junk", None])
-    cols, errors = _compute_rows(job, batch, None)
+    cols, errors = compute_rows(job, batch, None)
     assert errors[0] and errors[1] is None and np.isnan(cols["image_entropy"]).all()
 
 
