@@ -38,8 +38,10 @@ def iter_records(data: Path):
                     parts.setdefault(key, {})[ext] = tf.extractfile(m).read()
         for p in parts.values():
             if "jpg" in p and "txt" in p:
-                turns = [{"from": "human", "value": "<image>\nDescribe the image briefly."},
-                         {"from": "gpt", "value": p["txt"].decode("utf-8", "replace")}]
+                turns = [
+                    {"from": "human", "value": "<image>\nDescribe the image briefly."},
+                    {"from": "gpt", "value": p["txt"].decode("utf-8", "replace")},
+                ]
                 yield "caption", turns, p["jpg"]
     for r in json.loads((data / "instruct" / "instruct.json").read_text()):
         if isinstance(r, dict) and isinstance(r.get("conversations"), list):
@@ -89,8 +91,16 @@ def plain_loop(data: Path, tokenizer_dir: Path, out: Path) -> int:
         ent, img_bytes = _entropy(image) if image is not None else (float("nan"), None)
         if image is not None and img_bytes is None:
             continue  # broken image: skipped (the pipeline quarantines it)
-        rows.append({"category": cat, "conversations": json.dumps(turns), "image": img_bytes,
-                     "L": np.log1p(len(ids)), "T": len(set(both)) / max(len(both), 1), "E": ent})
+        rows.append(
+            {
+                "category": cat,
+                "conversations": json.dumps(turns),
+                "image": img_bytes,
+                "L": np.log1p(len(ids)),
+                "T": len(set(both)) / max(len(both), 1),
+                "E": ent,
+            }
+        )
     df = pd.DataFrame(rows)
     for m in ("L", "T", "E"):
         lo, hi = df[m].min(), df[m].max()

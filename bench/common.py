@@ -68,7 +68,10 @@ def run_curate(recipe: Path, output: Path) -> dict:
     t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _RUNNER, "curate", str(recipe), "--output", str(output)],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - t
     line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH ")), None)

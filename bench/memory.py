@@ -29,10 +29,17 @@ def main() -> None:
         res = run_curate(recipe, args.work / f"out-memory-{n}")
         rss = res["maxrss_kib"] / 1024
         base = base or rss
-        rows.append({"records": res["records_in"], "peak RSS MiB": f"{rss:.0f}", "vs first": f"{rss / base:.3f}",
-                     "wall s": f"{res['wall']:.1f}", "steps s": f"{res['steps_seconds']:.1f}",
-                     "samples/s (steps)": f"{res['records_in'] / res['steps_seconds']:.0f}",
-                     "balanced": res["accounting"]["balanced"]})
+        rows.append(
+            {
+                "records": res["records_in"],
+                "peak RSS MiB": f"{rss:.0f}",
+                "vs first": f"{rss / base:.3f}",
+                "wall s": f"{res['wall']:.1f}",
+                "steps s": f"{res['steps_seconds']:.1f}",
+                "samples/s (steps)": f"{res['records_in'] / res['steps_seconds']:.0f}",
+                "balanced": res["accounting"]["balanced"],
+            }
+        )
     print("\npeak RSS of the flow process (Ray workers and the Prefect API server excluded)\n")
     print(table(rows, list(rows[0])))
     print("target: peak RSS flat within 10% from the smallest to the largest run")

@@ -41,13 +41,23 @@ def main() -> None:
         ("(a) plain loop", plain_s, f"1 process, PIL + pandas, {plain_n} rows written"),
         ("(b) decode floor", floor_s, f"{cores} processes, {decoded} images decoded, nothing else"),
     ):
-        rows.append({"method": name, "seconds": f"{secs:.1f}", "samples/s": f"{n / secs:.0f}",
-                     "× (a)": f"{plain_s / secs:.2f}", "× (b)": f"{floor_s / secs:.2f}", "what": note})
+        rows.append(
+            {
+                "method": name,
+                "seconds": f"{secs:.1f}",
+                "samples/s": f"{n / secs:.0f}",
+                "× (a)": f"{plain_s / secs:.2f}",
+                "× (b)": f"{floor_s / secs:.2f}",
+                "what": note,
+            }
+        )
     print(f"\nthroughput, model-free path, {n} records ({args.records} generated), {cores} cores\n")
     print(table(rows, ["method", "seconds", "samples/s", "× (a)", "× (b)", "what"]))
     acc = pipe["accounting"]
-    print(f"\npipeline accounting: in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
-          f"+ quarantined {acc['quarantined']} (balanced: {acc['balanced']})")
+    print(
+        f"\npipeline accounting: in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
+        f"+ quarantined {acc['quarantined']} (balanced: {acc['balanced']})"
+    )
     print("targets: pipeline ≥ 2.00 × (a) and ≥ 0.80 × (b)")
 
 

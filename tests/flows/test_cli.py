@@ -33,8 +33,16 @@ def test_help_exits_cleanly(capsys):
 
 def test_bad_recipe_is_a_clear_error_naming_the_field(tmp_path, capsys):
     bad = tmp_path / "r.yaml"
-    bad.write_text(yaml.safe_dump({"output": "o", "datasets": [{"name": "a b", "format": "csv", "path": "x"}],
-                                   "combine": {"normalization": "rank"}, "typo": 1}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "output": "o",
+                "datasets": [{"name": "a b", "format": "csv", "path": "x"}],
+                "combine": {"normalization": "rank"},
+                "typo": 1,
+            }
+        )
+    )
     assert main(["validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "datasets[0].name: invalid dataset name 'a b'" in err
@@ -53,8 +61,11 @@ def test_validate_prints_defaults(tmp_path, capsys):
     r.write_text(yaml.safe_dump({"output": "o", "datasets": [{"name": "a", "format": "jsonl", "path": "x.jsonl"}]}))
     assert main(["validate", str(r)]) == 0
     out = yaml.safe_load(capsys.readouterr().out)
-    assert out["combine"]["stages"] == {"caption_low_share": 0.3, "instruction_low_share": 0.45,
-                                        "split_within": "category"}
+    assert out["combine"]["stages"] == {
+        "caption_low_share": 0.3,
+        "instruction_low_share": 0.45,
+        "split_within": "category",
+    }
     assert out["ingest"]["max_pixels"] == 64_000_000
 
 

@@ -11,9 +11,19 @@ from storage.writer import ShardWriter
 
 def test_inspect_quarantine_folder(tmp_path):
     folder = tmp_path / "quarantine" / "dataset=d"
-    rows = [{"dataset": "d", "source": f"d.jsonl:line {i}", "sample_id": None, "step": "ingest",
-             "error_kind": "invalid_json" if i % 2 else "url_refused", "error": "bad", "raw": "{x",
-             "raw_truncated": False} for i in range(5)]
+    rows = [
+        {
+            "dataset": "d",
+            "source": f"d.jsonl:line {i}",
+            "sample_id": None,
+            "step": "ingest",
+            "error_kind": "invalid_json" if i % 2 else "url_refused",
+            "error": "bad",
+            "raw": "{x",
+            "raw_truncated": False,
+        }
+        for i in range(5)
+    ]
     with ShardWriter(folder, "ingest-part-000000", QUARANTINE_SCHEMA) as w:
         w.write_rows(rows)
         w.close()
@@ -28,8 +38,16 @@ def test_inspect_numeric_and_stage_tables(tmp_path):
     schema = pa.schema([("category", pa.string()), ("stage", pa.int8()), ("complexity", pa.float64())])
     for stage in (1, 3):
         with ShardWriter(tmp_path / f"stage={stage}", "p", schema) as w:
-            w.write(pa.table({"category": ["caption" if stage == 1 else "ocr"] * 2, "stage": [stage] * 2,
-                              "complexity": [0.25, 0.75]}, schema=schema))
+            w.write(
+                pa.table(
+                    {
+                        "category": ["caption" if stage == 1 else "ocr"] * 2,
+                        "stage": [stage] * 2,
+                        "complexity": [0.25, 0.75],
+                    },
+                    schema=schema,
+                )
+            )
             w.close()
     text = inspect_folder(tmp_path, rows=0)
     assert "rows per category × stage:" in text
