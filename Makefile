@@ -27,12 +27,15 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
 install: $(VENV)/.installed  ## create .venv and install the project with its test tools
 
 demo: install  ## build tiny models + sample data, run the curate flow, print the summary
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/magicvl demo --work $(WORK)
 
 test: install  ## run the test suite (CPU, minutes)
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest -q tests
 
 bench: install  ## print the benchmark tables (bench/README.md)
+	mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.visual_tokens
