@@ -165,3 +165,40 @@ def test_killed_run_resumes_to_the_same_curated_output(tmp_path, tokenizer_dir, 
         read_json(killed / "_manifest.json")["accounting"]
         == read_json(tmp_path / "clean" / "_manifest.json")["accounting"]
     )
+
+
+def test_same_flow_runs_against_a_ray_cluster_address(tmp_path, tokenizer_dir, prefect_harness):
+    """A separately started Ray head (as on a cluster): the recipe names its address, nothing else changes."""
+    import socket
+    import tempfile
+
+    make_dataset(tmp_path / "data", n=16, extra=HOSTILE_LINES)
+    recipe_path = write_recipe(tmp_path, tokenizer_dir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe["ray"] = {"address": f"127.0.0.1:{port}"}
+    recipe_path.write_text(yaml.safe_dump(recipe))
+    ray_bin = Path(sys.executable).parent / "ray"
+    temp = tempfile.mkdtemp(prefix="rc-", dir="/tmp")  # Ray's socket paths must stay short
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", temp, "--disable-usage-stats"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        repo = Path(__file__).resolve().parents[2]
+        p = _run_cli(["curate", str(recipe_path)], repo)
+        log = p.communicate(timeout=600)[0].decode()
+        assert p.returncode == 0, log[-3000:]
+        assert "records in 21 = kept 16 + dropped 0 + quarantined 5   [OK]" in log
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
