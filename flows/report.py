@@ -15,7 +15,7 @@ from typing import Any
 
 from storage.fingerprint import code_version
 from storage.layout import OutputLayout
-from storage.manifest import MANIFEST_NAME, read_json, write_json
+from storage.manifest import MANIFEST_NAME, load_marker, write_json
 from storage.readers import list_shards
 from storage.schema import CATEGORIES
 
@@ -29,7 +29,8 @@ def ingest_summaries(layout: OutputLayout, datasets: list[str]) -> list[dict]:
     out = []
     for ds in datasets:
         folder = layout.state / "ingest" / ds
-        out += [read_json(p)["summary"] for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        markers = [load_marker(p, layout.root) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        out += [m["summary"] for m in markers if m is not None]
     return out
 
 

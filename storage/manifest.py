@@ -32,16 +32,42 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def read_marker(path: str | Path, key: str) -> dict[str, Any] | None:
-    """The marker's payload if it exists, matches ``key`` and its outputs are all still there."""
-    p = Path(path)
-    if not p.is_file():
-        return None
+def _map_paths(obj: Any, fn) -> Any:
+    """Apply ``fn`` to every string under a ``"path"`` key, anywhere in a JSON-like value."""
+    if isinstance(obj, dict):
+        return {k: fn(v) if k == "path" and isinstance(v, str) else _map_paths(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_paths(v, fn) for v in obj]
+    return obj
+
+
+def load_marker(path: str | Path, root: str | Path) -> dict[str, Any] | None:
+    """A completion marker with its output paths made absolute under ``root`` (None if unreadable).
+
+    Markers store paths relative to the output root, so a moved or copied output
+    root keeps its completed work.
+    """
     try:
-        marker = read_json(p)
+        marker = read_json(path)
     except (OSError, json.JSONDecodeError):
         return None
-    if marker.get("key") != key:
+    base = Path(root)
+    return _map_paths(marker, lambda p: p if Path(p).is_absolute() else str(base / p))
+
+
+def save_marker(path: str | Path, root: str | Path, marker: dict[str, Any]) -> None:
+    """Write a marker, storing output paths relative to ``root``."""
+    base = Path(root)
+    rel = lambda p: Path(p).relative_to(base).as_posix() if Path(p).is_relative_to(base) else p  # noqa: E731
+    write_json(path, _map_paths(marker, rel))
+
+
+def read_marker(path: str | Path, key: str, root: str | Path) -> dict[str, Any] | None:
+    """The marker's payload if it exists, matches ``key`` and its outputs are all still there."""
+    if not Path(path).is_file():
+        return None
+    marker = load_marker(path, root)
+    if marker is None or marker.get("key") != key:
         return None
     for out in marker.get("outputs", []):
         q = Path(out["path"])
@@ -50,9 +76,11 @@ def read_marker(path: str | Path, key: str) -> dict[str, Any] | None:
     return marker
 
 
-def write_marker(path: str | Path, key: str, outputs: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+def write_marker(
+    path: str | Path, key: str, outputs: list[dict[str, Any]], summary: dict[str, Any], root: str | Path
+) -> None:
     """Record that a unit of work finished: its key, the files it wrote and its summary."""
-    write_json(path, {"key": key, "code_version": code_version(), "outputs": outputs, "summary": summary})
+    save_marker(path, root, {"key": key, "code_version": code_version(), "outputs": outputs, "summary": summary})
 
 
 def write_folder_manifest(

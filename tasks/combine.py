@@ -130,7 +130,7 @@ def write_shard(
         },
     )
     marker_path = layout.marker("combine", f"{inp.dataset}/{inp.stem}")
-    if not force and (done := read_marker(marker_path, key)):
+    if not force and (done := read_marker(marker_path, key, layout.root)):
         return {**done["summary"], "cached": True}
     c = load_columns(inp)
     rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, cfg, _decision(decision))
@@ -151,7 +151,7 @@ def write_shard(
         "outputs": [o for o in outputs],
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    write_marker(marker_path, key, outputs, summary)
+    write_marker(marker_path, key, outputs, summary, layout.root)
     return {**summary, "cached": False}
 
 

@@ -16,7 +16,7 @@ import polars as pl
 import pyarrow as pa
 
 from storage.layout import OutputLayout
-from storage.manifest import read_json, write_json
+from storage.manifest import load_marker, save_marker
 from storage.readers import read_table
 from storage.schema import QUARANTINE_SCHEMA
 from storage.writer import ShardWriter, write_table
@@ -85,16 +85,15 @@ def _rewrite(layout: OutputLayout, dataset: str, path: Path, rows: list[tuple[in
     with qwriter:
         qwriter.write_rows(qrows)
         qinfo = qwriter.close()
-    _update_marker(
-        layout.marker("ingest", f"{dataset}/{chunk_stem}"), new.to_dict(), [q.to_dict() for q in qinfo], len(rows)
-    )
+    marker = layout.marker("ingest", f"{dataset}/{chunk_stem}")
+    _update_marker(marker, layout.root, new.to_dict(), [q.to_dict() for q in qinfo], len(rows))
 
 
-def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, Any]], n: int) -> None:
+def _update_marker(marker: Path, root: Path, shard: dict[str, Any], qshards: list[dict[str, Any]], n: int) -> None:
     """Make the chunk's marker describe the deduplicated shard (same key: the chunk's inputs did not change)."""
-    if not marker.is_file():
+    m = load_marker(marker, root) if marker.is_file() else None
+    if m is None:
         return
-    m = read_json(marker)
 
     def replace(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [shard if o["path"] == shard["path"] else o for o in items]
@@ -109,4 +108,4 @@ def _update_marker(marker: Path, shard: dict[str, Any], qshards: list[dict[str, 
     stem = Path(shard["path"]).name.removesuffix(".parquet")
     for name, outs in s.get("signal_outputs", {}).items():
         s["signal_outputs"][name] = [o for o in outs if not Path(o["path"]).name.startswith(f"{stem}-")]
-    write_json(marker, m)
+    save_marker(marker, root, m)

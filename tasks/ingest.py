@@ -102,7 +102,7 @@ def ingest_chunk(
     layout = OutputLayout(Path(out_root))
     key = chunk_key(chunk, cfg, options, storage)
     marker_path = layout.marker("ingest", f"{cfg.name}/{chunk.stem}")
-    if not force and (done := read_marker(marker_path, key)):
+    if not force and (done := read_marker(marker_path, key, layout.root)):
         return {**done["summary"], "cached": True}
     samples_dir, q_dir = layout.samples_dir(cfg.name), layout.quarantine_dir(cfg.name)
     remove_outputs(samples_dir, chunk.stem)
@@ -164,7 +164,7 @@ def ingest_chunk(
         "signal_outputs": signal_outputs,
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    write_marker(marker_path, key, [s.to_dict() for s in shards + qshards], summary)
+    write_marker(marker_path, key, [s.to_dict() for s in shards + qshards], summary, layout.root)
     return {**summary, "cached": False}
 
 

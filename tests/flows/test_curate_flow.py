@@ -94,6 +94,13 @@ def test_curate_end_to_end_then_rerun_skips(workdir, ray_local, prefect_harness)
     assert again["accounting"] == acc
     assert curated_digest(out) == before
 
+    moved = workdir / "moved"  # a moved output root keeps its finished work
+    out.rename(moved)
+    third = curate(str(workdir / "recipe.yaml"), output=str(moved))
+    steps = read_json(moved / "_manifest.json")["steps"]
+    assert steps["ingest"]["cached_chunks"] == steps["ingest"]["chunks"]
+    assert third["accounting"]["balanced"] and curated_digest(moved) == before
+
 
 def test_retuning_combine_changes_stages_without_recomputing_signals(workdir, ray_local, prefect_harness):
     from flows.curate import combine, curate

@@ -90,8 +90,20 @@ def test_marker_is_invalid_when_key_or_outputs_change(tmp_path):
     out = tmp_path / "o.parquet"
     info = write_table(out, pa.table({"a": [1]}))
     m = tmp_path / "m.json"
-    write_marker(m, "k1", [info.to_dict()], {"n": 1})
-    assert read_marker(m, "k1")["summary"] == {"n": 1}
-    assert read_marker(m, "k2") is None
+    write_marker(m, "k1", [info.to_dict()], {"n": 1, "shards": [info.to_dict()]}, tmp_path)
+    assert read_marker(m, "k1", tmp_path)["summary"]["n"] == 1
+    assert read_marker(m, "k2", tmp_path) is None
+    assert '"path": "o.parquet"' in m.read_text()  # stored relative to the output root
     write_table(out, pa.table({"a": [1, 2, 3]}))
-    assert read_marker(m, "k1") is None  # output replaced behind the marker's back
+    assert read_marker(m, "k1", tmp_path) is None  # output replaced behind the marker's back
+
+
+def test_marker_survives_moving_the_output_root(tmp_path):
+    import shutil
+
+    root = tmp_path / "a"
+    info = write_table(root / "x" / "o.parquet", pa.table({"a": [1]}))
+    write_marker(root / "_state" / "m.json", "k", [info.to_dict()], {"shards": [info.to_dict()]}, root)
+    shutil.move(root, tmp_path / "b")
+    back = read_marker(tmp_path / "b" / "_state" / "m.json", "k", tmp_path / "b")
+    assert back is not None and back["summary"]["shards"][0]["path"] == str(tmp_path / "b" / "x" / "o.parquet")
