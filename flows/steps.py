@@ -173,7 +173,7 @@ def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = Fals
     cfg = cfg or recipe.combine
     layout = OutputLayout(recipe.output_root)
     inputs = combine_inputs(recipe)
-    metric_axes = {j.name: get_signal(j.name).axis for j in signal_jobs(recipe)}
+    metric_axes = {name: get_signal(name).axis for name in recipe.signals}
     acc = {"stats": PopulationStats()}
 
     def merge_stats(s: dict) -> None:

@@ -28,8 +28,8 @@ class SampleBatch:
 
     ``images`` holds encoded image bytes (None for text-only rows). Decoded luma
     images (``storage.images.gray_for_signals``) are memoised per ``max_side``
-    so several image signals decode once; a caller that already decoded
-    (ingestion) can pre-fill them.
+    so several image signals decode once. (Ingestion, which has just decoded
+    the image, calls a signal's ``per_image`` directly instead.)
     """
 
     sample_ids: list[str]
@@ -61,9 +61,3 @@ class SampleBatch:
                     out.append(e)
             self._gray[max_side] = out
         return self._gray[max_side]
-
-    def set_gray(self, max_side: int, images: list[Image.Image | ImageError | None]) -> None:
-        """Pre-fill decoded luma images (used when ingestion has just decoded them)."""
-        if len(images) != len(self):
-            raise ValueError(f"expected {len(self)} images, got {len(images)}")
-        self._gray[max_side] = list(images)

@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from storage.schema import CAPTION
 
 BINS = 10_000
-GROUPS = ("caption", "instruction")
 
 
 class StageRule(BaseModel):
