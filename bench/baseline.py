@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scoring.combine import DEFAULT_WEIGHTS
+from magicvl.scoring.combine import DEFAULT_WEIGHTS
 
 
 def iter_records(data: Path):

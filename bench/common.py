@@ -21,8 +21,8 @@ SIGNALS = {
 
 def prepare(work: Path, records: int) -> Path:
     """Sample data scaled to ``records`` (generated once) and the tiny tokenizer, under ``work``."""
-    from flows.sample_data import generate
-    from model.tiny import build_tokenizer, is_tiny
+    from magicvl.sample_data import generate
+    from magicvl.model.tiny import build_tokenizer, is_tiny
 
     work.mkdir(parents=True, exist_ok=True)
     if not is_tiny(work / "models" / "tokenizer"):
@@ -51,7 +51,7 @@ def write_recipe(work: Path, records: int, output: str, chunk_records: int = 250
 _RUNNER = """
 import json, resource, sys, time
 t = time.perf_counter()
-from flows.cli import main
+from magicvl.flows.cli import main
 rc = main(sys.argv[1:])
 print("BENCH " + json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
       "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))

@@ -27,8 +27,8 @@ import torch
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from bench.visual_tokens import IMAGES, internvl_tiles
-from model.resolution import patch_mask, plan_image
-from model.vision import VisionEncoder
+from magicvl.model.resolution import patch_mask, plan_image
+from magicvl.model.vision import VisionEncoder
 
 
 @dataclass(frozen=True)

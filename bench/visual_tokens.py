@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from model.resolution import aspect_distortion, plan_image
+from magicvl.model.resolution import aspect_distortion, plan_image
 
 INTERNVL_TILE = 448
 INTERNVL_TOKENS_PER_TILE = 256

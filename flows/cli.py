@@ -7,14 +7,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from flows.runtime import set_quiet_env
+from magicvl.flows.runtime import set_quiet_env
 
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
     """Run the whole job on a recipe: ingest → signals → combine → curated/stage=1..4 shards."""
-    from flows.curate import curate
+    from magicvl.flows.curate import curate
 
     curate(str(args.recipe), output=args.output, force=args.force or [])
     return 0
@@ -22,7 +22,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Rerun scoring tasks: recompute signals (cache hits skipped unless --force), then combine."""
-    from flows.curate import score
+    from magicvl.flows.curate import score
 
     score(
         str(args.recipe),
@@ -37,7 +37,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_combine(args: argparse.Namespace) -> int:
     """Re-tune: recompute scores and stages from stored signals after editing weights or split rules."""
-    from flows.curate import combine
+    from magicvl.flows.curate import combine
 
     combine(str(args.recipe), output=args.output, force=args.force)
     return 0
@@ -45,7 +45,7 @@ def cmd_combine(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Describe an output folder: schema, row counts, stage × category, numeric summaries, a few rows."""
-    from flows.inspect import inspect_folder
+    from magicvl.flows.inspect import inspect_folder
 
     print(inspect_folder(args.folder, rows=args.rows))
     return 0
@@ -55,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a recipe and print it with every default filled in."""
     import yaml
 
-    from flows.recipe import load_recipe
+    from magicvl.flows.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), end="")
@@ -65,7 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_signals(args: argparse.Namespace) -> int:
     """List the registered signals, their axis, version and parameters."""
-    from scoring.signals import SIGNALS
+    from magicvl.scoring.signals import SIGNALS
 
     for s in SIGNALS.values():
         print(f"{s.name}  (axis {s.axis}, version {s.version}){'  [computed during ingestion]' if s.per_image else ''}")
@@ -78,7 +78,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 def cmd_build_tiny_models(args: argparse.Namespace) -> int:
     """Build the tiny randomly initialised checkpoints tests and the demo use (no download)."""
-    from model.tiny import build_tokenizer
+    from magicvl.model.tiny import build_tokenizer
 
     out = Path(args.out)
     path = build_tokenizer(out / "tokenizer")
@@ -88,7 +88,7 @@ def cmd_build_tiny_models(args: argparse.Namespace) -> int:
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
     """Generate the bundled sample dataset (all 8 categories, a few broken records) into a folder."""
-    from flows.sample_data import generate
+    from magicvl.sample_data import generate
 
     sample = generate(Path(args.out), n_records=args.records, seed=args.seed)
     print(f"sample data written to {args.out}: {sample.total_records} records")
@@ -97,7 +97,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
-    from flows.demo import run_demo
+    from magicvl.flows.demo import run_demo
 
     run_demo(Path(args.work), records=args.records)
     return 0
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; rerun the same command to resume (finished work is skipped)", file=sys.stderr)
         return 130
     except Exception as e:
-        from flows.recipe import RecipeError
+        from magicvl.flows.recipe import RecipeError
 
         if isinstance(e, (RecipeError, FileNotFoundError)):
             print(f"error: {e}", file=sys.stderr)

@@ -14,10 +14,10 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import report, steps
-from flows.recipe import Recipe, load_recipe
-from flows.runtime import ray_session
-from storage.layout import OutputLayout
+from magicvl.flows import report, steps
+from magicvl.flows.recipe import Recipe, load_recipe
+from magicvl.flows.runtime import ray_session
+from magicvl.storage.layout import OutputLayout
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "signals", "combine")
@@ -94,7 +94,7 @@ def finish(
     absent = combine_res["decision"]["absent_axes"]
     if absent:
         notes.append(f"axes not computed (left out of S, weights renormalised): {', '.join(absent)}")
-    from model.tiny import is_tiny
+    from magicvl.model.tiny import is_tiny
 
     for name in recipe.signals:
         ref = recipe.signal_params(name)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def prepare_demo(work: Path, records: int | None = None) -> Path:
     """Tiny tokenizer + sample data + the demo recipe in ``work``; returns the recipe path."""
-    from flows.sample_data import generate
-    from model.tiny import build_tokenizer, is_tiny
+    from magicvl.sample_data import generate
+    from magicvl.model.tiny import build_tokenizer, is_tiny
 
     work.mkdir(parents=True, exist_ok=True)
     tok = work / "models" / "tokenizer"
@@ -30,7 +30,7 @@ def prepare_demo(work: Path, records: int | None = None) -> Path:
 
 def run_demo(work: Path, records: int | None = None) -> dict:
     """Prepare and run; prints the summary and returns the flow's result."""
-    from flows.curate import curate
+    from magicvl.flows.curate import curate
 
     recipe = prepare_demo(work, records)
     print(f"running the curate flow on {recipe} (local Prefect API and a local Ray started for the run)")

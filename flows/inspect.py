@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from storage.manifest import MANIFEST_NAME, read_json
-from storage.readers import list_shards, scan
+from magicvl.storage.manifest import MANIFEST_NAME, read_json
+from magicvl.storage.readers import list_shards, scan
 
 _TABLES = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
 

@@ -11,11 +11,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scoring.combine import CombineConfig
-from scoring.signals import SIGNALS, SignalParams, get_signal
-from storage.fingerprint import stable_hash
-from storage.ingest.spec import DatasetConfig, IngestOptions
-from storage.options import StorageOptions
+from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
+from magicvl.storage.fingerprint import stable_hash
+from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
+from magicvl.storage.options import StorageOptions
 
 
 class RecipeError(ValueError):

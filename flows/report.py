@@ -13,11 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from storage.fingerprint import code_version
-from storage.layout import OutputLayout
-from storage.manifest import MANIFEST_NAME, load_marker, write_json
-from storage.readers import list_shards
-from storage.schema import CATEGORIES
+from magicvl.storage.fingerprint import code_version
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import MANIFEST_NAME, load_marker, write_json
+from magicvl.storage.readers import list_shards
+from magicvl.storage.schema import CATEGORIES
 
 
 class AccountingError(RuntimeError):

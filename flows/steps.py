@@ -14,19 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from flows.fanout import fan_out
-from flows.recipe import Recipe
-from scoring.combine import CombineConfig
-from scoring.score import PopulationStats, cutoffs, decide
-from scoring.signals import get_signal
-from storage.ingest import plan_file, source_files
-from storage.layout import OutputLayout
-from storage.manifest import MANIFEST_NAME, read_json, write_folder_manifest
-from storage.readers import list_shards
-from tasks import combine as combine_tasks
-from tasks.dedup import dedup_dataset
-from tasks.ingest import fused_signals, ingest_chunk
-from tasks.signals import SignalJob, score_shard
+from magicvl.flows.fanout import fan_out
+from magicvl.flows.recipe import Recipe
+from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.score import PopulationStats, cutoffs, decide
+from magicvl.scoring.signals import get_signal
+from magicvl.storage.ingest import plan_file, source_files
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_folder_manifest
+from magicvl.storage.readers import list_shards
+from magicvl.tasks import combine as combine_tasks
+from magicvl.tasks.dedup import dedup_dataset
+from magicvl.tasks.ingest import fused_signals, ingest_chunk
+from magicvl.tasks.signals import SignalJob, score_shard
 
 
 def _fan(recipe: Recipe, fn, calls, name, reduce=None):
@@ -229,7 +229,7 @@ def _infos(paths: list[Path], known: list[dict]) -> list[dict]:
     """Shard infos for ``paths``: reuse what tasks reported, compute the rest (ingest quarantine)."""
     import pyarrow.parquet as pq
 
-    from storage.fingerprint import sha256_file
+    from magicvl.storage.fingerprint import sha256_file
 
     by_path = {o["path"]: o for o in known}
     out = []

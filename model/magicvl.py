@@ -27,18 +27,18 @@ from torch import nn
 from transformers import AutoTokenizer
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from model import resolution
-from model.config import MagicVLConfig
-from model.language import (
+from magicvl.model import resolution
+from magicvl.model.config import MagicVLConfig
+from magicvl.model.language import (
     build_language_model,
     hf_config_dict,
     load_language_model,
     positions_from_mask,
     splice_image_embeddings,
 )
-from model.projector import Projector
-from model.unshuffle import check_tile_index, merge_tiles, pixel_unshuffle, tiles_per_image
-from model.vision import VisionEncoder, build_vision_model, load_vision_model
+from magicvl.model.projector import Projector
+from magicvl.model.unshuffle import check_tile_index, merge_tiles, pixel_unshuffle, tiles_per_image
+from magicvl.model.vision import VisionEncoder, build_vision_model, load_vision_model
 
 WEIGHTS_NAME = "model.safetensors"
 

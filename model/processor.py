@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from model.config import MagicVLConfig
-from model.resolution import ImagePlan, patch_mask, plan_images
+from magicvl.model.config import MagicVLConfig
+from magicvl.model.resolution import ImagePlan, patch_mask, plan_images
 
 IMAGE_PLACEHOLDER = "<image>"
 END_OF_TURN = "<|im_end|>"

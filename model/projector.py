@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.config import MagicVLConfig
+from magicvl.model.config import MagicVLConfig
 
 
 class Projector(nn.Module):

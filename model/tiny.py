@@ -120,7 +120,7 @@ TINY_LMS = {
 
 def tiny_magicvl_config(vocab_size: int, image_token_id: int, lm: str = "qwen2"):
     """A ``MagicVLConfig`` with a 2-layer 32-wide SigLIP and a 2-layer 64-wide Qwen2/Qwen3."""
-    from model.config import MagicVLConfig
+    from magicvl.model.config import MagicVLConfig
 
     if lm not in TINY_LMS:
         raise ValueError(f"lm must be one of {sorted(TINY_LMS)}, got {lm!r}")
@@ -149,7 +149,7 @@ def build_tiny_magicvl(out_dir: str | Path, lm: str = "qwen2", seed: int = 0) ->
     import torch
     from transformers import AutoTokenizer
 
-    from model.magicvl import MagicVL
+    from magicvl.model.magicvl import MagicVL
 
     out = build_tokenizer(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(out)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from storage.images import ImageError, gray_for_signals
+from magicvl.storage.images import ImageError, gray_for_signals
 
 IMAGE_PLACEHOLDER = "<image>"
 

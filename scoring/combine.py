@@ -18,9 +18,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scoring.normalize import Method
-from scoring.stages import StageRule
-from storage.schema import CATEGORIES
+from magicvl.scoring.normalize import Method
+from magicvl.scoring.stages import StageRule
+from magicvl.storage.schema import CATEGORIES
 
 AXES = ("text", "image", "task")
 

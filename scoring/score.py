@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
-from scoring.normalize import Moments, normalize, transform
-from scoring.stages import StageRule, bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
+from magicvl.scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
+from magicvl.scoring.normalize import Moments, normalize, transform
+from magicvl.scoring.stages import StageRule, bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
 
 UNIT_SEP = "/"
 

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.schema import CAPTION
+from magicvl.storage.schema import CAPTION
 
 BINS = 10_000
 

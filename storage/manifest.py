@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from storage.fingerprint import code_version
+from magicvl.storage.fingerprint import code_version
 
 MANIFEST_NAME = "_manifest.json"
 
@@ -109,7 +109,7 @@ def write_folder_manifest(
 
 def verify_folder_manifest(folder: str | Path) -> list[str]:
     """Problems found checking a folder against its manifest (empty list = intact)."""
-    from storage.fingerprint import sha256_file
+    from magicvl.storage.fingerprint import sha256_file
 
     folder = Path(folder)
     problems = []

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from scoring.signals import Signal, SignalParams
+from magicvl.scoring.signals import Signal, SignalParams
 
 
 @lru_cache(maxsize=4)

@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from scoring.combine import CombineConfig
-from scoring.score import Decision, gather_stats, score_rows, split_histograms
-from storage.fingerprint import cache_key, stable_hash
-from storage.layout import OutputLayout
-from storage.manifest import read_marker, write_marker
-from storage.options import StorageOptions
-from storage.readers import read_table
-from storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
-from storage.writer import ShardWriter, remove_outputs
+from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
+from magicvl.storage.fingerprint import cache_key, stable_hash
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import read_marker, write_marker
+from magicvl.storage.options import StorageOptions
+from magicvl.storage.readers import read_table
+from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
+from magicvl.storage.writer import ShardWriter, remove_outputs
 
 COMBINE_VERSION = "1"
 _META = ["sample_id", "dataset", "category", "source"]
@@ -94,7 +94,7 @@ def shard_histograms(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, A
 
 
 def _decision(d: dict[str, Any]) -> Decision:
-    from scoring.normalize import Moments
+    from magicvl.scoring.normalize import Moments
 
     return Decision(
         d["granularity"],
@@ -223,7 +223,7 @@ def _opt(a: np.ndarray) -> list[float | None]:
 
 def _write_curated(layout: OutputLayout, inp: ShardInputs, stem: str, rows, storage) -> list[dict]:
     """Copy kept samples into their stage folders, in shard order (streamed in batches)."""
-    from storage.readers import iter_batches
+    from magicvl.storage.readers import iter_batches
 
     writers: dict[int, ShardWriter] = {}
     infos = []

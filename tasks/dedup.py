@@ -15,11 +15,11 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from storage.layout import OutputLayout
-from storage.manifest import load_marker, save_marker
-from storage.readers import read_table
-from storage.schema import QUARANTINE_SCHEMA
-from storage.writer import ShardWriter, write_table
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import load_marker, save_marker
+from magicvl.storage.readers import read_table
+from magicvl.storage.schema import QUARANTINE_SCHEMA
+from magicvl.storage.writer import ShardWriter, write_table
 
 
 def find_duplicates(paths: list[str]) -> dict[str, list[tuple[int, str]]]:

@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from scoring.batch import SampleBatch
-from scoring.signals import get_signal
-from storage.fingerprint import cache_key
-from storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
-from storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
-from storage.ingest.records import RecordError, parse_record
-from storage.layout import OutputLayout
-from storage.manifest import read_marker, write_marker
-from storage.options import StorageOptions
-from storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
-from storage.writer import ShardWriter, remove_outputs
-from tasks.backends import load_backend
-from tasks.signals import FusedSignal, compute_rows, write_signal_file
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals import get_signal
+from magicvl.storage.fingerprint import cache_key
+from magicvl.storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
+from magicvl.storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
+from magicvl.storage.ingest.records import RecordError, parse_record
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import read_marker, write_marker
+from magicvl.storage.options import StorageOptions
+from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+from magicvl.storage.writer import ShardWriter, remove_outputs
+from magicvl.tasks.backends import load_backend
+from magicvl.tasks.signals import FusedSignal, compute_rows, write_signal_file
 
 INGEST_VERSION = "1"
 _BATCH = 256

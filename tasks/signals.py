@@ -17,15 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from scoring.batch import SampleBatch
-from scoring.signals import Signal, SignalParams, get_signal
-from storage.fingerprint import cache_key, code_version, sha256_file
-from storage.images import ImageError, read_image_bytes
-from storage.layout import OutputLayout
-from storage.readers import file_metadata, iter_batches
-from storage.schema import signal_schema
-from storage.writer import write_table
-from tasks.backends import load_backend
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals import Signal, SignalParams, get_signal
+from magicvl.storage.fingerprint import cache_key, code_version, sha256_file
+from magicvl.storage.images import ImageError, read_image_bytes
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.readers import file_metadata, iter_batches
+from magicvl.storage.schema import signal_schema
+from magicvl.storage.writer import write_table
+from magicvl.tasks.backends import load_backend
 
 _BATCH = 256
 
@@ -40,7 +40,7 @@ class SignalJob:
 
     @classmethod
     def of(cls, signal: Signal, params: SignalParams) -> SignalJob:
-        from storage.fingerprint import model_identity
+        from magicvl.storage.fingerprint import model_identity
 
         return cls(signal.name, params, model_identity(signal.model_ref(params)))
 

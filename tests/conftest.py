@@ -13,7 +13,7 @@ _SESSION_TMP = Path(tempfile.mkdtemp(prefix="magicvl-tests-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_TMP / "prefect"))
 os.environ.setdefault("RAY_TMPDIR", str(_SESSION_TMP / "ray"))
 
-from flows.runtime import set_quiet_env  # noqa: E402  (after the environment above)
+from magicvl.flows.runtime import set_quiet_env  # noqa: E402  (after the environment above)
 
 set_quiet_env()
 
@@ -21,7 +21,7 @@ set_quiet_env()
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """The tiny byte-level BPE tokenizer the demo uses (trained locally, deterministic)."""
-    from model.tiny import build_tokenizer
+    from magicvl.model.tiny import build_tokenizer
 
     return build_tokenizer(tmp_path_factory.mktemp("models") / "tokenizer")
 
@@ -31,7 +31,7 @@ def ray_local():
     """One local Ray for the whole session (2 CPUs, 127.0.0.1); flows reuse it."""
     import ray
 
-    from flows.runtime import ray_session
+    from magicvl.flows.runtime import ray_session
 
     with ray_session("local", num_cpus=2):
         yield ray

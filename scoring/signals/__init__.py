@@ -6,8 +6,8 @@ join this dict as they are built; the framework around them does not change.
 
 from __future__ import annotations
 
-from scoring.signals import image_entropy, token_length, type_token_ratio
-from scoring.signals.base import Axis, Columns, Signal, SignalParams
+from magicvl.scoring.signals import image_entropy, token_length, type_token_ratio
+from magicvl.scoring.signals.base import Axis, Columns, Signal, SignalParams
 
 SIGNALS: dict[str, Signal] = {
     token_length.SIGNAL.name: token_length.SIGNAL,

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from scoring.batch import SampleBatch
+from magicvl.scoring.batch import SampleBatch
 
 Axis = Literal["text", "image", "task"]
 Columns = dict[str, np.ndarray]

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from scoring.batch import SampleBatch
-from scoring.signals.base import Columns, Signal, SignalParams, map_images
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals.base import Columns, Signal, SignalParams, map_images
 
 
 class ImageEntropyParams(SignalParams):

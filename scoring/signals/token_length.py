@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from scoring.batch import SampleBatch
-from scoring.signals.base import Columns, Signal, SignalParams
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals.base import Columns, Signal, SignalParams
 
 
 class TokenLengthParams(SignalParams):

@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from scoring.batch import SampleBatch
-from scoring.signals.base import Columns, Signal, SignalParams
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals.base import Columns, Signal, SignalParams
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

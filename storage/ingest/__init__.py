@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from storage.fingerprint import source_fingerprint
-from storage.ingest import json_array, jsonl, parquet, webdataset
-from storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, source_files
+from magicvl.storage.fingerprint import source_fingerprint
+from magicvl.storage.ingest import json_array, jsonl, parquet, webdataset
+from magicvl.storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, source_files
 
 __all__ = [
     "Chunk",

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from storage.ingest.spec import Chunk, RawRecord
+from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 _READ = 4 << 20
 _WS = " \t\r\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.ingest.spec import Chunk, RawRecord
+from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 _BLOCK = 8 << 20
 

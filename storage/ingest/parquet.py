@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from storage.ingest.spec import Chunk, DatasetConfig, RawRecord
+from magicvl.storage.ingest.spec import Chunk, DatasetConfig, RawRecord
 
 BROKEN = -1  # Chunk.start of a file that cannot be opened at all
 

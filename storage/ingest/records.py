@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from storage.fingerprint import sample_id
-from storage.ingest.spec import DatasetConfig, RawRecord
-from storage.schema import CATEGORIES
+from magicvl.storage.fingerprint import sample_id
+from magicvl.storage.ingest.spec import DatasetConfig, RawRecord
+from magicvl.storage.schema import CATEGORIES
 
 IMAGE_PLACEHOLDER = "<image>"
 _ROLES = {

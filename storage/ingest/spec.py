@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from storage.layout import check_name
-from storage.schema import CATEGORIES
+from magicvl.storage.layout import check_name
+from magicvl.storage.schema import CATEGORIES
 
 Format = Literal["llava_json", "jsonl", "parquet", "webdataset"]
 

@@ -12,7 +12,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from storage.ingest.spec import Chunk, RawRecord
+from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 import yaml
 
-from flows.cli import _parser, main
+from magicvl.flows.cli import _parser, main
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

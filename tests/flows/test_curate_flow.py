@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from storage.fingerprint import sha256_file
-from storage.manifest import read_json
-from storage.readers import list_shards
+from magicvl.storage.fingerprint import sha256_file
+from magicvl.storage.manifest import read_json
+from magicvl.storage.readers import list_shards
 from tests.helpers import HOSTILE_LINES, make_dataset
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ def workdir(tmp_path, tokenizer_dir):
 
 
 def test_curate_end_to_end_then_rerun_skips(workdir, ray_local, prefect_harness):
-    from flows.curate import curate
+    from magicvl.flows.curate import curate
 
     res = curate(str(workdir / "recipe.yaml"))
     acc = res["accounting"]
@@ -103,7 +103,7 @@ def test_curate_end_to_end_then_rerun_skips(workdir, ray_local, prefect_harness)
 
 
 def test_retuning_combine_changes_stages_without_recomputing_signals(workdir, ray_local, prefect_harness):
-    from flows.curate import combine, curate
+    from magicvl.flows.curate import combine, curate
 
     curate(str(workdir / "recipe.yaml"))
     before = read_json(workdir / "out" / "curated" / "stage=1" / "_manifest.json")["rows"]
@@ -119,7 +119,7 @@ def test_retuning_combine_changes_stages_without_recomputing_signals(workdir, ra
 
 
 def test_score_flow_reruns_one_signal(workdir, ray_local, prefect_harness):
-    from flows.curate import curate, score
+    from magicvl.flows.curate import curate, score
 
     curate(str(workdir / "recipe.yaml"))
     res = score(str(workdir / "recipe.yaml"), signals=["image_entropy"], force=True)
@@ -134,7 +134,7 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.Popen:
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": PREFECT_API_URL.value()}  # the harness's API
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "magicvl.flows.cli", *args],
         cwd=cwd,
         env=env,
         start_new_session=True,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from flows.inspect import inspect_folder
-from storage.schema import QUARANTINE_SCHEMA
-from storage.writer import ShardWriter
+from magicvl.flows.inspect import inspect_folder
+from magicvl.storage.schema import QUARANTINE_SCHEMA
+from magicvl.storage.writer import ShardWriter
 
 
 def test_inspect_quarantine_folder(tmp_path):

@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from flows.sample_data import SampleSet, generate
-from flows.sample_data import hostile as H
-from flows.sample_data.charts import chart_spec
-from flows.sample_data.documents import document
-from flows.sample_data.grounding import COLORS
-from flows.sample_data.manifest import MANIFEST_NAME
-from storage.schema import CATEGORIES
+from magicvl.sample_data import SampleSet, generate
+from magicvl.sample_data import hostile as H
+from magicvl.sample_data.charts import chart_spec
+from magicvl.sample_data.documents import document
+from magicvl.sample_data.grounding import COLORS
+from magicvl.sample_data.manifest import MANIFEST_NAME
+from magicvl.storage.schema import CATEGORIES
 
 IMAGE_KINDS = {
     "truncated_jpeg",

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     """Tiny MagicVL with a Qwen2 LM, saved with ``save_pretrained`` next to its tokenizer."""
-    from model.tiny import build_tiny_magicvl
+    from magicvl.model.tiny import build_tiny_magicvl
 
     return build_tiny_magicvl(tmp_path_factory.mktemp("magicvl") / "tiny-qwen2", lm="qwen2")
 
@@ -18,7 +18,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen3_dir(tmp_path_factory) -> Path:
     """Tiny MagicVL with a Qwen3 LM."""
-    from model.tiny import build_tiny_magicvl
+    from magicvl.model.tiny import build_tiny_magicvl
 
     return build_tiny_magicvl(tmp_path_factory.mktemp("magicvl") / "tiny-qwen3", lm="qwen3")
 
@@ -26,14 +26,14 @@ def tiny_qwen3_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_dir):
     """The Qwen2 tiny model in eval mode; tests must not modify it."""
-    from model.magicvl import MagicVL
+    from magicvl.model.magicvl import MagicVL
 
     return MagicVL.from_pretrained(tiny_dir)
 
 
 @pytest.fixture(scope="session")
 def processor(tiny_dir):
-    from model.processor import MagicVLProcessor
+    from magicvl.model.processor import MagicVLProcessor
 
     return MagicVLProcessor.from_pretrained(tiny_dir)
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from model.config import MagicVLConfig
-from model.magicvl import MagicVL
-from model.tiny import tiny_magicvl_config
+from magicvl.model.config import MagicVLConfig
+from magicvl.model.magicvl import MagicVL
+from magicvl.model.tiny import tiny_magicvl_config
 
 
 def _cfg(**changes) -> MagicVLConfig:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from model.magicvl import MagicVL
-from model.processor import IGNORE_INDEX
+from magicvl.model.magicvl import MagicVL
+from magicvl.model.processor import IGNORE_INDEX
 
 QUESTION = [{"from": "human", "value": "<image>\nWhat is written on the sign?"}]
 ANSWERED = QUESTION + [{"from": "gpt", "value": "The sign says STOP."}]
@@ -142,8 +142,8 @@ def test_inconsistent_inputs_are_rejected(tiny_model, processor):
 def test_from_parts_loads_pretrained_encoder_and_llm(tmp_path):
     from transformers import AutoModelForCausalLM, SiglipVisionConfig, SiglipVisionModel
 
-    from model.language import build_language_model
-    from model.tiny import TINY_VIT, build_tokenizer, tiny_magicvl_config
+    from magicvl.model.language import build_language_model
+    from magicvl.model.tiny import TINY_VIT, build_tokenizer, tiny_magicvl_config
 
     vit_kwargs = {k: v for k, v in TINY_VIT.items() if k not in ("model_type", "vision_use_head")}
     # an HF checkpoint that still has the pooling head: from_parts must drop it

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from model.processor import IGNORE_INDEX
+from magicvl.model.processor import IGNORE_INDEX
 
 
 def _img(w: int, h: int, color=(255, 255, 255)) -> Image.Image:

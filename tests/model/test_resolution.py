@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from model.resolution import (
+from magicvl.model.resolution import (
     allocate_tiles,
     aspect_distortion,
     fit_grid,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from model.magicvl import MagicVL
-from model.processor import MagicVLProcessor
-from model.tiny import build_tiny_magicvl, is_tiny
+from magicvl.model.magicvl import MagicVL
+from magicvl.model.processor import MagicVLProcessor
+from magicvl.model.tiny import build_tiny_magicvl, is_tiny
 
 
 def test_tiny_checkpoint_layout(tiny_dir):

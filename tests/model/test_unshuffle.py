@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.projector import Projector
-from model.tiny import tiny_magicvl_config
-from model.unshuffle import merge_tiles, pixel_unshuffle
+from magicvl.model.projector import Projector
+from magicvl.model.tiny import tiny_magicvl_config
+from magicvl.model.unshuffle import merge_tiles, pixel_unshuffle
 
 
 def test_pixel_unshuffle_golden():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.tiny import TINY_VIT
-from model.vision import VisionEncoder, additive_key_mask, build_vision_model
+from magicvl.model.tiny import TINY_VIT
+from magicvl.model.vision import VisionEncoder, additive_key_mask, build_vision_model
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from scoring.combine import CombineConfig, complexity
-from scoring.score import PopulationStats, cutoffs, decide, gather_stats, score_rows, split_histograms
-from scoring.stages import StageRule, low_bin_cutoff, split_units
+from magicvl.scoring.combine import CombineConfig, complexity
+from magicvl.scoring.score import PopulationStats, cutoffs, decide, gather_stats, score_rows, split_histograms
+from magicvl.scoring.stages import StageRule, low_bin_cutoff, split_units
 
 AXES = {"token_length": "text", "type_token_ratio": "text", "image_entropy": "image"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scoring.normalize import Moments, normalize, transform
+from magicvl.scoring.normalize import Moments, normalize, transform
 
 
 def test_merged_moments_equal_moments_of_the_whole():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scoring.batch import SampleBatch, prompt_text, response_text
-from scoring.signals import SIGNALS, get_signal
-from scoring.signals.image_entropy import ImageEntropyParams, entropy_bits
-from scoring.signals.type_token_ratio import TypeTokenRatioParams
+from magicvl.scoring.batch import SampleBatch, prompt_text, response_text
+from magicvl.scoring.signals import SIGNALS, get_signal
+from magicvl.scoring.signals.image_entropy import ImageEntropyParams, entropy_bits
+from magicvl.scoring.signals.type_token_ratio import TypeTokenRatioParams
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def png(arr: np.ndarray) -> bytes:
 def test_registry_names_match_modules_and_columns():
     for name, s in SIGNALS.items():
         assert s.name == name == s.columns[0]
-        assert s.compute.__module__ == f"scoring.signals.{name}"
+        assert s.compute.__module__ == f"magicvl.scoring.signals.{name}"
 
 
 def test_prompt_and_response_split():

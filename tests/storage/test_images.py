@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from storage.images import (
+from magicvl.storage.images import (
     ImageError,
     check_image,
     gray_for_signals,
@@ -83,7 +83,7 @@ def test_pixel_cap_is_checked_from_the_header_before_decoding():
 
 
 def test_png_bomb_is_refused_without_allocating(tmp_path):
-    from flows.sample_data.hostile import write_png_bomb
+    from magicvl.sample_data.hostile import write_png_bomb
 
     data = write_png_bomb(tmp_path / "bomb.png").read_bytes()
     assert len(data) < 5_000_000

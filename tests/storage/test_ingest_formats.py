@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from storage.ingest import DatasetConfig, IngestOptions, plan_dataset, read_chunk
-from storage.ingest.records import RecordError, parse_record
-from storage.ingest.spec import RawRecord
+from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset, read_chunk
+from magicvl.storage.ingest.records import RecordError, parse_record
+from magicvl.storage.ingest.spec import RawRecord
 
 RECORDS = [
     {
@@ -248,7 +248,7 @@ def test_record_normalisation():
 def test_tar_member_declaring_a_huge_size_is_refused_at_once(tmp_path):
     import time as _time
 
-    from flows.sample_data.hostile import TarMember, write_webdataset_tar
+    from magicvl.sample_data.hostile import TarMember, write_webdataset_tar
 
     members = [
         TarMember("000000000.jpg", png_bytes(0)),

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from storage.readers import arrow_dataset, scan
-from storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
-from storage.writer import ShardWriter
+from magicvl.storage.readers import arrow_dataset, scan
+from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
+from magicvl.storage.writer import ShardWriter
 
 
 def _jpeg(seed: int) -> bytes:

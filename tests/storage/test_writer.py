@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage.manifest import read_marker, verify_folder_manifest, write_folder_manifest, write_marker
-from storage.writer import ShardWriter, remove_outputs, write_table
+from magicvl.storage.manifest import read_marker, verify_folder_manifest, write_folder_manifest, write_marker
+from magicvl.storage.writer import ShardWriter, remove_outputs, write_table
 
 SCHEMA = pa.schema([("i", pa.int64()), ("blob", pa.binary())])
 

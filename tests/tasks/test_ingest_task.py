@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from scoring.signals import get_signal
-from storage.ingest import DatasetConfig, IngestOptions, plan_dataset
-from storage.layout import OutputLayout
-from storage.options import StorageOptions
-from tasks.dedup import dedup_dataset
-from tasks.ingest import fused_signals, ingest_chunk
-from tasks.signals import SignalJob, score_shard
+from magicvl.scoring.signals import get_signal
+from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.options import StorageOptions
+from magicvl.tasks.dedup import dedup_dataset
+from magicvl.tasks.ingest import fused_signals, ingest_chunk
+from magicvl.tasks.signals import SignalJob, score_shard
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 

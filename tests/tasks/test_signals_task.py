@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
-from scoring.batch import SampleBatch
-from scoring.signals import get_signal
-from storage.ingest import DatasetConfig, IngestOptions, plan_dataset
-from storage.options import StorageOptions
-from storage.readers import file_metadata
-from tasks.ingest import ingest_chunk
-from tasks.signals import SignalJob, compute_rows, score_shard
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals import get_signal
+from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
+from magicvl.storage.options import StorageOptions
+from magicvl.storage.readers import file_metadata
+from magicvl.tasks.ingest import ingest_chunk
+from magicvl.tasks.signals import SignalJob, compute_rows, score_shard
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 

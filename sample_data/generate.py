@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from flows.sample_data import broken as B
-from flows.sample_data.manifest import MANIFEST_NAME, BrokenRecord, DatasetInfo, SampleSet
-from flows.sample_data.plan import Plan, make_plan
-from flows.sample_data.pools import Pool
-from flows.sample_data.records import caption_samples, chart_rows, docs_entries, instruct_entries
-from flows.sample_data.writers import (
+from magicvl.sample_data import broken as B
+from magicvl.sample_data.manifest import MANIFEST_NAME, BrokenRecord, DatasetInfo, SampleSet
+from magicvl.sample_data.plan import Plan, make_plan
+from magicvl.sample_data.pools import Pool
+from magicvl.sample_data.records import caption_samples, chart_rows, docs_entries, instruct_entries
+from magicvl.sample_data.writers import (
     jsonl_line,
     shard_layout,
     wds_key,

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
 
-from flows.sample_data import words as W
-from flows.sample_data.documents import font
-from flows.sample_data.grounding import qwen_box
-from flows.sample_data.words import pick
+from magicvl.sample_data import words as W
+from magicvl.sample_data.documents import font
+from magicvl.sample_data.grounding import qwen_box
+from magicvl.sample_data.words import pick
 
 PHONE, PHONE_LONG = (1080, 2340), (1080, 4800)
 DESKTOPS = ((1280, 800), (1920, 1080))

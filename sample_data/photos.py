@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image, ImageEnhance, ImageOps
 
-from flows.sample_data.photo_facts import COLOR_SENTENCES, GRAY_SENTENCES, PHOTOS, STYLE_SENTENCES, PhotoFacts
-from flows.sample_data.words import pick
+from magicvl.sample_data.photo_facts import COLOR_SENTENCES, GRAY_SENTENCES, PHOTOS, STYLE_SENTENCES, PhotoFacts
+from magicvl.sample_data.words import pick
 
 MIN_SIDE, MAX_SIDE = 200, 1024
 VQA_SUFFIX = "Answer the question using a single word or phrase."

@@ -48,7 +48,7 @@ class DatasetInfo:
 
 @dataclass
 class SampleSet:
-    """Everything :func:`flows.sample_data.generate` wrote under ``root``."""
+    """Everything :func:`magicvl.sample_data.generate` wrote under ``root``."""
 
     root: Path
     seed: int

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw
 
-from flows.sample_data import words as W
-from flows.sample_data.documents import font
-from flows.sample_data.words import pick
+from magicvl.sample_data import words as W
+from magicvl.sample_data.documents import font
+from magicvl.sample_data.words import pick
 
 TRIPLES = ((3, 4, 5), (5, 12, 13), (8, 15, 17), (6, 8, 10), (7, 24, 25), (9, 12, 15), (20, 21, 29))
 INK, ACCENT = (15, 15, 15), (200, 40, 40)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flows.sample_data.pools import pool_size
+from magicvl.sample_data.pools import pool_size
 
 # The default sample set (good records); a scaled set keeps these proportions.
 DEFAULT_MIX: dict[str, int] = {
@@ -17,7 +17,7 @@ DEFAULT_MIX: dict[str, int] = {
     "ocr": 60,
     "chart": 50,
 }
-N_BROKEN = 13  # records planted by flows.sample_data.broken (see there)
+N_BROKEN = 13  # records planted by magicvl.sample_data.broken (see there)
 EMBED_SHARE = 0.05  # scale mode: at most this share of records embed image bytes (tar, parquet) ...
 DEFAULT_EMBEDDED = {"caption": DEFAULT_MIX["caption"], "chart": DEFAULT_MIX["chart"]}  # ... but never fewer
 CHART_REASONING_EVERY = 5  # every 5th reasoning record asks about a chart instead of a drawn figure

@@ -5,10 +5,10 @@ pipeline ingests (WebDataset tars, LLaVA JSON, JSON Lines, Parquet with embedded
 images), covering all 8 task categories, plus 13 broken records planted on purpose
 (listed in the returned :class:`SampleSet` and in ``sample_manifest.json``).
 ``generate(root, n_records=N)`` scales to N records for benchmarks with a bounded
-number of image files. :mod:`flows.sample_data.hostile` builds hostile inputs for tests.
+number of image files. :mod:`magicvl.sample_data.hostile` builds hostile inputs for tests.
 """
 
-from flows.sample_data.generate import generate
-from flows.sample_data.manifest import BrokenRecord, DatasetInfo, SampleSet
+from magicvl.sample_data.generate import generate
+from magicvl.sample_data.manifest import BrokenRecord, DatasetInfo, SampleSet
 
 __all__ = ["BrokenRecord", "DatasetInfo", "SampleSet", "generate"]

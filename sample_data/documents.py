@@ -8,8 +8,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from flows.sample_data import words as W
-from flows.sample_data.words import pick
+from magicvl.sample_data import words as W
+from magicvl.sample_data.words import pick
 
 PAGE_SIZES = ((850, 1100), (1240, 1754))  # US letter and A4 at about 100 / 150 dpi
 INK, BLUE, GREY = (20, 20, 20), (25, 45, 140), (120, 120, 120)

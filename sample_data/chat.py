@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from flows.sample_data import words as W
-from flows.sample_data.words import pick
+from magicvl.sample_data import words as W
+from magicvl.sample_data.words import pick
 
 
 def _bank(rnd: random.Random) -> list[tuple[str, str]]:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.sample_data.charts import chart_spec, render_chart
-from flows.sample_data.documents import document
-from flows.sample_data.figures import figure
-from flows.sample_data.grounding import grounding_image
-from flows.sample_data.gui import screen
-from flows.sample_data.photos import encode_jpeg, encode_png, photo_variant
+from magicvl.sample_data.charts import chart_spec, render_chart
+from magicvl.sample_data.documents import document
+from magicvl.sample_data.figures import figure
+from magicvl.sample_data.grounding import grounding_image
+from magicvl.sample_data.gui import screen
+from magicvl.sample_data.photos import encode_jpeg, encode_png, photo_variant
 
 # Most distinct images a kind may have, whatever the number of records (bounds disk use in scale mode).
 POOL_CAPS: dict[str, int] = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from flows.sample_data.hostile import NOT_AN_IMAGE, truncated_jpeg_bytes
+from magicvl.sample_data.hostile import NOT_AN_IMAGE, truncated_jpeg_bytes
 
 T = TypeVar("T")
 _ASK = [{"from": "human", "value": "<image>\nWhat is shown in this image?"}, {"from": "gpt", "value": "A photograph."}]

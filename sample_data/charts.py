@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from flows.sample_data.words import pick
+from magicvl.sample_data.words import pick
 
 KINDS = ("bar", "line", "pie")
 FIGSIZES = ((8.0, 6.0), (6.4, 4.8), (10.0, 6.0))

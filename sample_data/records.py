@@ -6,15 +6,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from flows.sample_data.charts import chart_conversation, chart_reasoning
-from flows.sample_data.chat import text_conversation
-from flows.sample_data.documents import ocr_conversation
-from flows.sample_data.figures import reasoning_conversation
-from flows.sample_data.grounding import grounding_conversation
-from flows.sample_data.gui import gui_conversation
-from flows.sample_data.photos import caption, caption_conversation, vqa_conversation
-from flows.sample_data.plan import CHART_REASONING_EVERY, Plan
-from flows.sample_data.pools import Pool
+from magicvl.sample_data.charts import chart_conversation, chart_reasoning
+from magicvl.sample_data.chat import text_conversation
+from magicvl.sample_data.documents import ocr_conversation
+from magicvl.sample_data.figures import reasoning_conversation
+from magicvl.sample_data.grounding import grounding_conversation
+from magicvl.sample_data.gui import gui_conversation
+from magicvl.sample_data.photos import caption, caption_conversation, vqa_conversation
+from magicvl.sample_data.plan import CHART_REASONING_EVERY, Plan
+from magicvl.sample_data.pools import Pool
 
 Turns = list[dict[str, str]]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from flows.sample_data.photos import photo_variant
-from flows.sample_data.words import pick
+from magicvl.sample_data.photos import photo_variant
+from magicvl.sample_data.words import pick
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (220, 30, 30),
