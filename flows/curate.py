@@ -14,10 +14,10 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from magicvl.flows import report, steps
 from magicvl.flows.recipe import Recipe, load_recipe
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
+from magicvl.tasks import report, steps
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "signals", "combine")
@@ -43,7 +43,7 @@ def _logger():
 
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
-    """Read, check and store every source record (or quarantine it)."""
+    """Read, check and store every source record (or quarantine it); then deduplicate ids."""
     return steps.ingest(recipe, force=force)
 
 

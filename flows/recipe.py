@@ -16,6 +16,7 @@ from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
+from magicvl.tasks.resources import StepResources
 
 
 class RecipeError(ValueError):
@@ -33,6 +34,20 @@ class RayOptions(BaseModel):
     task_retries: int = Field(default=2, ge=0, description="Ray retries of a task whose worker died.")
 
 
+class ResourcesConfig(BaseModel):
+    """Per-step resources (``resources:`` in the recipe); the same recipe runs on a laptop or a GPU cluster."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ingest: StepResources = Field(default_factory=StepResources)
+    dedup: StepResources = Field(default_factory=StepResources)
+    combine: StepResources = Field(default_factory=StepResources)
+    signals: dict[str, StepResources] = Field(default_factory=dict, description="Signal name → its resources.")
+
+    def signal(self, name: str) -> StepResources:
+        return self.signals.get(name) or StepResources()
+
+
 class Recipe(BaseModel):
     """A whole run: inputs, checks, signals, how scores combine, where outputs go."""
 
@@ -47,6 +62,7 @@ class Recipe(BaseModel):
     )
     combine: CombineConfig = Field(default_factory=CombineConfig)
     ray: RayOptions = Field(default_factory=RayOptions)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
 
     @field_validator("datasets")
@@ -70,6 +86,13 @@ class Recipe(BaseModel):
             except ValidationError as e:
                 raise ValueError(f"{name}: {_first_error(e)}") from None
         return {k: dict(p or {}) for k, p in v.items()}
+
+    @model_validator(mode="after")
+    def _resources_known(self) -> Recipe:
+        unknown = [s for s in self.resources.signals if s not in self.signals]
+        if unknown:
+            raise ValueError(f"resources.signals names signals not configured in `signals`: {unknown}")
+        return self
 
     @model_validator(mode="after")
     def _log1p_known(self) -> Recipe:

@@ -55,12 +55,44 @@ def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def model_identity(path_or_id: str | None) -> str | None:
-    """Identity of a model or tokenizer for cache keys.
+def hash_cache_dir() -> Path:
+    """Where remembered file hashes live: ``$MAGICVL_CACHE`` or ``~/.cache/magicvl``."""
+    return Path(os.environ.get("MAGICVL_CACHE") or Path.home() / ".cache" / "magicvl") / "sha256"
 
-    A local folder is identified by its file names and sizes plus the content of
-    its small text files (configs, tokenizer): editing a config or swapping the
-    weights changes the identity. A hub id stands for itself.
+
+def cached_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, remembered in a sidecar keyed by (resolved path, size, mtime_ns).
+
+    A multi-gigabyte checkpoint is hashed once; touching it costs one re-hash
+    (same bytes → same digest), replacing it changes the digest.
+    """
+    p = Path(path).resolve()
+    st = p.stat()
+    sidecar = hash_cache_dir() / f"{stable_hash(str(p), st.st_size, st.st_mtime_ns)}.txt"
+    try:
+        digest = sidecar.read_text(encoding="ascii").strip()
+        if len(digest) == 64:
+            return digest
+    except OSError:
+        pass
+    digest = sha256_file(p)
+    try:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        tmp = sidecar.parent / f".{sidecar.name}.{os.getpid()}.tmp"
+        tmp.write_text(digest, encoding="ascii")
+        os.replace(tmp, sidecar)
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+    return digest
+
+
+def model_identity(path_or_id: str | None) -> str | None:
+    """Identity of a model or tokenizer for cache keys: its content.
+
+    A local folder is identified by every file's relative name and SHA-256
+    (config, tokenizer and weights alike; see ``cached_sha256``), so two
+    checkpoints with equal sizes and different weights differ, and a copy of a
+    checkpoint is the same model. A hub id stands for itself.
     """
     if path_or_id is None:
         return None
@@ -69,11 +101,7 @@ def model_identity(path_or_id: str | None) -> str | None:
         return str(path_or_id)
     h = hashlib.blake2b(digest_size=16)
     for f in sorted(x for x in p.rglob("*") if x.is_file()):
-        rel = f.relative_to(p).as_posix()
-        size = f.stat().st_size
-        h.update(f"{rel}{_SEP}{size}{_SEP}".encode())
-        if f.suffix in {".json", ".txt", ".jinja", ".model", ".yaml"} and size < (64 << 20):
-            h.update(f.read_bytes())
+        h.update(f"{f.relative_to(p).as_posix()}{_SEP}{cached_sha256(f)}{_SEP}".encode())
     return f"local:{h.hexdigest()}"
 
 

@@ -73,3 +73,39 @@ def file_metadata(path: str | Path) -> dict[str, str]:
     """The key-value metadata stored in a shard's footer."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"huggingface"}
+
+
+def num_rows(path: str | Path) -> int:
+    """Row count of one shard, from its footer (no data read)."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def read_rows(path: str | Path, rows: list[int], columns: list[str] | None = None) -> list[dict]:
+    """The given rows (0-based, in the order asked) of one shard, as dicts."""
+    table = pq.read_table(path, columns=columns)
+    return table.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+
+
+def column_values(paths: list[str | Path], column: str) -> list:
+    """One column of several shards, concatenated in the order given."""
+    return [v for p in paths for v in pq.read_table(p, columns=[column]).column(column).to_pylist()]
+
+
+def duplicate_rows(paths: list[str | Path]) -> dict[int, list[tuple[int, str]]]:
+    """Later occurrences of a ``sample_id`` across ``paths`` (in order), per shard index:
+    [(row, ``source`` of the first occurrence)]. Reads only ``sample_id`` and ``source``."""
+    if not paths:
+        return {}
+    frames = [
+        pl.scan_parquet(str(p)).select("sample_id", "source").with_row_index("row").with_columns(pl.lit(i).alias("shard"))
+        for i, p in enumerate(paths)
+    ]
+    df = pl.concat(frames).filter(pl.col("sample_id").is_duplicated()).collect().sort(["shard", "row"])
+    first: dict[str, str] = {}
+    out: dict[int, list[tuple[int, str]]] = {}
+    for sid, source, row, shard in df.select("sample_id", "source", "row", "shard").iter_rows():
+        if sid not in first:
+            first[sid] = source
+        else:
+            out.setdefault(int(shard), []).append((int(row), first[sid]))
+    return out

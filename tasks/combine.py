@@ -7,7 +7,6 @@ the final write, which copies each kept sample (image bytes included) into
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,13 @@ import pyarrow as pa
 
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
-from magicvl.storage.fingerprint import cache_key, stable_hash
-from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import read_marker, write_marker
+from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.options import StorageOptions
-from magicvl.storage.readers import read_table
+from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
-from magicvl.storage.writer import ShardWriter, remove_outputs
+from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "1"
+COMBINE_VERSION = "2"  # 2: rows dedup quarantined are left out
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -39,6 +36,7 @@ class ShardInputs:
     sha256: str
     signal_paths: dict[str, str]  # metric → signal file
     signal_keys: dict[str, str]  # metric → cache key (for the write marker)
+    duplicate_paths: tuple[str, ...] = ()  # the dataset's dedup quarantine files (their rows are left out)
 
     @property
     def stem(self) -> str:
@@ -47,6 +45,10 @@ class ShardInputs:
 
 @dataclass
 class ShardColumns:
+    """The rows of a shard that combine scores (later duplicates left out), with their metrics."""
+
+    n_rows: int  # rows in the shard
+    index: np.ndarray  # int64, shard positions of the rows below
     sample_ids: list[str]
     datasets: list[str]
     categories: list[str | None]
@@ -56,28 +58,44 @@ class ShardColumns:
 
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
-    """Sample metadata joined with every signal by sample_id (errors gathered per row)."""
+    """Sample metadata joined with every signal (errors gathered per row); later duplicates left out."""
     meta = read_table(inp.path, columns=_META).to_pydict()
-    ids = meta["sample_id"]
-    pos = {sid: i for i, sid in enumerate(ids)}
+    n = len(meta["sample_id"])
+    dups = set(column_values(list(inp.duplicate_paths), "source")) if inp.duplicate_paths else set()
+    index = np.array([i for i, src in enumerate(meta["source"]) if src not in dups], dtype=np.int64)
+    pick = lambda col: [col[i] for i in index]  # noqa: E731
+    ids = pick(meta["sample_id"])
     errors: list[list[str]] = [[] for _ in ids]
     metrics = {}
     for metric, path in inp.signal_paths.items():
-        t = read_table(path, columns=["sample_id", metric, "error"]).to_pydict()
-        values = np.full(len(ids), np.nan)
-        seen = np.zeros(len(ids), dtype=bool)
-        for sid, v, err in zip(t["sample_id"], t[metric], t["error"]):
-            i = pos.get(sid)
-            if i is None:
-                continue
-            seen[i] = True
-            values[i] = np.nan if v is None else v
-            if err is not None:
-                errors[i].append(f"{metric}: {err}")
-        for i in np.flatnonzero(~seen):
-            errors[i].append(f"{metric}: no value computed for this sample")
-        metrics[metric] = values
-    return ShardColumns(ids, meta["dataset"], meta["category"], meta["source"], metrics, errors)
+        values, errs = _signal_column(read_table(path, columns=["sample_id", metric, "error"]).to_pydict(),
+                                      metric, meta["sample_id"])  # fmt: skip
+        for j, i in enumerate(index):
+            if errs[i] is not None:
+                errors[j].append(f"{metric}: {errs[i]}")
+        metrics[metric] = values[index]
+    return ShardColumns(n, index, ids, pick(meta["dataset"]), pick(meta["category"]), pick(meta["source"]),
+                        metrics, errors)  # fmt: skip
+
+
+def _signal_column(t: dict[str, list], metric: str, ids: list[str]) -> tuple[np.ndarray, list[str | None]]:
+    """A signal's values and errors in shard order (the file follows the shard; else joined by id)."""
+    if t["sample_id"] == ids:
+        vals = np.array([np.nan if v is None else v for v in t[metric]], dtype=np.float64)
+        return vals, list(t["error"])
+    pos: dict[str, int] = {}
+    for i, sid in enumerate(t["sample_id"]):
+        pos.setdefault(sid, i)
+    vals = np.full(len(ids), np.nan)
+    errs: list[str | None] = []
+    for k, sid in enumerate(ids):
+        i = pos.get(sid)
+        if i is None:
+            errs.append("no value computed for this sample")
+            continue
+        vals[k] = np.nan if t[metric][i] is None else t[metric][i]
+        errs.append(t["error"][i])
+    return vals, errs
 
 
 def shard_stats(inp: ShardInputs, cfg: CombineConfig) -> dict[str, Any]:
@@ -106,60 +124,60 @@ def _decision(d: dict[str, Any]) -> Decision:
     )
 
 
-def write_shard(
-    inp: ShardInputs,
-    cfg: CombineConfig,
-    decision: dict[str, Any],
-    storage: StorageOptions,
-    out_root: str,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Pass 3: scores ledger, dropped, quarantined and curated rows of one shard (skipped if done)."""
-    t0 = time.perf_counter()
-    layout = OutputLayout(Path(out_root))
-    stem = f"{inp.dataset}-{inp.stem}"
-    key = cache_key(
-        inp.sha256,
-        "combine",
-        COMBINE_VERSION,
-        {
-            "cfg": cfg.model_dump(mode="json"),
-            "decision": stable_hash(decision),
-            "signals": inp.signal_keys,
-            "storage": storage.model_dump(),
-        },
-    )
-    marker_path = layout.marker("combine", f"{inp.dataset}/{inp.stem}")
-    if not force and (done := read_marker(marker_path, key, layout.root)):
-        return {**done["summary"], "cached": True}
-    c = load_columns(inp)
-    rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, cfg, _decision(decision))
-    dirs = [layout.scores_dir(inp.dataset), layout.dropped_dir(inp.dataset), layout.quarantine_dir(inp.dataset)]
-    dirs += [layout.stage_dir(k) for k in (1, 2, 3, 4)]
-    for d in dirs:
-        remove_outputs(d, stem if d != layout.quarantine_dir(inp.dataset) else f"combine-{stem}")
-    outputs = _write_ledger(layout, inp, stem, c, rows, storage)
-    outputs += _write_curated(layout, inp, stem, rows, storage)
-    kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
-    summary = {
-        "dataset": inp.dataset,
-        "shard": inp.stem,
-        "rows": len(c.sample_ids),
-        "kept": dict(kept),
-        "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
-        "quarantined": sum(f == "quarantined" for f in rows.fate),
-        "outputs": [o for o in outputs],
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    write_marker(marker_path, key, outputs, summary, layout.root)
-    return {**summary, "cached": False}
+class CombineUnit(Unit):
+    """Pass 3 of one samples shard: scores ledger, dropped, quarantined and curated rows."""
+
+    step = "combine"
+
+    def __init__(self, inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], storage: StorageOptions,
+                 out_root: str, batch_size: int = 256) -> None:  # fmt: skip
+        super().__init__(out_root, storage)
+        self.inp, self.cfg, self.decision, self.batch_size = inp, cfg, decision, batch_size
+
+    @property
+    def marker_name(self) -> str:
+        return f"{self.inp.dataset}/{self.inp.stem}"
+
+    def key(self) -> UnitKey:
+        params = {
+            "cfg": self.cfg.model_dump(mode="json"),
+            "decision": stable_hash(self.decision),
+            "signals": self.inp.signal_keys,
+            "duplicates": [Path(p).name for p in self.inp.duplicate_paths],
+            "storage": self.storage.model_dump(),
+        }
+        return UnitKey(self.inp.sha256, "combine", COMBINE_VERSION, params)
+
+    def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
+        inp, layout = self.inp, self.layout
+        stem = f"{inp.dataset}-{inp.stem}"
+        c = load_columns(inp)
+        rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, self.cfg, _decision(self.decision))
+        for k in (1, 2, 3, 4):  # every stage folder holds this shard's rows or none
+            out.own(layout.stage_dir(k), f"{stem}-")
+        for d in (layout.scores_dir(inp.dataset), layout.dropped_dir(inp.dataset)):
+            out.own(d, f"{stem}-")
+        out.own(layout.quarantine_dir(inp.dataset), f"combine-{stem}-")
+        _write_ledger(out, layout, inp, stem, c, rows)
+        _write_curated(out, layout, inp, stem, c, rows, self.batch_size)
+        kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
+        return {
+            "dataset": inp.dataset,
+            "shard": inp.stem,
+            "rows": len(c.sample_ids),
+            "kept": dict(kept),
+            "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
+            "quarantined": sum(f == "quarantined" for f in rows.fate),
+        }
 
 
-def _writer(directory: Path, stem: str, schema: pa.Schema, storage: StorageOptions) -> ShardWriter:
-    return ShardWriter(directory, stem, schema, storage.shard_max_rows, storage.shard_max_bytes, storage.compression)
+def write_shard(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], storage: StorageOptions,
+                out_root: str, force: bool = False, batch_size: int = 256) -> dict[str, Any]:  # fmt: skip
+    """Run the ``CombineUnit`` of one shard (skipped if done)."""
+    return CombineUnit(inp, cfg, decision, storage, out_root, batch_size).run(force)
 
 
-def _write_ledger(layout: OutputLayout, inp: ShardInputs, stem: str, c: ShardColumns, rows, storage) -> list[dict]:
+def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows) -> None:
     metrics = tuple(c.metrics)
     ledger = {
         "sample_id": c.sample_ids,
@@ -176,10 +194,9 @@ def _write_ledger(layout: OutputLayout, inp: ShardInputs, stem: str, c: ShardCol
     for m in metrics:
         ledger[m] = _opt(c.metrics[m])
         ledger[f"{m}_norm"] = _opt(rows.normalized[m])
-    out = []
-    with _writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics), storage) as w:
-        w.write(pa.table(ledger, schema=scores_schema(metrics)))
-        out += w.close()
+    out.writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics)).write(
+        pa.table(ledger, schema=scores_schema(metrics))
+    )
     dropped = [
         {
             "sample_id": c.sample_ids[i],
@@ -211,49 +228,35 @@ def _write_ledger(layout: OutputLayout, inp: ShardInputs, stem: str, c: ShardCol
         (layout.quarantine_dir(inp.dataset), f"combine-{stem}", QUARANTINE_SCHEMA, quarantined),
     ):
         if data:
-            with _writer(directory, prefix, schema, storage) as w:
-                w.write_rows(data)
-                out += w.close()
-    return [o.to_dict() for o in out]
+            out.writer(directory, prefix, schema).write_rows(data)
 
 
 def _opt(a: np.ndarray) -> list[float | None]:
     return [None if np.isnan(x) else float(x) for x in a]
 
 
-def _write_curated(layout: OutputLayout, inp: ShardInputs, stem: str, rows, storage) -> list[dict]:
+def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int) -> None:
     """Copy kept samples into their stage folders, in shard order (streamed in batches)."""
-    from magicvl.storage.readers import iter_batches
-
-    writers: dict[int, ShardWriter] = {}
-    infos = []
+    n_all = c.n_rows
+    stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
+    stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
+    full_all = {}
+    for name, arr in (("complexity", rows.complexity), *((f"s_{a}", rows.axes[a]) for a in ("text", "image", "task"))):
+        v = np.full(n_all, np.nan)
+        v[c.index] = arr
+        full_all[name] = v
+    writers = {}
     offset = 0
-    try:
-        for rb in iter_batches(inp.path, batch_size=256):
-            n = rb.num_rows
-            stage = rows.stage[offset : offset + n]
-            extra = {
-                "stage": pa.array(stage, pa.int8()),
-                "complexity": pa.array(rows.complexity[offset : offset + n], pa.float64(), from_pandas=True),
-                **{
-                    f"s_{a}": pa.array(rows.axes[a][offset : offset + n], pa.float64(), from_pandas=True)
-                    for a in ("text", "image", "task")
-                },
-            }
-            table = pa.Table.from_batches([rb])
-            for name, arr in extra.items():
-                table = table.append_column(name, arr)
-            for k in (1, 2, 3, 4):
-                mask = stage == k
-                if mask.any():
-                    if k not in writers:
-                        writers[k] = _writer(layout.stage_dir(k), stem, CURATED_SCHEMA, storage)
-                    writers[k].write(table.filter(pa.array(mask)))
-            offset += n
-        for w in writers.values():
-            infos += w.close()
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
-    return [i.to_dict() for i in infos]
+    for rb in iter_batches(inp.path, batch_size=batch_size):
+        n = rb.num_rows
+        stage = stage_all[offset : offset + n]
+        table = pa.Table.from_batches([rb]).append_column("stage", pa.array(stage, pa.int8()))
+        for name, v in full_all.items():
+            table = table.append_column(name, pa.array(v[offset : offset + n], pa.float64(), from_pandas=True))
+        for k in (1, 2, 3, 4):
+            mask = stage == k
+            if mask.any():
+                if k not in writers:
+                    writers[k] = out.writer(layout.stage_dir(k), stem, CURATED_SCHEMA)
+                writers[k].write(table.filter(pa.array(mask)))
+        offset += n

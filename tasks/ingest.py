@@ -1,15 +1,17 @@
-"""Ingest one chunk of a raw source into samples shards (+ quarantine), atomically.
+"""Ingest one chunk of a raw source into samples shards (+ quarantine): ``IngestUnit``.
 
-Images are decoded once: the decode is the integrity check, and model-free
-image signals listed as ``fused`` are computed on the same decoded pixels.
-Cheap text signals (model-free or tokenizer-only) are computed on the texts
-already in memory. Both are written to their cache-keyed signal files, so the
-signal step finds them done and makes no second pass over the data.
+Images are decoded once for the integrity check; model-free image signals
+listed as ``fused`` are computed on a decode at their own ``max_side`` (the
+same ``storage.images.gray_for_signals`` call the standalone signal makes, so
+fused values equal standalone values by construction; signals sharing a side
+share the decode). Cheap text signals (model-free or tokenizer-only) are
+computed on the texts already in memory. Each fused signal is written by its
+own ``FusedSignalUnit`` (same key, file and marker as the signal step's), so
+the signal step finds it done and makes no second pass over the data.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,19 +20,16 @@ import numpy as np
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import get_signal
-from magicvl.storage.fingerprint import cache_key
 from magicvl.storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
 from magicvl.storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
 from magicvl.storage.ingest.records import RecordError, parse_record
-from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import read_marker, write_marker
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
-from magicvl.storage.writer import ShardWriter, remove_outputs
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.signals import FusedSignal, compute_rows, write_signal_file
+from magicvl.tasks.signals import FusedSignal, FusedSignalUnit, compute_rows
+from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-INGEST_VERSION = "1"
+INGEST_VERSION = "2"  # 2: dedup no longer rewrites ingest outputs
 _BATCH = 256
 
 
@@ -50,12 +49,12 @@ def quarantine_row(
     }
 
 
-def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions) -> str:
+def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage: StorageOptions) -> UnitKey:
     """Key of a chunk's samples and quarantine shards. Fused signals are not part of it: their
-    files have keys of their own, and a signal changed later is computed by the signal step."""
+    files have keys (and markers) of their own, and a signal changed later is computed by the signal step."""
     bounds = (chunk.path, chunk.start, chunk.end, chunk.first_record, chunk.index)
     params = {"cfg": cfg.model_dump(mode="json"), "ingest": options.params(), "storage": storage.model_dump()}
-    return cache_key(f"{chunk.fingerprint}:{bounds}", "ingest", INGEST_VERSION, params)
+    return UnitKey(f"{chunk.fingerprint}:{bounds}", "ingest", INGEST_VERSION, params)
 
 
 class _ImageStep:
@@ -65,7 +64,7 @@ class _ImageStep:
         self.root = (base / cfg.image_root).resolve() if cfg.image_root else None
         self.options = options
         self.fused = [f for f in fused if f.signal.per_image is not None]
-        self.side = max((f.image_side for f in self.fused), default=0)
+        self.sides = sorted({f.image_side for f in self.fused})  # one decode per distinct side
 
     def __call__(self, raw: RawRecord, ref: str | None) -> tuple[dict[str, Any], dict[str, float]]:
         if raw.image_bytes is not None:
@@ -76,58 +75,58 @@ class _ImageStep:
             resolved = resolve_image_path(ref, self.root)
             data, path = read_image_bytes(resolved, self.options.max_image_bytes), str(resolved)
         values: dict[str, float] = {}
-        if self.side:
-            info, gray = gray_for_signals(data, self.options.max_pixels, self.side)
+        info = None
+        for side in self.sides:  # exactly the decode the standalone signal makes at this side
+            info, gray = gray_for_signals(data, self.options.max_pixels, side)
             for f in self.fused:
-                values.update(f.per_image(gray))
-        else:
+                if f.image_side == side:
+                    values.update(f.per_image(gray))
+        if info is None:
             info = check_image(data, self.options.max_pixels)
         embed = self.options.images == "embed"
         image = {"bytes": data if embed else None, "path": path}
         return {"image": image, "width": info.width, "height": info.height, "image_format": info.format}, values
 
 
-def ingest_chunk(
-    chunk: Chunk,
-    cfg: DatasetConfig,
-    options: IngestOptions,
-    storage: StorageOptions,
-    out_root: str,
-    base_dir: str,
-    fused: list[FusedSignal],
-    force: bool = False,
-) -> dict[str, Any]:
-    """Read, validate and write one chunk; returns its summary (skipped if already done)."""
-    t0 = time.perf_counter()
-    layout = OutputLayout(Path(out_root))
-    key = chunk_key(chunk, cfg, options, storage)
-    marker_path = layout.marker("ingest", f"{cfg.name}/{chunk.stem}")
-    if not force and (done := read_marker(marker_path, key, layout.root)):
-        return {**done["summary"], "cached": True}
-    samples_dir, q_dir = layout.samples_dir(cfg.name), layout.quarantine_dir(cfg.name)
-    remove_outputs(samples_dir, chunk.stem)
-    remove_outputs(q_dir, f"ingest-{chunk.stem}")
-    remove_outputs(q_dir, f"dedup-{chunk.stem}")
-    image_step = _ImageStep(cfg, options, Path(base_dir), fused)
-    counts: Counter[str] = Counter()
-    values: dict[str, list[float]] = {c: [] for f in image_step.fused for c in f.columns}
-    ids: list[str] = []
-    texts: list[list[dict[str, str]]] = []  # conversations of kept rows, for fused text signals
-    rows: list[dict[str, Any]] = []
-    qrows: list[dict[str, Any]] = []
-    n_in = 0
-    writer = ShardWriter(
-        samples_dir, chunk.stem, SAMPLE_SCHEMA, storage.shard_max_rows, storage.shard_max_bytes, storage.compression
-    )
-    qwriter = ShardWriter(
-        q_dir,
-        f"ingest-{chunk.stem}",
-        QUARANTINE_SCHEMA,
-        storage.shard_max_rows,
-        storage.shard_max_bytes,
-        storage.compression,
-    )
-    with writer, qwriter:
+class IngestUnit(Unit):
+    """Read, validate and write one chunk (kept rows → samples, bad ones → quarantine)."""
+
+    step = "ingest"
+
+    def __init__(
+        self,
+        chunk: Chunk,
+        cfg: DatasetConfig,
+        options: IngestOptions,
+        storage: StorageOptions,
+        out_root: str,
+        base_dir: str,
+        fused: list[FusedSignal],
+        batch_size: int = _BATCH,
+    ) -> None:
+        super().__init__(out_root, storage)
+        self.chunk, self.cfg, self.options, self.base_dir = chunk, cfg, options, base_dir
+        self.fused, self.batch_size = list(fused), batch_size
+
+    @property
+    def marker_name(self) -> str:
+        return f"{self.cfg.name}/{self.chunk.stem}"
+
+    def key(self) -> UnitKey:
+        return chunk_key(self.chunk, self.cfg, self.options, self.storage)
+
+    def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
+        chunk, cfg, options = self.chunk, self.cfg, self.options
+        image_step = _ImageStep(cfg, options, Path(self.base_dir), self.fused)
+        writer = out.writer(self.layout.samples_dir(cfg.name), chunk.stem, SAMPLE_SCHEMA)
+        qwriter = out.writer(self.layout.quarantine_dir(cfg.name), f"ingest-{chunk.stem}", QUARANTINE_SCHEMA)
+        counts: Counter[str] = Counter()
+        values: dict[str, list[float]] = {c: [] for f in image_step.fused for c in f.columns}
+        ids: list[str] = []
+        texts: list[list[dict[str, str]]] = []  # conversations of kept rows, for fused text signals
+        rows: list[dict[str, Any]] = []
+        qrows: list[dict[str, Any]] = []
+        n_in = 0
         for raw in read_chunk(chunk, cfg, options):
             n_in += 1
             row, vals, problem = _process(raw, cfg, image_step)
@@ -141,31 +140,62 @@ def ingest_chunk(
                 texts.append(row["conversations"])
                 for c in values:
                     values[c].append(vals.get(c, np.nan))
-            if len(rows) >= _BATCH:
+            if len(rows) >= self.batch_size:
                 writer.write_rows(rows)
                 rows = []
-            if len(qrows) >= _BATCH:
+            if len(qrows) >= self.batch_size:
                 qwriter.write_rows(qrows)
                 qrows = []
         writer.write_rows(rows)
         qwriter.write_rows(qrows)
-        shards = writer.close()
-        qshards = qwriter.close()
-    signal_outputs = _write_fused(layout, cfg.name, shards, ids, texts, values, fused)
-    summary = {
-        "dataset": cfg.name,
-        "chunk": chunk.index,
-        "source": chunk.path,
-        "records_in": n_in,
-        "kept": len(ids),
-        "quarantined": dict(counts),
-        "shards": [s.to_dict() for s in shards],
-        "quarantine_shards": [s.to_dict() for s in qshards],
-        "signal_outputs": signal_outputs,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    write_marker(marker_path, key, [s.to_dict() for s in shards + qshards], summary, layout.root)
-    return {**summary, "cached": False}
+        shards = out.close(writer)
+        qshards = out.close(qwriter)
+        self._write_fused(shards, ids, texts, values)
+        return {
+            "dataset": cfg.name,
+            "chunk": chunk.index,
+            "source": chunk.path,
+            "records_in": n_in,
+            "kept": len(ids),
+            "quarantined": dict(counts),
+            "shards": shards,
+            "quarantine_shards": qshards,
+        }
+
+
+    def _write_fused(
+        self, shards: list[dict], ids: list[str], texts: list[list[dict[str, str]]], values: dict[str, list[float]]
+    ) -> None:
+        """Each fused signal's keyed file (and marker) per samples shard (rows split in shard order)."""
+        start = 0
+        for shard in shards:
+            stop = start + shard["rows"]
+            for f in self.fused:
+                if f.signal.per_image is not None:  # measured during the decode
+                    cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
+                    errors: list[str | None] = [None] * (stop - start)
+                else:  # text signal over the conversations in memory
+                    batch = SampleBatch(ids[start:stop], texts[start:stop])
+                    cols, errors = compute_rows(f, batch, load_backend(f.signal, f.params))
+                unit = FusedSignalUnit(
+                    f, self.cfg.name, shard, str(self.layout.root), self.storage, ids[start:stop], cols, errors
+                )
+                unit.run(force=True)
+            start = stop
+
+
+def ingest_chunk(
+    chunk: Chunk,
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    storage: StorageOptions,
+    out_root: str,
+    base_dir: str,
+    fused: list[FusedSignal],
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run the ``IngestUnit`` of one chunk (skipped if already done); returns its summary."""
+    return IngestUnit(chunk, cfg, options, storage, out_root, base_dir, fused).run(force)
 
 
 def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
@@ -194,33 +224,6 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
         **image,
     }
     return row, vals, None
-
-
-def _write_fused(
-    layout: OutputLayout,
-    dataset: str,
-    shards,
-    ids: list[str],
-    texts: list[list[dict[str, str]]],
-    values: dict[str, list[float]],
-    fused: list[FusedSignal],
-) -> dict[str, list[dict]]:
-    """Write each fused signal's keyed file per samples shard (rows split in shard order)."""
-    out: dict[str, list[dict]] = {f.name: [] for f in fused}
-    start = 0
-    for shard in shards:
-        stop = start + shard.rows
-        for f in fused:
-            if f.signal.per_image is not None:  # measured during the decode
-                cols = {c: np.asarray(values[c][start:stop], dtype=np.float64) for c in f.columns}
-                errors: list[str | None] = [None] * (stop - start)
-            else:  # text signal over the conversations in memory
-                batch = SampleBatch(ids[start:stop], texts[start:stop])
-                cols, errors = compute_rows(f, batch, load_backend(f.signal, f.params))
-            info = write_signal_file(layout, f, dataset, shard.stem, shard.sha256, ids[start:stop], cols, errors)
-            out[f.name].append(info)
-        start = stop
-    return out
 
 
 def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:

@@ -1,40 +1,40 @@
 """Compute one signal over one samples shard, at a path derived from its cache key.
 
 Cache key = (samples shard SHA-256, signal name, version, parameters, model
-identity). Same key → the file exists → skipped; ``force`` recomputes. This is
-how a single scoring task is rerun.
+identity). ``SignalUnit`` is a ``tasks.unit.Unit``: same key → its marker
+matches → skipped; ``force`` recomputes. This is how a single scoring task is rerun.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import Signal, SignalParams, get_signal
-from magicvl.storage.fingerprint import cache_key, code_version, sha256_file
+from magicvl.storage.fingerprint import code_version
 from magicvl.storage.images import ImageError, read_image_bytes
-from magicvl.storage.layout import OutputLayout
-from magicvl.storage.readers import file_metadata, iter_batches
+from magicvl.storage.options import StorageOptions
+from magicvl.storage.readers import iter_batches
 from magicvl.storage.schema import signal_schema
-from magicvl.storage.writer import write_table
 from magicvl.tasks.backends import load_backend
-
-_BATCH = 256
+from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 
 @dataclass(frozen=True)
 class SignalJob:
-    """A configured signal, as shipped to workers (picklable, no loaded model)."""
+    """A configured signal, as shipped to workers (picklable, no loaded model).
 
-    name: str
+    It carries the ``Signal`` itself, so a worker needs no registry lookup (a
+    signal registered at run time, e.g. in a test, works on Ray workers too).
+    """
+
+    signal: Signal
     params: SignalParams
     model_id: str | None  # storage.fingerprint.model_identity of the model/tokenizer, computed once
 
@@ -42,15 +42,24 @@ class SignalJob:
     def of(cls, signal: Signal, params: SignalParams) -> SignalJob:
         from magicvl.storage.fingerprint import model_identity
 
-        return cls(signal.name, params, model_identity(signal.model_ref(params)))
+        return cls(signal, params, model_identity(signal.model_ref(params)))
+
+    @classmethod
+    def named(cls, name: str, params: SignalParams) -> SignalJob:
+        return cls.of(get_signal(name), params)
 
     @property
-    def signal(self) -> Signal:
-        return get_signal(self.name)
+    def name(self) -> str:
+        return self.signal.name
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.signal.columns
+
+    @property
+    def model_backed(self) -> bool:
+        """Needs a loaded backend (tokenizer or model): runs on an actor pool, one load per actor."""
+        return self.signal.backend is not None
 
     @property
     def image_side(self) -> int:
@@ -74,50 +83,17 @@ class SignalJob:
             "model": self.model_id,
         }
 
+    def unit_key(self, shard_sha: str) -> UnitKey:
+        return UnitKey(shard_sha, self.name, self.signal.version, self.keyed_params(), self.model_id)
+
     def key(self, shard_sha: str) -> str:
-        s = self.signal
-        return cache_key(shard_sha, s.name, s.version, self.keyed_params(), self.model_id)
+        return self.unit_key(shard_sha).digest()
 
     def per_image(self, gray: Image.Image) -> dict[str, float]:
         return self.signal.per_image(gray, self.params)
 
 
 FusedSignal = SignalJob  # a SignalJob that ingestion computes itself (see tasks.ingest.fused_signals)
-
-
-def write_signal_file(
-    layout: OutputLayout,
-    job: SignalJob,
-    dataset: str,
-    shard_stem: str,
-    shard_sha: str,
-    ids: list[str],
-    cols: dict[str, np.ndarray],
-    errors: list[str | None],
-) -> dict[str, Any]:
-    """Write a signal's values for one shard at its keyed path; remove stale versions beside it."""
-    key = job.key(shard_sha)
-    path = layout.signal_path(job.name, dataset, shard_stem, key)
-    schema = signal_schema(job.columns)
-    meta = {
-        "cache_key": key,
-        "signal": job.name,
-        "version": job.signal.version,
-        "params": job.params.model_dump_json(),
-        "model": str(job.model_id),
-        "input_sha256": shard_sha,
-        "code_version": code_version(),
-    }
-    arrays = [pa.array(ids, pa.string())] + [pa.array(cols[c], pa.float64(), from_pandas=True) for c in job.columns]
-    arrays.append(pa.array(errors, pa.string()))
-    table = pa.Table.from_arrays(arrays, schema=schema).replace_schema_metadata(
-        {**{k.encode(): v.encode() for k, v in meta.items()}}
-    )
-    info = write_table(path, table)
-    for stale in path.parent.glob(f"{shard_stem}-*.parquet"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
-    return {**info.to_dict(), "key": key, "errors": sum(e is not None for e in errors)}
 
 
 def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict[str, np.ndarray], list[str | None]]:
@@ -165,49 +141,92 @@ def _batch(rb: pa.RecordBatch, reads: str, max_pixels: int, max_image_bytes: int
     return SampleBatch(ids, [[] for _ in ids], images, max_pixels)
 
 
-def score_shard(
-    job: SignalJob,
-    dataset: str,
-    shard: dict[str, Any],
-    out_root: str,
-    max_pixels: int,
-    max_image_bytes: int,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Compute ``job`` over one samples shard (``shard`` = ShardInfo dict); skip on a cache hit."""
-    t0 = time.perf_counter()
-    layout = OutputLayout(Path(out_root))
-    stem = Path(shard["path"]).name.removesuffix(".parquet")
-    key = job.key(shard["sha256"])
-    path = layout.signal_path(job.name, dataset, stem, key)
-    base = {"signal": job.name, "dataset": dataset, "shard": stem}
-    if not force and path.is_file() and file_metadata(path).get("cache_key") == key:
-        err = pq.read_table(path, columns=["error"]).column("error")
-        rows, errors = len(err), len(err) - err.null_count
-        return {
-            **base,
-            "path": str(path),
-            "rows": rows,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "key": key,
-            "errors": errors,
-            "cached": True,
-            "seconds": 0.0,
+class SignalUnit(Unit):
+    """One signal over one samples shard; its file's path is derived from the cache key."""
+
+    step = "signal"
+
+    def __init__(
+        self,
+        job: SignalJob,
+        dataset: str,
+        shard: dict[str, Any],
+        out_root: str,
+        storage: StorageOptions,
+        max_pixels: int,
+        max_image_bytes: int,
+        batch_size: int = 256,
+    ) -> None:
+        super().__init__(out_root, storage)
+        self.job, self.dataset, self.shard = job, dataset, shard
+        self.max_pixels, self.max_image_bytes, self.batch_size = max_pixels, max_image_bytes, batch_size
+        self.stem = Path(shard["path"]).name.removesuffix(".parquet")
+
+    @property
+    def marker_name(self) -> str:
+        return f"{self.job.name}/{self.dataset}/{self.stem}"
+
+    def key(self) -> UnitKey:
+        return self.job.unit_key(self.shard["sha256"])
+
+    def load_backend(self) -> Any:
+        return load_backend(self.job.signal, self.job.params)
+
+    def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
+        s = self.job.signal
+        columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]
+        ids: list[str] = []
+        cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns}
+        errors: list[str | None] = []
+        for rb in iter_batches(self.shard["path"], columns=columns, batch_size=self.batch_size):
+            batch = _batch(rb, s.reads, self.max_pixels, self.max_image_bytes)
+            vals, errs = compute_rows(self.job, batch, backend)
+            ids += batch.sample_ids
+            errors += errs
+            for c in s.columns:
+                cols[c].append(np.asarray(vals[c], dtype=np.float64))
+        merged = {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
+        return self.write(out, ids, merged, errors)
+
+    def write(self, out: Outputs, ids: list[str], cols: dict[str, np.ndarray], errors: list[str | None]) -> dict:
+        """Write the values at the keyed path (the files of older keys beside it are stale)."""
+        key = self.key().digest()
+        path = self.layout.signal_path(self.job.name, self.dataset, self.stem, key)
+        meta = {
+            "cache_key": key,
+            "signal": self.job.name,
+            "version": self.job.signal.version,
+            "params": self.job.params.model_dump_json(),
+            "model": str(self.job.model_id),
+            "input_sha256": self.shard["sha256"],
+            "code_version": code_version(),
         }
-    s = job.signal
-    backend = load_backend(s, job.params)
-    columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]
-    ids: list[str] = []
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns}
-    errors: list[str | None] = []
-    for rb in iter_batches(shard["path"], columns=columns, batch_size=_BATCH):
-        batch = _batch(rb, s.reads, max_pixels, max_image_bytes)
-        out, errs = compute_rows(job, batch, backend)
-        ids += batch.sample_ids
-        errors += errs
-        for c in s.columns:
-            cols[c].append(np.asarray(out[c], dtype=np.float64))
-    merged = {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
-    info = write_signal_file(layout, job, dataset, stem, shard["sha256"], ids, merged, errors)
-    return {**base, **info, "cached": False, "seconds": round(time.perf_counter() - t0, 3)}
+        arrays = [pa.array(ids, pa.string())]
+        arrays += [pa.array(cols[c], pa.float64(), from_pandas=True) for c in self.job.columns]
+        arrays.append(pa.array(errors, pa.string()))
+        table = pa.Table.from_arrays(arrays, schema=signal_schema(self.job.columns))
+        table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
+        info = out.table(path, table, prefix=f"{self.stem}-")
+        return {
+            "signal": self.job.name,
+            "dataset": self.dataset,
+            "shard": self.stem,
+            "path": info["path"],
+            "rows": len(ids),
+            "errors": sum(e is not None for e in errors),
+        }
+
+
+class FusedSignalUnit(SignalUnit):
+    """A signal whose values ingestion measured while it had the data in memory: same key, same file."""
+
+    def __init__(self, job: SignalJob, dataset: str, shard: dict[str, Any], out_root: str, storage: StorageOptions,
+                 ids: list[str], values: dict[str, np.ndarray], errors: list[str | None]) -> None:  # fmt: skip
+        super().__init__(job, dataset, shard, out_root, storage, 0, 0)
+        self.ids, self.values, self.errors = ids, values, errors
+
+    def load_backend(self) -> Any:
+        return None
+
+    def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
+        return self.write(out, self.ids, self.values, self.errors)

@@ -12,6 +12,7 @@ import pytest
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="magicvl-tests-"))
 os.environ.setdefault("PREFECT_HOME", str(_SESSION_TMP / "prefect"))
 os.environ.setdefault("RAY_TMPDIR", str(_SESSION_TMP / "ray"))
+os.environ.setdefault("MAGICVL_CACHE", str(_SESSION_TMP / "cache"))  # remembered model hashes: not in $HOME
 
 from magicvl.flows.runtime import set_quiet_env  # noqa: E402  (after the environment above)
 

@@ -8,13 +8,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from PIL import Image
+
 from magicvl.scoring.signals import get_signal
+from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.dedup import dedup_dataset
 from magicvl.tasks.ingest import fused_signals, ingest_chunk
-from magicvl.tasks.signals import SignalJob, score_shard
+from magicvl.tasks.signals import SignalJob, SignalUnit
+
+def score_shard(job, dataset, sh, out):
+    return SignalUnit(job, dataset, sh, out, StorageOptions(), 10**8, 10**8).run()
+
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
@@ -78,6 +85,23 @@ def test_shards_rotate_within_a_chunk(dataset, tmp_path):
     assert len(s) == 1 and [sh["rows"] for sh in s[0]["shards"]] == [4] * 6 + [1]
 
 
+def assert_fused_equals_standalone(out: Path, alt: Path, summaries: list[dict], job: SignalJob) -> None:
+    """Each fused file equals the signal computed alone over the same shard; the signal step finds it done."""
+    layout = OutputLayout(out)
+    for summary in summaries:
+        for sh in summary["shards"]:
+            written = layout.signal_path(job.name, "d", Path(sh["path"]).name.removesuffix(".parquet"), job.key(sh["sha256"]))
+            standalone = score_shard(job, "d", sh, str(alt))
+            assert not standalone["cached"]
+            a, b = pq.read_table(written), pq.read_table(standalone["path"])
+            assert a.column("sample_id").equals(b.column("sample_id"))
+            for c in job.columns:
+                np.testing.assert_array_equal(
+                    a.column(c).to_numpy(zero_copy_only=False), b.column(c).to_numpy(zero_copy_only=False)
+                )
+            assert score_shard(job, "d", sh, str(out))["cached"]
+
+
 @pytest.mark.parametrize("name", ["image_entropy", "token_length", "type_token_ratio"])
 def test_fused_signals_equal_the_standalone_signal(dataset, tmp_path, tokenizer_dir, name):
     s = get_signal(name)
@@ -87,35 +111,58 @@ def test_fused_signals_equal_the_standalone_signal(dataset, tmp_path, tokenizer_
     assert [f.name for f in fused] == [name]
     out = tmp_path / "out"
     summaries = run_all(dataset, out, storage=StorageOptions(shard_max_rows=4), fused=fused)
-    for summary in summaries:
-        for sh, written in zip(summary["shards"], summary["signal_outputs"][name], strict=True):
-            standalone = score_shard(job, "d", sh, str(tmp_path / "alt"), 10**8, 10**8)
-            assert not standalone["cached"]
-            a = pq.read_table(written["path"])
-            b = pq.read_table(standalone["path"])
-            assert a.column("sample_id").equals(b.column("sample_id"))
-            np.testing.assert_array_equal(
-                a.column(name).to_numpy(zero_copy_only=False), b.column(name).to_numpy(zero_copy_only=False)
-            )
-            # and the signal step over the same output root finds the fused file done
-            assert score_shard(job, "d", sh, str(out), 10**8, 10**8)["cached"]
+    assert_fused_equals_standalone(out, tmp_path / "alt", summaries, job)
 
 
-def test_dedup_moves_later_duplicates_to_quarantine_and_is_idempotent(dataset, tmp_path):
+def _mean_luma(gray, params) -> dict[str, float]:
+    return {"test_mean_luma": float(np.asarray(gray, dtype=np.float64).mean())}
+
+
+def test_fused_image_signals_at_different_sides_equal_their_standalone_values(tmp_path, monkeypatch):
+    """Two image signals at different max_side fused in one ingestion: each gets its own decode size."""
+    from pydantic import Field
+
+    from magicvl.scoring.signals import SIGNALS, Signal, SignalParams
+    from magicvl.scoring.signals.base import map_images
+    from tests.helpers import make_dataset
+
+    class MeanParams(SignalParams):
+        max_side: int = Field(default=16)
+
+    mean = Signal(
+        name="test_mean_luma", version="1", axis="image", description="mean luma (test only)", params=MeanParams,
+        compute=lambda b, p, _=None: map_images(b, p.max_side, lambda g: _mean_luma(g, p), ("test_mean_luma",)),
+        columns=("test_mean_luma",), reads="image", per_image=_mean_luma, image_side=lambda p: p.max_side,
+    )  # fmt: skip
+    monkeypatch.setitem(SIGNALS, mean.name, mean)
+    make_dataset(tmp_path, n=24)
+    for i in (1, 3):  # large JPEGs, where DCT-scaled decoding at the larger side would differ most
+        rng = np.random.default_rng(i)
+        img = (rng.random((300, 420, 3)) * 255).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / "images" / f"{i}.jpg", quality=90)
+    jobs = [SignalJob.of(get_signal("image_entropy"), get_signal("image_entropy").params(max_side=256)),
+            SignalJob.of(mean, MeanParams(max_side=16))]  # fmt: skip
+    fused = fused_signals([(j.name, j.params) for j in jobs])
+    assert [f.name for f in fused] == ["image_entropy", "test_mean_luma"]
+    summaries = run_all(tmp_path, tmp_path / "out", fused=fused)
+    for job in jobs:
+        assert_fused_equals_standalone(tmp_path / "out", tmp_path / f"alt-{job.name}", summaries, job)
+
+
+def test_dedup_quarantines_later_duplicates_without_touching_ingest(dataset, tmp_path):
     out = tmp_path / "out"
     summaries = run_all(dataset, out)
-    paths = [sh["path"] for s in summaries for sh in s["shards"]]
-    res = dedup_dataset("d", paths, str(out))
-    assert res["duplicates"] == 1
-    ids = [i for p in paths for i in pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()]
-    assert len(ids) == len(set(ids)) == 24
+    shards = [sh for s in summaries for sh in s["shards"]]
+    before = {sh["path"]: sha256_file(sh["path"]) for sh in shards}
+    res = dedup_dataset("d", shards, str(out), StorageOptions())
+    assert res["duplicates"] == 1 and not res["cached"]
+    assert {p: sha256_file(p) for p in before} == before  # ingest's shards are left as they are
     q = [r for p in OutputLayout(out).quarantine_dir("d").glob("dedup-*.parquet") for r in pq.read_table(p).to_pylist()]
-    assert len(q) == 1 and q[0]["source"] == "d.jsonl:line 25" and "first seen at d.jsonl:line 4" in q[0]["error"]
-    again = run_all(dataset, out)  # markers were updated: nothing to redo, counts reflect dedup
-    assert all(s["cached"] for s in again)
-    assert sum(s["kept"] for s in again) == 24
-    assert sum(s["quarantined"].get("duplicate_id", 0) for s in again) == 1
-    assert dedup_dataset("d", paths, str(out))["duplicates"] == 0
+    assert len(q) == 1 and q[0]["source"] == "d.jsonl:line 25" and q[0]["error_kind"] == "duplicate_id"
+    assert "first seen at d.jsonl:line 4" in q[0]["error"]
+    again = run_all(dataset, out)  # ingest markers still match: nothing to redo
+    assert all(s["cached"] for s in again) and sum(s["kept"] for s in again) == 25
+    assert dedup_dataset("d", shards, str(out), StorageOptions())["cached"]
 
 
 @pytest.mark.parametrize("bad", ["truncated", "not_image"])

@@ -11,7 +11,11 @@ from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import file_metadata
 from magicvl.tasks.ingest import ingest_chunk
-from magicvl.tasks.signals import SignalJob, compute_rows, score_shard
+from magicvl.tasks.signals import SignalJob, SignalUnit, compute_rows
+
+def score_shard(job, dataset, sh, out, force=False):
+    return SignalUnit(job, dataset, sh, out, StorageOptions(), 10**8, 10**8).run(force)
+
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
@@ -27,15 +31,15 @@ def test_cache_key_path_skip_and_force(dataset, tmp_path, tokenizer_dir):
     sh = shard(dataset, out)
     s = get_signal("token_length")
     job = SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir)))
-    first = score_shard(job, "d", sh, str(out), 10**8, 10**8)
+    first = score_shard(job, "d", sh, str(out))
     assert not first["cached"] and first["rows"] == 25 and first["errors"] == 0
     assert first["path"].endswith(f"part-000000-000-{first['key'][:16]}.parquet")
     meta = file_metadata(first["path"])
     assert meta["input_sha256"] == sh["sha256"] and meta["signal"] == "token_length"
-    second = score_shard(job, "d", sh, str(out), 10**8, 10**8)
-    assert second["cached"] and second["sha256"] == first["sha256"]
-    forced = score_shard(job, "d", sh, str(out), 10**8, 10**8, force=True)
-    assert not forced["cached"] and forced["sha256"] == first["sha256"]  # deterministic
+    second = score_shard(job, "d", sh, str(out))
+    assert second["cached"] and second["outputs"] == first["outputs"]
+    forced = score_shard(job, "d", sh, str(out), force=True)
+    assert not forced["cached"] and forced["outputs"][0]["sha256"] == first["outputs"][0]["sha256"]  # deterministic
 
 
 def test_new_params_give_a_new_key_and_replace_the_stale_file(dataset, tmp_path, tokenizer_dir):
@@ -43,10 +47,10 @@ def test_new_params_give_a_new_key_and_replace_the_stale_file(dataset, tmp_path,
     sh = shard(dataset, out)
     s = get_signal("type_token_ratio")
     a = score_shard(
-        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out), 10**8, 10**8
+        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out)
     )
     b = score_shard(
-        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out), 10**8, 10**8
+        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out)
     )
     assert a["key"] != b["key"] and not b["cached"]
     files = sorted(p.name for p in (out / "signals" / "type_token_ratio" / "dataset=d").glob("*.parquet"))
@@ -79,7 +83,7 @@ def test_signal_rows_follow_the_shard(dataset, tmp_path):
     out = tmp_path / "out"
     sh = shard(dataset, out)
     s = get_signal("image_entropy")
-    res = score_shard(SignalJob.of(s, s.params()), "d", sh, str(out), 10**8, 10**8)
+    res = score_shard(SignalJob.of(s, s.params()), "d", sh, str(out))
     ids = pq.read_table(sh["path"], columns=["sample_id"]).column("sample_id")
     t = pq.read_table(res["path"])
     assert t.column("sample_id").equals(ids)

@@ -15,8 +15,8 @@ from typing import Any
 
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import MANIFEST_NAME, load_marker, write_json
-from magicvl.storage.readers import list_shards
+from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_json
+from magicvl.storage.readers import list_shards, num_rows
 from magicvl.storage.schema import CATEGORIES
 
 
@@ -24,28 +24,35 @@ class AccountingError(RuntimeError):
     """Records went missing or were counted twice."""
 
 
-def ingest_summaries(layout: OutputLayout, datasets: list[str]) -> list[dict]:
-    """The summaries of every ingested chunk, from their completion markers."""
+def ingest_totals(layout: OutputLayout, datasets: list[str]) -> list[dict]:
+    """Per dataset: records in, samples written, quarantined by kind, later duplicates (samples manifests)."""
     out = []
     for ds in datasets:
-        folder = layout.state / "ingest" / ds
-        markers = [load_marker(p, layout.root) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-        out += [m["summary"] for m in markers if m is not None]
+        path = layout.samples_dir(ds) / MANIFEST_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset {ds!r} is not ingested yet ({path} missing)")
+        out.append(read_json(path)["ingest"])
     return out
 
 
 def _rows_on_disk(folder: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in list_shards(folder))
+    return sum(num_rows(p) for p in list_shards(folder))
 
 
 def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[dict]) -> dict[str, Any]:
-    """Counts of the whole run and whether they balance (from summaries and from the files)."""
-    ing = ingest_summaries(layout, datasets)
+    """Counts of the whole run and whether they balance (from summaries and from the files).
+
+    in = kept + dropped + quarantined, where quarantined = ingest's kinds + the
+    later duplicates (``duplicate_id``) + combine's signal errors, and every
+    sample combine scored (samples − duplicates) is kept, dropped or quarantined.
+    """
+    ing = ingest_totals(layout, datasets)
     q_kinds: Counter[str] = Counter()
     for s in ing:
         q_kinds.update(s["quarantined"])
+    n_dups = sum(s["duplicates"] for s in ing)
+    if n_dups:
+        q_kinds["duplicate_id"] += n_dups
     kept: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     q_combine = 0
@@ -56,7 +63,7 @@ def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[
     if q_combine:
         q_kinds["signal_error"] += q_combine
     n_in = sum(s["records_in"] for s in ing)
-    n_samples = sum(s["kept"] for s in ing)
+    n_samples = sum(s["samples"] for s in ing) - n_dups
     n_kept, n_dropped, n_q = sum(kept.values()), sum(dropped.values()), sum(q_kinds.values())
     on_disk = {
         "curated": _rows_on_disk(layout.curated),

@@ -1,0 +1,207 @@
+"""Run a step's units on Ray: plain tasks (``run_tasks``, ``run_units``) or an actor pool
+(``run_on_actors``: one backend load per actor, reused across units), a bounded
+number in flight, with progress. Only units, paths and small summaries travel."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from magicvl.tasks.resources import StepResources
+
+log = logging.getLogger("magicvl")
+
+
+class StepFailed(RuntimeError):
+    """Some units of a step raised (not bad records: those are quarantined). Rerun resumes."""
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task run (logs reach the API), else a plain logger."""
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return log
+
+
+def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
+    """Prefect progress artifact + log lines; plain logging outside a Prefect run."""
+    artifact_id = None
+    try:
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+        from prefect.context import get_run_context
+
+        get_run_context()
+        artifact_id = create_progress_artifact(progress=0.0, description=f"{name}: 0/{total}")
+    except Exception:
+        update_progress_artifact = None
+    state = {"last_log": 0.0}
+    logger = _run_logger()
+
+    def report(done: int) -> None:
+        pct = 100.0 * done / max(total, 1)
+        now = time.monotonic()
+        if done == total or now - state["last_log"] > 5:
+            state["last_log"] = now
+            logger.info("%s: %d/%d (%.0f%%)", name, done, total, pct)
+            if artifact_id is not None:
+                try:
+                    update_progress_artifact(artifact_id, progress=pct, description=f"{name}: {done}/{total}")
+                except Exception:
+                    pass
+
+    return report
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    calls: Sequence[tuple],
+    name: str,
+    resources: StepResources | None = None,
+    max_in_flight: int | None = None,
+    retries: int = 2,
+    reduce: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
+
+    Only arguments and small summaries travel; tasks read and write shards
+    themselves. At most ``max_in_flight`` tasks are pending at once so the
+    driver holds a bounded number of references whatever the dataset size.
+    With ``reduce``, each result is handed to it as it arrives and not kept
+    (statistics merged on the fly: driver memory stays flat); [] is returned.
+    """
+    import ray
+
+    if not calls:
+        return []
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    window = max_in_flight or max(2 * cpus, 2)
+    opts = (resources or StepResources()).ray_options()
+    remote = ray.remote(fn).options(**opts, max_retries=retries, name=name)
+    report = _progress_reporter(name, len(calls))
+    results: list[Any] = [None] * len(calls)
+    failures: list[str] = []
+    pending: dict[Any, int] = {}
+    next_call = 0
+    done = 0
+    while next_call < len(calls) or pending:
+        while next_call < len(calls) and len(pending) < window:
+            pending[remote.remote(*calls[next_call])] = next_call
+            next_call += 1
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            i = pending.pop(ref)
+            try:
+                if reduce is None:
+                    results[i] = ray.get(ref)
+                else:
+                    reduce(ray.get(ref))
+            except Exception as e:  # a unit failed as a whole: finish the rest, then say which
+                failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            done += 1
+            report(done)
+    if failures:
+        raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
+    return results if reduce is None else []
+
+
+def _run_unit(unit: Any, force: bool) -> dict[str, Any]:
+    return unit.run(force)
+
+
+def run_units(
+    units: Sequence[Any],
+    name: str,
+    resources: StepResources | None = None,
+    max_in_flight: int | None = None,
+    retries: int = 2,
+    force: bool = False,
+) -> list[dict[str, Any]]:
+    """Run ``tasks.unit.Unit``s as plain Ray tasks (each loads what it needs itself); summaries in order."""
+    return run_tasks(_run_unit, [(u, force) for u in units], name, resources, max_in_flight, retries)
+
+
+class UnitActor:
+    """One loaded backend (``tasks.backends.load_backend``, called once here), reused for every unit."""
+
+    def __init__(self, signal: Any, params: Any) -> None:
+        from magicvl.tasks.backends import load_backend
+
+        self.backend = load_backend(signal, params)
+
+    def run(self, unit: Any, force: bool) -> dict[str, Any]:
+        return unit.run(force=force, backend=self.backend)
+
+
+def _pool_size(resources: StepResources, n_units: int) -> int:
+    import ray
+
+    if resources.concurrency:
+        return max(1, min(resources.concurrency, n_units))
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(int(cpus // resources.num_cpus), n_units))
+
+
+def run_on_actors(
+    units: Sequence[Any],
+    name: str,
+    signal: Any,
+    params: Any,
+    resources: StepResources | None = None,
+    retries: int = 2,
+    force: bool = False,
+    per_actor: int = 2,
+) -> list[dict[str, Any]]:
+    """Run units on a pool of ``UnitActor``s built for ``(signal, params)``; summaries in order.
+
+    The pool has ``resources.concurrency`` actors (each reserving the step's
+    CPUs/GPUs/memory); at most ``per_actor`` units are queued on an actor at
+    once, so shards in flight stay bounded whatever the dataset size. A unit
+    that fails is reported after the others finish (``StepFailed``).
+    """
+    import ray
+
+    results: list[Any] = [None] * len(units)
+    todo = list(range(len(units)))
+    if not force:  # finished units are answered from their markers: no actor (no model load) for them
+        for i in range(len(units)):
+            results[i] = units[i].finished()
+        todo = [i for i in todo if results[i] is None]
+    if not todo:
+        return results
+    resources = resources or StepResources()
+    n = _pool_size(resources, len(todo))
+    cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
+    actors = [cls.remote(signal, params) for _ in range(n)]
+    report = _progress_reporter(name, len(todo))
+    failures: list[str] = []
+    load = [0] * n
+    pending: dict[Any, tuple[int, int]] = {}  # ref → (unit index, actor index)
+    next_unit = done = 0
+    try:
+        while next_unit < len(todo) or pending:
+            while next_unit < len(todo) and min(load) < per_actor:
+                a = load.index(min(load))
+                pending[actors[a].run.remote(units[todo[next_unit]], force)] = (todo[next_unit], a)
+                load[a] += 1
+                next_unit += 1
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                i, a = pending.pop(ref)
+                load[a] -= 1
+                try:
+                    results[i] = ray.get(ref)
+                except Exception as e:
+                    failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                done += 1
+                report(done)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    if failures:
+        raise StepFailed(f"{len(failures)} of {len(todo)} {name} units failed:\n" + "\n".join(failures[:20]))
+    return results

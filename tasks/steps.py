@@ -1,0 +1,264 @@
+"""The run's steps over a recipe: ingest (+ dedup), signals, combine.
+
+Each step builds its units (``tasks.unit.Unit``), runs them on Ray
+(``tasks.executor``: plain tasks, or an actor pool for model-backed signals),
+gathers the small summaries, removes outputs the recipe no longer produces
+(``tasks.unit.sweep``) and writes the folder manifests. The Prefect flows in
+``flows.curate`` wrap these as tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.score import PopulationStats, cutoffs, decide
+from magicvl.scoring.signals import get_signal
+from magicvl.storage.fingerprint import sha256_file
+from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_folder_manifest
+from magicvl.storage.readers import list_shards, num_rows
+from magicvl.tasks import combine as combine_tasks
+from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
+from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
+from magicvl.tasks.ingest import IngestUnit, fused_signals
+from magicvl.tasks.signals import SignalJob, SignalUnit
+from magicvl.tasks.unit import sweep
+
+if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
+    from magicvl.flows.recipe import Recipe
+
+
+def signal_jobs(recipe: Recipe) -> list[SignalJob]:
+    return [SignalJob.named(n, recipe.signal_params(n)) for n in recipe.signals]
+
+
+# -- ingest --------------------------------------------------------------------------------------
+def plan_chunks(recipe: Recipe) -> list[tuple[DatasetConfig, Chunk]]:
+    """Every chunk of every source file, numbered per dataset in source order."""
+    files = [(cfg, path) for cfg in recipe.datasets for path in source_files(cfg, recipe.base_dir)]
+    calls = [(cfg, path, recipe.ingest, 0) for cfg, path in files]
+    plans = run_tasks(plan_file, calls, "plan", recipe.resources.ingest, recipe.ray.max_in_flight, recipe.ray.task_retries)
+    chunks, counters = [], {}
+    for (cfg, _), plan in zip(files, plans):
+        for ch in plan:
+            chunks.append((cfg, replace(ch, index=counters.get(cfg.name, 0))))
+            counters[cfg.name] = counters.get(cfg.name, 0) + 1
+    return chunks
+
+
+def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Ingest every chunk, then deduplicate ids per dataset; writes the samples manifests."""
+    t0 = time.perf_counter()
+    layout = OutputLayout(recipe.output_root)
+    res = recipe.resources.ingest
+    fused = fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])
+    chunks = plan_chunks(recipe)
+    units = [
+        IngestUnit(ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, res.batch_size)
+        for cfg, ch in chunks
+    ]
+    summaries = run_units(units, "ingest", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
+    by_ds: dict[str, list[dict]] = {cfg.name: [] for cfg in recipe.datasets}
+    for s in summaries:
+        by_ds[s["dataset"]].append(s)
+    for ds, ss in by_ds.items():
+        sweep(layout.samples_dir(ds), {sh["path"] for s in ss for sh in s["shards"]})
+        sweep(layout.quarantine_dir(ds), {q["path"] for s in ss for q in s["quarantine_shards"]}, "ingest-")
+    dedup = dedup_step(recipe, by_ds, force)
+    for ds, ss in by_ds.items():
+        totals = {
+            "records_in": sum(s["records_in"] for s in ss),
+            "samples": sum(s["kept"] for s in ss),
+            "quarantined": _add([s["quarantined"] for s in ss]),
+            "duplicates": dedup[ds]["duplicates"],
+        }
+        shards = [sh for s in ss for sh in s["shards"]]
+        write_folder_manifest(layout.samples_dir(ds), shards, recipe.digest(), {"dataset": ds, "ingest": totals})
+    return {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(chunks),
+            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def dedup_step(recipe: Recipe, by_ds: dict[str, list[dict]], force: bool = False) -> dict[str, dict]:
+    """One ``DedupUnit`` per dataset over its ingested shards."""
+    layout = OutputLayout(recipe.output_root)
+    units = [
+        DedupUnit(ds, [sh for s in ss for sh in s["shards"]], str(layout.root), recipe.storage)
+        for ds, ss in by_ds.items()
+    ]
+    res = run_units(units, "dedup", recipe.resources.dedup, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
+    return {r["dataset"]: r for r in res}
+
+
+def _add(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            total[k] = total.get(k, 0) + n
+    return total
+
+
+def samples_shards(recipe: Recipe) -> dict[str, list[dict]]:
+    """Samples shards per dataset, from the manifests ingestion wrote."""
+    layout = OutputLayout(recipe.output_root)
+    out = {}
+    for cfg in recipe.datasets:
+        path = layout.samples_dir(cfg.name) / MANIFEST_NAME
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"dataset {cfg.name!r} is not ingested yet ({path} missing): run `magicvl curate` first"
+            )
+        m = read_json(path)
+        out[cfg.name] = [{**s, "path": str(layout.samples_dir(cfg.name) / s["path"])} for s in m["shards"]]
+    return out
+
+
+# -- signals -------------------------------------------------------------------------------------
+def signals(
+    recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Compute each configured signal over every samples shard (finished units skipped)."""
+    t0 = time.perf_counter()
+    layout = OutputLayout(recipe.output_root)
+    shards = {ds: shs for ds, shs in samples_shards(recipe).items() if not datasets or ds in datasets}
+    out: dict[str, Any] = {}
+    for job in signal_jobs(recipe):
+        if only and job.name not in only:
+            continue
+        results = _run_signal(recipe, job, shards, force)
+        for ds in shards:
+            mine = [r for r in results if r["dataset"] == ds]
+            files = [o for r in mine for o in r["outputs"]]
+            sweep(layout.signal_dir(job.name, ds), {f["path"] for f in files})
+            write_folder_manifest(
+                layout.signal_dir(job.name, ds), files, recipe.digest(), {"signal": job.identity(), "dataset": ds}
+            )
+        out[job.name] = {
+            "shards": len(results),
+            "cached": sum(r["cached"] for r in results),
+            "rows": sum(r["rows"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
+            "executor": "actors" if job.model_backed else "tasks",
+            "results": results,
+        }
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool) -> list[dict]:
+    """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
+    res = recipe.resources.signal(job.name)
+    root, ing = str(recipe.output_root), recipe.ingest
+    units = [
+        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size)
+        for ds, shs in shards.items()
+        for sh in shs
+    ]
+    name, retries = f"signal:{job.name}", recipe.ray.task_retries
+    if job.model_backed:
+        return run_on_actors(units, name, job.signal, job.params, res, retries, force)
+    return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
+
+
+# -- combine -------------------------------------------------------------------------------------
+def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
+    """Every samples shard with the signal file of each configured signal and the dataset's duplicates."""
+    layout = OutputLayout(recipe.output_root)
+    jobs = signal_jobs(recipe)
+    inputs = []
+    for ds, shs in samples_shards(recipe).items():
+        dups = tuple(str(p) for p in list_shards(layout.quarantine_dir(ds)) if p.name.startswith(DEDUP_PREFIX))
+        for sh in shs:
+            stem = Path(sh["path"]).name.removesuffix(".parquet")
+            paths, keys = {}, {}
+            for job in jobs:
+                key = job.key(sh["sha256"])
+                p = layout.signal_path(job.name, ds, stem, key)
+                if not p.is_file():
+                    raise FileNotFoundError(f"signal {job.name!r} missing for {ds}/{stem}: run the signals step")
+                paths[job.name], keys[job.name] = str(p), key
+            inputs.append(combine_tasks.ShardInputs(ds, sh["path"], sh["sha256"], paths, keys, dups))
+    return inputs
+
+
+def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = False) -> dict[str, Any]:
+    """Normalise over the population (map-reduce of statistics), score, stage, write curated/."""
+    t0 = time.perf_counter()
+    cfg = cfg or recipe.combine
+    layout = OutputLayout(recipe.output_root)
+    inputs = combine_inputs(recipe)
+    decision = population_decision(recipe, inputs, cfg)
+    res = recipe.resources.combine
+    units = [
+        combine_tasks.CombineUnit(i, cfg, decision, recipe.storage, str(layout.root), res.batch_size) for i in inputs
+    ]
+    results = run_units(units, "combine:write", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
+    finish_combine(recipe, layout, results)
+    return {"decision": decision, "results": results, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig) -> dict:
+    """Pass 1 (statistics) and, at sample granularity, pass 2 (histograms → cutoffs), merged as they arrive."""
+    res, window, retries = recipe.resources.combine, recipe.ray.max_in_flight, recipe.ray.task_retries
+    metric_axes = {name: get_signal(name).axis for name in recipe.signals}
+    acc = {"stats": PopulationStats()}
+
+    def merge_stats(s: dict) -> None:
+        acc["stats"] = acc["stats"].merge(PopulationStats.from_dict(s))
+
+    calls = [(i, cfg) for i in inputs]
+    run_tasks(combine_tasks.shard_stats, calls, "combine:stats", res, window, retries, merge_stats)
+    decision = decide(acc["stats"], metric_axes, cfg)
+    if cfg.granularity == "sample":
+        hists: dict[str, np.ndarray] = {}
+
+        def add_hists(h: dict[str, np.ndarray]) -> None:
+            for k, v in h.items():
+                hists[k] = hists[k] + v if k in hists else v
+
+        calls = [(i, cfg, decision.to_dict()) for i in inputs]
+        run_tasks(combine_tasks.shard_histograms, calls, "combine:histograms", res, window, retries, add_hists)
+        decision.cutoffs = cutoffs(hists, cfg)
+    return decision.to_dict()
+
+
+def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) -> None:
+    """Remove what this combine no longer produces; write the manifests of its folders."""
+    produced = [o for r in results for o in r["outputs"]]
+    keep = {o["path"] for o in produced}
+    for folder in (layout.curated, layout.scores, layout.dropped):
+        sweep(folder, keep)
+    for cfg in recipe.datasets:  # quarantine holds ingest + dedup + combine outputs
+        qdir = layout.quarantine_dir(cfg.name)
+        sweep(qdir, keep, "combine-")
+        write_folder_manifest(qdir, _infos(list_shards(qdir), produced), recipe.digest(), {"dataset": cfg.name})
+    for k in (1, 2, 3, 4):
+        d = layout.stage_dir(k)
+        write_folder_manifest(d, [o for o in produced if Path(o["path"]).parent == d], recipe.digest(), {"stage": k})
+    write_folder_manifest(
+        layout.curated,
+        [o for o in produced if layout.curated in Path(o["path"]).parents],
+        recipe.digest(),
+        {"what": "curriculum, stage=1..4"},
+    )
+    for folder in (layout.scores, layout.dropped):
+        write_folder_manifest(folder, [o for o in produced if folder in Path(o["path"]).parents], recipe.digest())
+
+
+def _infos(paths: list[Path], known: list[dict]) -> list[dict]:
+    """Shard infos for ``paths``: reuse what units reported, compute the rest (ingest/dedup quarantine)."""
+    by_path = {o["path"]: o for o in known}
+    out = []
+    for p in paths:
+        info = by_path.get(str(p))
+        if info is None:
+            info = {"path": str(p), "rows": num_rows(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        out.append(info)
+    return out
