@@ -148,6 +148,9 @@ def signals(
             "executor": "actors" if job.model_backed else "tasks",
             "results": results,
         }
+    if not only and not datasets:  # signals no longer in the recipe: their values are stale
+        for folder in sorted(p for p in layout.signals.glob("*") if p.is_dir() and p.name not in recipe.signals):
+            sweep(folder, set())
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
