@@ -57,7 +57,9 @@ class DedupUnit(Unit):
         records = read_rows(path, [r for r, _ in rows], ["sample_id", "source", "source_key", "conversations"])
         out = []
         for rec, (_, first) in zip(records, rows, strict=True):
-            raw = json.dumps({"source_key": rec["source_key"], "conversations": rec["conversations"]}, ensure_ascii=False)
+            raw = json.dumps(
+                {"source_key": rec["source_key"], "conversations": rec["conversations"]}, ensure_ascii=False
+            )
             out.append(
                 {
                     "dataset": self.dataset,

@@ -162,7 +162,6 @@ class IngestUnit(Unit):
             "quarantine_shards": qshards,
         }
 
-
     def _write_fused(
         self, shards: list[dict], ids: list[str], texts: list[list[dict[str, str]]], values: dict[str, list[float]]
     ) -> None:

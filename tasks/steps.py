@@ -44,7 +44,9 @@ def plan_chunks(recipe: Recipe) -> list[tuple[DatasetConfig, Chunk]]:
     """Every chunk of every source file, numbered per dataset in source order."""
     files = [(cfg, path) for cfg in recipe.datasets for path in source_files(cfg, recipe.base_dir)]
     calls = [(cfg, path, recipe.ingest, 0) for cfg, path in files]
-    plans = run_tasks(plan_file, calls, "plan", recipe.resources.ingest, recipe.ray.max_in_flight, recipe.ray.task_retries)
+    plans = run_tasks(
+        plan_file, calls, "plan", recipe.resources.ingest, recipe.ray.max_in_flight, recipe.ray.task_retries
+    )
     chunks, counters = [], {}
     for (cfg, _), plan in zip(files, plans):
         for ch in plan:
@@ -61,7 +63,9 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     fused = fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])
     chunks = plan_chunks(recipe)
     units = [
-        IngestUnit(ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, res.batch_size)
+        IngestUnit(
+            ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, res.batch_size
+        )
         for cfg, ch in chunks
     ]
     summaries = run_units(units, "ingest", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)

@@ -81,8 +81,15 @@ def recipe_dict(root: Path, tokenizer: Path, chunk_records: int, side: int, gran
         signals["type_token_ratio"] = {"tokenizer": str(tokenizer)}
     return {
         "output": "out",
-        "datasets": [{"name": "d", "format": "jsonl", "path": "data/d.jsonl", "image_root": "data/images",
-                      "label_field": "category"}],  # fmt: skip
+        "datasets": [
+            {
+                "name": "d",
+                "format": "jsonl",
+                "path": "data/d.jsonl",
+                "image_root": "data/images",
+                "label_field": "category",
+            }
+        ],  # fmt: skip
         "ingest": {"chunk_records": chunk_records},
         "storage": {"shard_max_rows": 5},
         "signals": signals,
@@ -132,7 +139,13 @@ def test_score_flow_for_one_dataset_without_combine(tmp_path, tokenizer_dir, ray
         make_dataset(tmp_path / ds, n=12)
     data = recipe_dict(tmp_path, tokenizer_dir, 7, 64, "sample", True)
     data["datasets"] = [
-        {"name": ds, "format": "jsonl", "path": f"{ds}/d.jsonl", "image_root": f"{ds}/images", "label_field": "category"}
+        {
+            "name": ds,
+            "format": "jsonl",
+            "path": f"{ds}/d.jsonl",
+            "image_root": f"{ds}/images",
+            "label_field": "category",
+        }
         for ds in ("a", "b")
     ]
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))

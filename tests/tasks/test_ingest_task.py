@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from PIL import Image
 
 from magicvl.scoring.signals import get_signal
@@ -18,6 +17,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.tasks.dedup import dedup_dataset
 from magicvl.tasks.ingest import fused_signals, ingest_chunk
 from magicvl.tasks.signals import SignalJob, SignalUnit
+
 
 def score_shard(job, dataset, sh, out):
     return SignalUnit(job, dataset, sh, out, StorageOptions(), 10**8, 10**8).run()
@@ -90,7 +90,9 @@ def assert_fused_equals_standalone(out: Path, alt: Path, summaries: list[dict], 
     layout = OutputLayout(out)
     for summary in summaries:
         for sh in summary["shards"]:
-            written = layout.signal_path(job.name, "d", Path(sh["path"]).name.removesuffix(".parquet"), job.key(sh["sha256"]))
+            written = layout.signal_path(
+                job.name, "d", Path(sh["path"]).name.removesuffix(".parquet"), job.key(sh["sha256"])
+            )
             standalone = score_shard(job, "d", sh, str(alt))
             assert not standalone["cached"]
             a, b = pq.read_table(written), pq.read_table(standalone["path"])

@@ -13,6 +13,7 @@ from magicvl.storage.readers import file_metadata
 from magicvl.tasks.ingest import ingest_chunk
 from magicvl.tasks.signals import SignalJob, SignalUnit, compute_rows
 
+
 def score_shard(job, dataset, sh, out, force=False):
     return SignalUnit(job, dataset, sh, out, StorageOptions(), 10**8, 10**8).run(force)
 
@@ -46,12 +47,8 @@ def test_new_params_give_a_new_key_and_replace_the_stale_file(dataset, tmp_path,
     out = tmp_path / "out"
     sh = shard(dataset, out)
     s = get_signal("type_token_ratio")
-    a = score_shard(
-        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out)
-    )
-    b = score_shard(
-        SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out)
-    )
+    a = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out))
+    b = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out))
     assert a["key"] != b["key"] and not b["cached"]
     files = sorted(p.name for p in (out / "signals" / "type_token_ratio" / "dataset=d").glob("*.parquet"))
     assert files == [b["path"].rsplit("/", 1)[1]]
