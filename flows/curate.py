@@ -61,27 +61,6 @@ def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     return steps.combine(recipe, force=force)
 
 
-def _slim(step: dict[str, Any]) -> dict[str, Any]:
-    """A step result without its per-unit lists (for the run manifest)."""
-    out = {k: v for k, v in step.items() if k not in ("results", "datasets")}
-    for k, v in list(out.items()):
-        if isinstance(v, dict) and "results" in v:
-            out[k] = {kk: vv for kk, vv in v.items() if kk != "results"}
-    return out
-
-
-def _ingest_stats(res: dict[str, Any]) -> dict[str, Any]:
-    chunks = [s for ss in res["datasets"].values() for s in ss]
-    return {
-        "chunks": len(chunks),
-        "cached_chunks": sum(s.get("cached", False) for s in chunks),
-        "records_in": sum(s["records_in"] for s in chunks),
-        "kept": sum(s["kept"] for s in chunks),
-        "duplicates": sum(d["duplicates"] for d in res["dedup"]),
-        "seconds": res["seconds"],
-    }
-
-
 def finish(
     recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: dict[str, Any], combine_res: dict[str, Any]
 ) -> dict[str, Any]:
@@ -90,18 +69,7 @@ def finish(
     acc = report.accounting(layout, [d.name for d in recipe.datasets], combine_res["results"])
     report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
     report.publish_artifact(acc, layout)
-    notes = []
-    absent = combine_res["decision"]["absent_axes"]
-    if absent:
-        notes.append(f"axes not computed (left out of S, weights renormalised): {', '.join(absent)}")
-    from magicvl.model.tiny import is_tiny
-
-    for name in recipe.signals:
-        ref = recipe.signal_params(name)
-        for attr in ("tokenizer", "model"):
-            if getattr(ref, attr, None) and is_tiny(getattr(ref, attr)):
-                path = getattr(ref, attr)
-                notes.append(f"{name}: {attr} {path} is a tiny checkpoint built locally (random/toy, not real weights)")
+    notes = report.run_notes(recipe, combine_res["decision"])
     summary = report.format_summary(acc, layout, notes)
     print(summary)
     report.check(acc)
@@ -125,7 +93,7 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         ing = ingest_task(recipe, force="ingest" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
-    info = {"ingest": _ingest_stats(ing), "signals": _slim(sig), "combine": _slim(comb)}
+    info = {"ingest": report.ingest_stats(ing), "signals": report.slim(sig), "combine": report.slim(comb)}
     return finish(recipe, recipe_path, started, info, comb)
 
 
@@ -148,8 +116,8 @@ def score(
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
         comb = combine_task(recipe) if then_combine else None
     if comb is None:
-        return {"signals": _slim(sig)}
-    return finish(recipe, recipe_path, started, {"signals": _slim(sig), "combine": _slim(comb)}, comb)
+        return {"signals": report.slim(sig)}
+    return finish(recipe, recipe_path, started, {"signals": report.slim(sig), "combine": report.slim(comb)}, comb)
 
 
 @flow(name="combine", log_prints=True)
@@ -159,4 +127,4 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": _slim(comb)}, comb)
+    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb)

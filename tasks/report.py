@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_json
 from magicvl.storage.readers import list_shards, num_rows
 from magicvl.storage.schema import CATEGORIES
+
+if TYPE_CHECKING:  # handed down by the flows
+    from magicvl.flows.recipe import Recipe
 
 
 class AccountingError(RuntimeError):
@@ -84,6 +87,45 @@ def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[
         and n_samples == n_kept + n_dropped + q_combine
         and on_disk == {"curated": n_kept, "dropped": n_dropped, "quarantine": n_q},
     }
+
+
+def slim(step: dict[str, Any]) -> dict[str, Any]:
+    """A step result without its per-unit lists (for the run manifest)."""
+    out = {k: v for k, v in step.items() if k not in ("results", "datasets")}
+    for k, v in list(out.items()):
+        if isinstance(v, dict) and "results" in v:
+            out[k] = {kk: vv for kk, vv in v.items() if kk != "results"}
+    return out
+
+
+def ingest_stats(res: dict[str, Any]) -> dict[str, Any]:
+    """Counts of the ingest step (chunks, cache hits, records, samples after dedup) for the run manifest."""
+    chunks = [s for ss in res["datasets"].values() for s in ss]
+    dups = sum(d["duplicates"] for d in res["dedup"])
+    return {
+        "chunks": len(chunks),
+        "cached_chunks": sum(s.get("cached", False) for s in chunks),
+        "records_in": sum(s["records_in"] for s in chunks),
+        "kept": sum(s["kept"] for s in chunks) - dups,
+        "duplicates": dups,
+        "seconds": res["seconds"],
+    }
+
+
+def run_notes(recipe: Recipe, decision: dict[str, Any]) -> list[str]:
+    """What the summary should say besides the counts: axes left out, tiny local checkpoints."""
+    from magicvl.model.tiny import is_tiny
+
+    notes = []
+    if decision["absent_axes"]:
+        notes.append(f"axes not computed (left out of S, weights renormalised): {', '.join(decision['absent_axes'])}")
+    for name in recipe.signals:
+        ref = recipe.signal_params(name)
+        for attr in ("tokenizer", "model"):
+            path = getattr(ref, attr, None)
+            if path and is_tiny(path):
+                notes.append(f"{name}: {attr} {path} is a tiny checkpoint built locally (random/toy, not real weights)")
+    return notes
 
 
 def check(acc: dict[str, Any]) -> None:
