@@ -1,8 +1,9 @@
 """Combine, per samples shard: gather statistics, score, and write the curated stages.
 
 No model runs here: only signal tables and sample metadata are read, except in
-the final write, which copies each kept sample (image bytes included) into
-``curated/stage=<k>/``.
+the final write (``CombineUnit``), which copies each kept sample (image bytes
+included) into ``curated/stage=<k>/``. Rows the dedup step quarantined (later
+duplicates, matched by their ``source``) are left out of every pass.
 """
 
 from __future__ import annotations
@@ -169,12 +170,6 @@ class CombineUnit(Unit):
             "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
             "quarantined": sum(f == "quarantined" for f in rows.fate),
         }
-
-
-def write_shard(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], storage: StorageOptions,
-                out_root: str, force: bool = False, batch_size: int = 256) -> dict[str, Any]:  # fmt: skip
-    """Run the ``CombineUnit`` of one shard (skipped if done)."""
-    return CombineUnit(inp, cfg, decision, storage, out_root, batch_size).run(force)
 
 
 def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows) -> None:

@@ -138,12 +138,16 @@ class UnitActor:
 
 
 def _pool_size(resources: StepResources, n_units: int) -> int:
+    """``concurrency`` actors, else as many as the cluster's CPUs (and GPUs, if asked for) hold."""
     import ray
 
     if resources.concurrency:
         return max(1, min(resources.concurrency, n_units))
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    return max(1, min(int(cpus // resources.num_cpus), n_units))
+    total = ray.cluster_resources()
+    fit = int(float(total.get("CPU", 1)) // resources.num_cpus)
+    if resources.num_gpus:
+        fit = min(fit, int(float(total.get("GPU", 0)) // resources.num_gpus))
+    return max(1, min(fit, n_units))
 
 
 def run_on_actors(
