@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from magicvl.flows import report, steps
 from magicvl.flows.recipe import Recipe, load_recipe
+from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 
@@ -108,7 +109,7 @@ def finish(
     return {"accounting": acc, "output": str(layout.root), "summary": summary}
 
 
-@flow(name="curate", log_prints=True)
+@flow(name="curate", log_prints=True, flow_run_name=flow_run_name)
 def curate(recipe_path: str, output: str | None = None, force: list[str] | None = None) -> dict[str, Any]:
     """The main job: ingest → signals → combine → curriculum shards by stage, with accounting.
 
@@ -129,7 +130,7 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
     return finish(recipe, recipe_path, started, info, comb)
 
 
-@flow(name="score", log_prints=True)
+@flow(name="score", log_prints=True, flow_run_name=flow_run_name)
 def score(
     recipe_path: str,
     signals: list[str] | None = None,
@@ -152,7 +153,7 @@ def score(
     return finish(recipe, recipe_path, started, {"signals": _slim(sig), "combine": _slim(comb)}, comb)
 
 
-@flow(name="combine", log_prints=True)
+@flow(name="combine", log_prints=True, flow_run_name=flow_run_name)
 def combine(recipe_path: str, output: str | None = None, force: bool = False) -> dict[str, Any]:
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
     started = dt.datetime.now(dt.UTC)

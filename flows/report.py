@@ -15,7 +15,7 @@ from typing import Any
 
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import MANIFEST_NAME, load_marker, write_json
+from magicvl.storage.manifest import load_marker
 from magicvl.storage.readers import list_shards
 from magicvl.storage.schema import CATEGORIES
 
@@ -111,7 +111,9 @@ def write_run_manifest(
             for name in ("samples", "quarantine", "signals", "scores", "dropped", "curated")
         },
     }
-    return write_json(layout.manifest, body)
+    from magicvl.flows.runs import write_run_record
+
+    return write_run_record(layout, body, recipe_path)
 
 
 def stage_table(acc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -168,8 +170,8 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) 
     out += ["", *notes] if notes else []
     out += [
         "",
-        f"curriculum shards: {layout.curated}/stage=<1..4>/   (manifest: {layout.curated / MANIFEST_NAME})",
-        f"quarantine:        {layout.quarantine}/dataset=<name>/",
+        f"curriculum shards: {layout.curated}/stage-<1..4>/   (manifest: {layout.folder_manifest(layout.curated)})",
+        f"quarantine:        {layout.quarantine}/<dataset>/",
         f"per-sample scores: {layout.scores}/   run manifest: {layout.manifest}",
         f"inspect with:      magicvl inspect {layout.curated}   (or {layout.quarantine}, {layout.scores}, ...)",
     ]

@@ -2,7 +2,7 @@
 
 No model runs here: only signal tables and sample metadata are read, except in
 the final write, which copies each kept sample (image bytes included) into
-``curated/stage=<k>/``.
+``curated/stage-<k>/``.
 """
 
 from __future__ import annotations
