@@ -81,10 +81,34 @@ def cmd_combine(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Describe an output folder: schema, row counts, stage × category, numeric summaries, a few rows."""
+    """Describe an output folder: schema, row counts, stage × category, quantiles, cut-offs, reasons, a few rows."""
     from magicvl.flows.inspect import inspect_folder
 
     print(inspect_folder(args.folder, rows=args.rows))
+    if args.plots:
+        from magicvl.flows.report_html import write_report
+        from magicvl.storage.layout import find_root
+
+        root = args.folder if (args.folder / "samples").is_dir() else find_root(args.folder.resolve())
+        page = write_report(root)
+        print(f"plots and report written to {page.parent}/ (open {page})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a static HTML report of a run (tables, plots, example samples) that opens from disk."""
+    from magicvl.flows.preflight import cli_path
+    from magicvl.flows.report_html import write_report
+
+    root = args.run
+    if root.suffix in (".yaml", ".yml"):
+        from magicvl.flows.preflight import check_run
+
+        root = check_run(root, needs_inputs=False).output_root
+    if not (root / "samples").is_dir():
+        raise FileNotFoundError(f"{root} is not a run's output root (no samples/ folder)")
+    page = write_report(root, cli_path(args.out))
+    print(f"report: {page}")
     return 0
 
 
@@ -175,6 +199,10 @@ def _parser() -> argparse.ArgumentParser:
     i = add("inspect", cmd_inspect)
     i.add_argument("folder", type=Path, help="a run's output root or any table folder under it")
     i.add_argument("--rows", type=int, default=3, help="how many rows to show (default 3)")
+    i.add_argument("--plots", action="store_true", help="also write the plots and HTML report into <root>/report/")
+    r = add("report", cmd_report)
+    r.add_argument("run", type=Path, help="a run's output root (or its recipe YAML)")
+    r.add_argument("--out", help="folder to write into (default <root>/report/)")
     v = add("validate", cmd_validate)
     v.add_argument("recipe", type=Path, help="recipe YAML file")
     add("signals", cmd_signals)

@@ -16,7 +16,9 @@ from prefect.cache_policies import NO_CACHE
 
 from magicvl.flows import report, steps
 from magicvl.flows.recipe import Recipe, load_recipe
+from magicvl.flows.run_summary import finish_report, reuse_line
 from magicvl.flows.runs import flow_run_name
+from magicvl.storage.manifest import read_json
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 
@@ -84,14 +86,20 @@ def _ingest_stats(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish(
-    recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: dict[str, Any], combine_res: dict[str, Any]
+    recipe: Recipe,
+    recipe_path: str,
+    started: dt.datetime,
+    step_info: dict[str, Any],
+    combine_res: dict[str, Any],
+    step: str = "curate",
 ) -> dict[str, Any]:
-    """Check accounting, write the run manifest and artifact, print the summary."""
+    """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = report.accounting(layout, [d.name for d in recipe.datasets], combine_res["results"])
-    report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
-    report.publish_artifact(acc, layout)
-    notes = []
+    manifest = report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
+    report.publish_artifact(acc, layout, step)
+    plots = finish_report(step, read_json(manifest), layout)
+    notes = [reuse_line(step_info)] if reuse_line(step_info) else []
     absent = combine_res["decision"]["absent_axes"]
     if absent:
         notes.append(f"axes not computed (left out of S, weights renormalised): {', '.join(absent)}")
@@ -103,7 +111,8 @@ def finish(
             if getattr(ref, attr, None) and is_tiny(getattr(ref, attr)):
                 path = getattr(ref, attr)
                 notes.append(f"{name}: {attr} {path} is a tiny checkpoint built locally (random/toy, not real weights)")
-    summary = report.format_summary(acc, layout, notes)
+    notes += [f"report: {plots[0]}"] if plots else []
+    summary = report.format_summary(acc, layout, notes, step)
     print(summary)
     report.check(acc)
     return {"accounting": acc, "output": str(layout.root), "summary": summary}
@@ -150,7 +159,7 @@ def score(
         comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": _slim(sig)}
-    return finish(recipe, recipe_path, started, {"signals": _slim(sig), "combine": _slim(comb)}, comb)
+    return finish(recipe, recipe_path, started, {"signals": _slim(sig), "combine": _slim(comb)}, comb, "score")
 
 
 @flow(name="combine", log_prints=True, flow_run_name=flow_run_name)
@@ -160,4 +169,4 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": _slim(comb)}, comb)
+    return finish(recipe, recipe_path, started, {"combine": _slim(comb)}, comb, "combine")

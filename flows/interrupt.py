@@ -100,6 +100,7 @@ def stop_on_interrupt(resume: str) -> Iterator[None]:
         sys.stderr.flush()
         _mark_cancelled()
         stop_processes(descendants())
+        stop_processes(descendants(), grace=1.0)  # anything started while the first ones were stopping
         sys.stdout.flush()
         os._exit(130)
 

@@ -151,12 +151,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line({c: c for c in cols}), line({c: "-" * width[c] for c in cols})] + [line(r) for r in rows])
 
 
-def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) -> str:
+def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str], step: str = "curate") -> str:
     """The end-of-run summary: accounting, where the shards are, how to inspect them."""
     ok = "OK" if acc["balanced"] else "DOES NOT BALANCE"
     out = [
         "",
-        "== curate: summary",
+        f"== {step}: summary",
         f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
         f"+ quarantined {acc['quarantined']}   [{ok}]",
         "",
@@ -178,7 +178,7 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) 
     return "\n".join(out)
 
 
-def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
+def publish_artifact(acc: dict[str, Any], layout: OutputLayout, step: str = "curate") -> None:
     """A Prefect table artifact of the accounting (no-op outside a Prefect run)."""
     try:
         from prefect.artifacts import create_table_artifact
@@ -191,7 +191,7 @@ def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
     rows += [{"category": f"dropped: {r}", "total": n} for r, n in acc["dropped_by_reason"].items()]
     rows += [{"category": f"quarantined: {k}", "total": n} for k, n in acc["quarantined_by_error"].items()]
     create_table_artifact(
-        key="curate-accounting",
+        key=f"{step}-accounting",
         table=rows,
         description=(
             f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} + "
