@@ -58,9 +58,12 @@ def stage_category_counts(lf: pl.LazyFrame) -> pl.DataFrame:
 
 def extremes(lf: pl.LazyFrame, k: int = 2, column: str = "complexity") -> pl.DataFrame:
     """The ``k`` lowest- and highest-scoring kept samples of each category."""
-    cols = ["sample_id", "dataset", "category", "stage", column]
+    names = lf.collect_schema().names()
+    cols = [c for c in ("sample_id", "dataset", "category", "stage", column) if c in names]
     base = lf.filter(pl.col(column).is_not_null()).select(cols)
-    low = base.sort(column).group_by("category", maintain_order=True).head(k).with_columns(pl.lit("lowest").alias("end"))
+    low = (
+        base.sort(column).group_by("category", maintain_order=True).head(k).with_columns(pl.lit("lowest").alias("end"))
+    )
     high = (
         base.sort(column, descending=True)
         .group_by("category", maintain_order=True)

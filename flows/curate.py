@@ -18,9 +18,9 @@ from magicvl.flows import report, steps
 from magicvl.flows.recipe import Recipe, load_recipe
 from magicvl.flows.run_summary import finish_report, reuse_line
 from magicvl.flows.runs import flow_run_name
-from magicvl.storage.manifest import read_json
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import read_json
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "signals", "combine")

@@ -171,13 +171,22 @@ def _analysis(folder: Path, lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
         q = an.quantile_table(kept, an.metric_columns(schema), ["stage", "category"])
         for c in an.metric_columns(schema):
             rows = [
-                {"stage": r["stage"], "category": r["category"], "n": r[f"{c}|count"],
-                 **{f"q{round(x * 100)}": r[f"{c}|q{round(x * 100)}"] for x in an.QUANTILES}}
-                for r in q.iter_rows(named=True) if r[f"{c}|count"]
+                {
+                    "stage": r["stage"],
+                    "category": r["category"],
+                    "n": r[f"{c}|count"],
+                    **{f"q{round(x * 100)}": r[f"{c}|q{round(x * 100)}"] for x in an.QUANTILES},
+                }
+                for r in q.iter_rows(named=True)
+                if r[f"{c}|count"]
             ]
             out += _table(f"{c} per stage and category (kept)", rows)
         ex = an.extremes(kept)
-        out += _table("lowest and highest S per category", ex.to_dicts(), ["category", "end", "complexity", "stage", "dataset", "sample_id"])
+        out += _table(
+            "lowest and highest S per category",
+            ex.to_dicts(),
+            [c for c in ("category", "end", "complexity", "stage", "dataset", "sample_id") if c in ex.columns],
+        )
     for col in ("reason", "error_kind"):
         if col in names and "fate" not in names:
             rc = an.reason_counts(lf, col, examples=2)

@@ -79,8 +79,11 @@ def stage_category_heatmap(counts: pl.DataFrame, path: Path) -> Path:
 def reasons(dropped: pl.DataFrame | None, quarantined: pl.DataFrame | None, path: Path) -> Path:
     """Horizontal bars: dropped per reason and quarantined per error kind."""
     labels, values, colors = [], [], []
-    for df, col, prefix, color in ((dropped, "reason", "dropped", "#e6550d"), (quarantined, "error_kind", "quarantined", "#756bb1")):
-        for r in (df.iter_rows(named=True) if df is not None else []):
+    for df, col, prefix, color in (
+        (dropped, "reason", "dropped", "#e6550d"),
+        (quarantined, "error_kind", "quarantined", "#756bb1"),
+    ):
+        for r in df.iter_rows(named=True) if df is not None else []:
             labels.append(f"{prefix}: {r[col]}")
             values.append(r["n"])
             colors.append(color)

@@ -74,7 +74,9 @@ def check_ingested(recipe: Recipe, recipe_path: Path, datasets: list[str] | None
 
     layout = OutputLayout(recipe.output_root)
     for cfg in recipe.datasets:
-        if (not datasets or cfg.name in datasets) and not layout.folder_manifest(layout.samples_dir(cfg.name)).is_file():
+        if (not datasets or cfg.name in datasets) and not layout.folder_manifest(
+            layout.samples_dir(cfg.name)
+        ).is_file():
             raise UsageError(
                 f"dataset {cfg.name!r} is not ingested under {layout.root}: run `magicvl curate {recipe_path}` first"
             )

@@ -83,15 +83,21 @@ def _examples(rep: Report, folder: Path) -> str:
     thumbs = folder / "thumbs"
     out = ["<h2>Examples per stage (lowest, middle, highest S)</h2>"]
     for k, sids in rep.stage_examples.items():
-        cards = "".join(_card(details.get(s), s, f"stage {k}, S={scores.get(s, float('nan')):.3f}", thumbs) for s in sids)
+        cards = "".join(
+            _card(details.get(s), s, f"stage {k}, S={scores.get(s, float('nan')):.3f}", thumbs) for s in sids
+        )
         out.append(f"<h3>stage {k}</h3><div class='cards'>{cards}</div>")
     if rep.extremes is not None:
         out.append("<h2>Lowest and highest S per category</h2>")
         for cat in rep.extremes["category"].unique(maintain_order=True).to_list():
             rows = rep.extremes.filter(pl.col("category") == cat).iter_rows(named=True)
             cards = "".join(
-                _card(details.get(r["sample_id"]), r["sample_id"], f"{r['end']}, stage {r['stage']}, "
-                      f"S={r['complexity']:.3f}", thumbs)
+                _card(
+                    details.get(r["sample_id"]),
+                    r["sample_id"],
+                    f"{r['end']}, stage {r['stage']}, S={r['complexity']:.3f}",
+                    thumbs,
+                )
                 for r in rows
             )
             out.append(f"<h3>{esc(cat)}</h3><div class='cards'>{cards}</div>")
@@ -108,7 +114,10 @@ def _score_of(root: Path, ids: list[str]) -> dict[str, float]:
     if not ids or not an.has_rows(layout.scores):
         return {}
     df = scan(layout.scores, ["sample_id", "complexity"]).filter(pl.col("sample_id").is_in(ids)).collect()
-    return {r["sample_id"]: (r["complexity"] if r["complexity"] is not None else float("nan")) for r in df.iter_rows(named=True)}
+    return {
+        r["sample_id"]: (r["complexity"] if r["complexity"] is not None else float("nan"))
+        for r in df.iter_rows(named=True)
+    }
 
 
 def _quarantine(rep: Report) -> str:
@@ -124,15 +133,26 @@ def _quarantine(rep: Report) -> str:
             .collect()
         )
         for e in ex.iter_rows(named=True):
-            rows.append({"error kind": r["error_kind"], "count": r["n"], "source": e["source"], "error": e["error"],
-                         "raw (start)": (e["raw"] or "")[:120]})
+            rows.append(
+                {
+                    "error kind": r["error_kind"],
+                    "count": r["n"],
+                    "source": e["source"],
+                    "error": e["error"],
+                    "raw (start)": (e["raw"] or "")[:120],
+                }
+            )
     return "<h2>Quarantined, per error kind (with examples)</h2>" + table(rows)
 
 
 def render(rep: Report, folder: Path) -> str:
     """The whole page."""
     cut = [{"split": c.split, "low stage": c.low_stage, "S below": c.s_below, "how": c.note} for c in rep.cutoffs]
-    reasons = [{"reason": r["reason"], "dropped": r["n"]} for r in rep.dropped.iter_rows(named=True)] if rep.dropped is not None else []
+    reasons = (
+        [{"reason": r["reason"], "dropped": r["n"]} for r in rep.dropped.iter_rows(named=True)]
+        if rep.dropped is not None
+        else []
+    )
     imgs = "".join(f'<img class="plot" src="{p.name}" alt="{p.stem}">' for p in rep.plots)
     body = [
         f"<h1>Run report: {esc(rep.root)}</h1>",

@@ -59,7 +59,9 @@ def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: l
 
     ok = "balanced" if acc["balanced"] else "**DOES NOT BALANCE**"
     steps = [
-        {"step": k, "seconds": v.get("seconds", "")} for k, v in manifest.get("steps", {}).items() if isinstance(v, dict)
+        {"step": k, "seconds": v.get("seconds", "")}
+        for k, v in manifest.get("steps", {}).items()
+        if isinstance(v, dict)
     ]
     cut = [{"split": c.split, "low stage": c.low_stage, "S below": c.s_below} for c in an.cutoffs(manifest)]
     out = [

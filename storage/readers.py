@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+
 def list_shards(folder: str | Path) -> list[Path]:
     """Every visible Parquet shard under ``folder``, sorted (temporaries and ``_``/``.`` files skipped)."""
     root = Path(folder)

@@ -13,12 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from magicvl.flows import analysis as an
 from magicvl.flows.cli import main
 from magicvl.flows.inspect import inspect_folder
 from magicvl.flows.report_html import gather, write_report
-from magicvl.flows.runs import list_runs, recipe_label, write_run_record
 from magicvl.flows.run_summary import artifact_key, markdown, reuse_line
+from magicvl.flows.runs import list_runs, recipe_label, write_run_record
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
 
@@ -48,7 +47,9 @@ def root(tmp_path) -> Path:
     samples = [
         {
             "sample_id": sid, "dataset": "d", "source_key": sid, "source": f"d.jsonl:line {i}", "category": cat,
-            "conversations": [{"from": "human", "value": f"<image>\nwhat is {sid}?"}, {"from": "gpt", "value": f"it is <{sid}>"}],
+            "conversations": [
+                {"from": "human", "value": f"<image>\nwhat is {sid}?"}, {"from": "gpt", "value": f"it is <{sid}>"}
+            ],
             "image": {"bytes": _png(20 * i), "path": f"{sid}.png"}, "width": 40, "height": 20, "image_format": "png",
         }
         for i, (sid, cat, _, _) in enumerate(ROWS)
@@ -69,7 +70,8 @@ def root(tmp_path) -> Path:
         ]
         _write(layout.stage_dir(k) / "part-000000-000.parquet", kept, CURATED_SCHEMA)
     dropped = [
-        {"sample_id": sid, "dataset": "d", "source": "d.jsonl", "category": None, "step": "combine", "reason": "uncategorized"}
+        {"sample_id": sid, "dataset": "d", "source": "d.jsonl", "category": None, "step": "combine",
+         "reason": "uncategorized"}
         for sid, cat, _, _ in ROWS
         if cat is None
     ]  # fmt: skip

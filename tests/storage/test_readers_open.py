@@ -90,7 +90,9 @@ def test_pandas_pyarrow_polars_duckdb_open_each_table(run, table) -> None:
     arrow = pads.dataset(folder, format="parquet", partitioning="hive").to_table()
     lazy = pl.scan_parquet(folder).collect()
     glob = pl.scan_parquet(f"{folder}/**/*.parquet").collect()
-    duck = duckdb.sql(f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)").fetch_arrow_table()
+    duck = duckdb.sql(
+        f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)"
+    ).fetch_arrow_table()
     for got in (len(df), arrow.num_rows, lazy.height, glob.height, duck.num_rows):
         assert got == n
     for names in (list(df.columns), arrow.column_names, lazy.columns, glob.columns, duck.column_names):
