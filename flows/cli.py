@@ -159,8 +159,10 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
     from magicvl.flows.demo import run_demo
+    from magicvl.flows.interrupt import stop_on_interrupt
 
-    run_demo(Path(args.work), records=args.records)
+    with stop_on_interrupt(_resume_hint()):
+        run_demo(Path(args.work), records=args.records)
     return 0
 
 

@@ -17,20 +17,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def descendants(pid: int | None = None) -> list[int]:
-    """Every process below ``pid`` (default: this one), children first (Linux /proc; [] elsewhere)."""
-    parent: dict[int, int] = {}
+def _table() -> dict[int, tuple[int, int]]:
+    """pid → (parent pid, process group) of every process (Linux /proc; {} elsewhere)."""
+    out = {}
     for d in Path("/proc").glob("[0-9]*"):
         try:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            parent[int(d.name)] = int(fields[1])
+            out[int(d.name)] = (int(fields[1]), int(fields[2]))
         except (OSError, IndexError, ValueError):
             continue
-    out, frontier = [], [pid or os.getpid()]
+    return out
+
+
+def run_processes(pid: int | None = None) -> list[int]:
+    """What this run started: every process below ``pid`` (default: this one), children first, plus orphans
+    left in its process group (a Ctrl-C reaches Ray's processes too, and one that dies first orphans its own)."""
+    me = pid or os.getpid()
+    table = _table()
+    out, frontier = [], [me]
     while frontier:
-        kids = [p for p, pp in parent.items() if pp in frontier]
+        kids = [p for p, (pp, _) in table.items() if pp in frontier]
         out += kids
         frontier = kids
+    group = table.get(me, (0, -1))[1]
+    out += [p for p, (pp, g) in table.items() if g == group and pp == 1 and p != me and p not in out]
     return out
 
 
@@ -99,8 +109,8 @@ def stop_on_interrupt(resume: str) -> Iterator[None]:
         )
         sys.stderr.flush()
         _mark_cancelled()
-        stop_processes(descendants())
-        stop_processes(descendants(), grace=1.0)  # anything started while the first ones were stopping
+        stop_processes(run_processes())
+        stop_processes(run_processes(), grace=1.0)  # anything started while the first ones were stopping
         sys.stdout.flush()
         os._exit(130)
 

@@ -163,7 +163,17 @@ def test_deploy_all_then_score_one_signal_through_a_worker(server, tmp_path, tok
     assert after.keys() == before.keys()
     mine = {k for k in before if k.startswith("signals/image_entropy/")}
     assert mine and all(after[k][1] != before[k][1] for k in mine)  # that signal was recomputed (forced)
-    assert {k for k in before if after[k][0] != before[k][0]} == set()  # to the same values: nothing else changed
+    assert {k for k in before if after[k][0] != before[k][0]} <= mine  # no other table's content changed
     others = {k for k in before if k.startswith(("samples/", "signals/")) and k not in mine}
     assert others and all(after[k] == before[k] for k in others)  # other signals and samples untouched
     assert read_json(out / "_manifest.json")["accounting"] == acc
+
+    artifacts = api(env, "POST", "/artifacts/filter", json={}).json()
+    keys = {a["key"] for a in artifacts}
+    assert None not in keys  # every artifact has a key: `prefect artifact ls --all` needs one
+    assert {"curate-summary", "curate-accounting", "score-summary", "score-accounting"} <= keys
+    assert "progress-ingest" in keys and "progress-signal-image-entropy" in keys
+    score_md = next(a for a in artifacts if a["key"] == "score-summary")["data"]
+    assert score_md.startswith("# score: ") and "signals: 0 of" in score_md and "stage_category_heatmap.png" in score_md
+    assert "curate-summary" in prefect({**env, "COLUMNS": "250"}, "artifact", "ls", "--all")
+    assert len(list((out / "_runs").glob("*/manifest.json"))) == 2  # one record per run, none overwritten
