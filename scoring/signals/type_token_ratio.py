@@ -16,7 +16,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 class TypeTokenRatioParams(SignalParams):
     tokenizer: str | None = Field(
-        default=None, description="Tokenizer path or id: required when unit is 'token', not used for 'word'."
+        default=None, description="Tokenizer path or id: required when unit is 'token'; ignored for 'word'."
     )
     unit: Literal["token", "word"] = Field(
         default="token",
@@ -27,8 +27,6 @@ class TypeTokenRatioParams(SignalParams):
     def _tokenizer_matches_unit(self) -> TypeTokenRatioParams:
         if self.unit == "token" and not self.tokenizer:
             raise ValueError("tokenizer: required when unit is 'token' (or set unit: word)")
-        if self.unit == "word" and self.tokenizer:
-            raise ValueError("tokenizer: not used when unit is 'word'; remove it (it would only change cache keys)")
         return self
 
 

@@ -126,7 +126,7 @@ def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(tmp_path, tokenizer_
     deadline = time.monotonic() + 20  # nothing of the run is left (local Ray, temporary API)
     while time.monotonic() < deadline and _group_alive(proc.pid):
         time.sleep(0.2)
-    left = subprocess.run(["ps", "-o", "pid,stat,cmd", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    left = subprocess.run(["ps", "-ww", "-o", "pid,ppid,stat,etime,args", "-g", str(proc.pid)], capture_output=True, text=True).stdout
     assert not _group_alive(proc.pid), left
 
 
