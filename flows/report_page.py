@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import html
+import io
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from magicvl.flows import analysis as an
-from magicvl.flows.report_html import _CSS, Report, esc, thumbnail
+from magicvl.flows.report_data import Report
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import scan
+
+THUMB_SIDE = 160
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}
+.ok{color:#2a7a2a}.bad{color:#b00}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px;width:260px;font-size:12px}
+.card img{max-width:240px;max-height:160px;display:block;margin-bottom:4px}
+.card .p{color:#555}.card .r{color:#000}
+img.plot{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+"""
+
+
+def thumbnail(image_bytes: bytes | None, path: Path) -> str | None:
+    """A small PNG of an image (None when there is none or it does not decode)."""
+    if not image_bytes:
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as im:
+            im.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            im.convert("RGB").save(path, format="PNG")
+    except Exception:
+        return None
+    return path.name
+
+
+def esc(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape("" if v is None else str(v))
 
 
 def table(rows: list[dict[str, Any]], cols: list[str] | None = None) -> str:
@@ -167,5 +205,5 @@ def render(rep: Report, folder: Path) -> str:
     ]
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>magicvl run report</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>"
     )

@@ -15,7 +15,8 @@ from PIL import Image
 
 from magicvl.flows.cli import main
 from magicvl.flows.inspect import inspect_folder
-from magicvl.flows.report_html import gather, write_report
+from magicvl.flows.report_data import gather
+from magicvl.flows.report_html import write_report
 from magicvl.flows.run_summary import artifact_key, markdown, reuse_line
 from magicvl.flows.runs import list_runs, recipe_label, write_run_record
 from magicvl.storage.layout import OutputLayout
