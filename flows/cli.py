@@ -1,8 +1,14 @@
-"""``magicvl``: one command, a subcommand per job. ``magicvl <command> --help`` for details."""
+"""magicvl: one command, a subcommand per job. `magicvl <command> --help` for details.
+
+Paths given on the command line resolve against the current directory; paths
+inside a recipe resolve against the recipe's folder.
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,42 +18,97 @@ from magicvl.flows.runtime import set_quiet_env
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 
-def cmd_curate(args: argparse.Namespace) -> int:
-    """Run the whole job on a recipe: ingest → signals → combine → curated/stage=1..4 shards."""
-    from magicvl.flows.curate import curate
+STEPS = ("ingest", "signals", "combine")
 
-    curate(str(args.recipe), output=args.output, force=args.force or [])
+
+def forced_steps(force: list[str] | None) -> list[str]:
+    """`--force STEP...` → those steps; a bare `--force` → every step; no `--force` → none."""
+    return list(STEPS) if force == [] else list(force or [])
+
+
+def _resume_hint() -> str:
+    return "magicvl " + shlex.join(sys.argv[1:])
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    """Run the whole job on a recipe: ingest → signals → combine → curated/stage-1..4 shards."""
+    from magicvl.flows.preflight import check_run, cli_path
+
+    output = cli_path(args.output)
+    check_run(args.recipe, output)
+    force = forced_steps(args.force)
+    from magicvl.flows.curate import curate
+    from magicvl.flows.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(_resume_hint()):
+        curate(str(args.recipe.resolve()), output=output, force=force)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Rerun scoring tasks: recompute signals (cache hits skipped unless --force), then combine."""
-    from magicvl.flows.curate import score
+    from magicvl.flows.preflight import check_run, cli_path
 
-    score(
-        str(args.recipe),
-        signals=args.signal,
-        datasets=args.dataset,
-        output=args.output,
-        force=args.force,
-        then_combine=not args.no_combine,
-    )
+    output = cli_path(args.output)
+    check_run(args.recipe, output, signals=args.signal, datasets=args.dataset, needs_inputs=False)
+    from magicvl.flows.curate import score
+    from magicvl.flows.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(_resume_hint()):
+        score(
+            str(args.recipe.resolve()),
+            signals=args.signal,
+            datasets=args.dataset,
+            output=output,
+            force=args.force,
+            then_combine=not args.no_combine,
+        )
     return 0
 
 
 def cmd_combine(args: argparse.Namespace) -> int:
     """Re-tune: recompute scores and stages from stored signals after editing weights or split rules."""
-    from magicvl.flows.curate import combine
+    from magicvl.flows.preflight import check_run, cli_path
 
-    combine(str(args.recipe), output=args.output, force=args.force)
+    output = cli_path(args.output)
+    check_run(args.recipe, output, needs_inputs=False)
+    from magicvl.flows.curate import combine
+    from magicvl.flows.interrupt import stop_on_interrupt
+
+    with stop_on_interrupt(_resume_hint()):
+        combine(str(args.recipe.resolve()), output=output, force=args.force)
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Describe an output folder: schema, row counts, stage × category, numeric summaries, a few rows."""
+    """Describe an output folder: schema, row counts, stage × category, quantiles, cut-offs, reasons, a few rows."""
     from magicvl.flows.inspect import inspect_folder
 
     print(inspect_folder(args.folder, rows=args.rows))
+    if args.plots:
+        from magicvl.flows.report_html import write_report
+        from magicvl.storage.layout import find_root
+
+        root = args.folder if (args.folder / "samples").is_dir() else find_root(args.folder.resolve())
+        page = write_report(root)
+        print(f"plots and report written to {page.parent}/ (open {page})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a static HTML report of a run (tables, plots, example samples) that opens from disk."""
+    from magicvl.flows.preflight import cli_path
+    from magicvl.flows.report_html import write_report
+
+    root = args.run
+    if root.suffix in (".yaml", ".yml"):
+        from magicvl.flows.preflight import check_run
+
+        root = check_run(root, needs_inputs=False).output_root
+    if not (root / "samples").is_dir():
+        raise FileNotFoundError(f"{root} is not a run's output root (no samples/ folder)")
+    page = write_report(root, cli_path(args.out))
+    print(f"report: {page}")
     return 0
 
 
@@ -98,17 +159,20 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
     from magicvl.flows.demo import run_demo
+    from magicvl.flows.interrupt import stop_on_interrupt
 
-    run_demo(Path(args.work), records=args.records)
+    with stop_on_interrupt(_resume_hint()):
+        run_demo(Path(args.work), records=args.records)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="magicvl", description=__doc__)
+    p = argparse.ArgumentParser(prog="magicvl", description=_plain(__doc__))
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
 
     def add(name: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=fn.__doc__.splitlines()[0], description=fn.__doc__)
+        doc = _plain(fn.__doc__)
+        sp = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
         sp.set_defaults(func=fn)
         return sp
 
@@ -120,7 +184,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         choices=["ingest", "signals", "combine"],
         metavar="STEP",
-        help="recompute these steps even where outputs exist (ingest, signals, combine)",
+        help="recompute these steps even where outputs exist (ingest, signals, combine); "
+        "--force alone recomputes every step",
     )
     s = add("score", cmd_score)
     s.add_argument("recipe", type=Path, help="recipe YAML file")
@@ -136,6 +201,10 @@ def _parser() -> argparse.ArgumentParser:
     i = add("inspect", cmd_inspect)
     i.add_argument("folder", type=Path, help="a run's output root or any table folder under it")
     i.add_argument("--rows", type=int, default=3, help="how many rows to show (default 3)")
+    i.add_argument("--plots", action="store_true", help="also write the plots and HTML report into <root>/report/")
+    r = add("report", cmd_report)
+    r.add_argument("run", type=Path, help="a run's output root (or its recipe YAML)")
+    r.add_argument("--out", help="folder to write into (default <root>/report/)")
     v = add("validate", cmd_validate)
     v.add_argument("recipe", type=Path, help="recipe YAML file")
     add("signals", cmd_signals)
@@ -151,18 +220,24 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _plain(doc: str | None) -> str:
+    """A docstring for the terminal: reST ``literals`` shown as `literals`."""
+    return re.sub(r"``(.+?)``", r"`\1`", doc or "")
+
+
 def main(argv: list[str] | None = None) -> int:
     set_quiet_env()
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume (finished work is skipped)", file=sys.stderr)
+        print(f"interrupted; to resume (finished work is skipped) run: {_resume_hint()}", file=sys.stderr)
         return 130
     except Exception as e:
+        from magicvl.flows.preflight import UsageError
         from magicvl.flows.recipe import RecipeError
 
-        if isinstance(e, (RecipeError, FileNotFoundError)):
+        if isinstance(e, (RecipeError, UsageError, FileNotFoundError)):
             print(f"error: {e}", file=sys.stderr)
             return 2
         raise

@@ -15,8 +15,11 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from magicvl.flows.recipe import Recipe, load_recipe
+from magicvl.flows.run_summary import finish_report, reuse_line
+from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, steps
 
 log = logging.getLogger("magicvl")
@@ -62,21 +65,29 @@ def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
 
 
 def finish(
-    recipe: Recipe, recipe_path: str, started: dt.datetime, step_info: dict[str, Any], combine_res: dict[str, Any]
+    recipe: Recipe,
+    recipe_path: str,
+    started: dt.datetime,
+    step_info: dict[str, Any],
+    combine_res: dict[str, Any],
+    step: str = "curate",
 ) -> dict[str, Any]:
-    """Check accounting, write the run manifest and artifact, print the summary."""
+    """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = report.accounting(layout, [d.name for d in recipe.datasets], combine_res["results"])
-    report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
-    report.publish_artifact(acc, layout)
-    notes = report.run_notes(recipe, combine_res["decision"])
-    summary = report.format_summary(acc, layout, notes)
+    manifest = report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
+    report.publish_artifact(acc, layout, step)
+    plots = finish_report(step, read_json(manifest), layout)
+    notes = [reuse_line(step_info)] if reuse_line(step_info) else []
+    notes += report.run_notes(recipe, combine_res["decision"])
+    notes += [f"report: {plots[0]}"] if plots else []
+    summary = report.format_summary(acc, layout, notes, step)
     print(summary)
     report.check(acc)
     return {"accounting": acc, "output": str(layout.root), "summary": summary}
 
 
-@flow(name="curate", log_prints=True)
+@flow(name="curate", log_prints=True, flow_run_name=flow_run_name)
 def curate(recipe_path: str, output: str | None = None, force: list[str] | None = None) -> dict[str, Any]:
     """The main job: ingest → signals → combine → curriculum shards by stage, with accounting.
 
@@ -97,7 +108,7 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
     return finish(recipe, recipe_path, started, info, comb)
 
 
-@flow(name="score", log_prints=True)
+@flow(name="score", log_prints=True, flow_run_name=flow_run_name)
 def score(
     recipe_path: str,
     signals: list[str] | None = None,
@@ -117,14 +128,15 @@ def score(
         comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}
-    return finish(recipe, recipe_path, started, {"signals": report.slim(sig), "combine": report.slim(comb)}, comb)
+    info = {"signals": report.slim(sig), "combine": report.slim(comb)}
+    return finish(recipe, recipe_path, started, info, comb, "score")
 
 
-@flow(name="combine", log_prints=True)
+@flow(name="combine", log_prints=True, flow_run_name=flow_run_name)
 def combine(recipe_path: str, output: str | None = None, force: bool = False) -> dict[str, Any]:
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
     started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb)
+    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def prepare_demo(work: Path, records: int | None = None) -> Path:
     """Tiny tokenizer + sample data + the demo recipe in ``work``; returns the recipe path."""
-    from magicvl.sample_data import generate
     from magicvl.model.tiny import build_tokenizer, is_tiny
+    from magicvl.sample_data import generate
 
     work.mkdir(parents=True, exist_ok=True)
     tok = work / "models" / "tokenizer"

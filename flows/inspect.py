@@ -1,4 +1,10 @@
-"""``magicvl inspect``: schema, row counts, stage × category table, numeric summaries and a few rows."""
+"""``magicvl inspect``: schema, row counts, stage × category table, numeric summaries and a few rows.
+
+On curated/ and scores/ also the S cut-offs of the run, quantiles of S and of
+every metric per stage and category, and the lowest- and highest-scoring
+samples of each category; on dropped/ and quarantine/ counts per reason with
+examples (``flows.analysis``; tables drawn with rich).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from magicvl.storage.manifest import MANIFEST_NAME, read_json
+from magicvl.flows import analysis as an
+from magicvl.storage.layout import find_root
+from magicvl.storage.manifest import read_folder_manifest, read_json
 from magicvl.storage.readers import list_shards, scan
 
 _TABLES = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
@@ -96,6 +104,10 @@ def inspect_folder(folder: str | Path, rows: int = 3) -> str:
         raise FileNotFoundError(f"{folder} does not exist")
     if (folder / "_manifest.json").is_file() and (folder / "samples").is_dir():
         return _inspect_run(folder)
+    return _inspect_table(folder, rows)
+
+
+def _inspect_table(folder: Path, rows: int) -> str:
     shards = list_shards(folder)
     if not shards:
         return f"{folder}: no Parquet shards"
@@ -104,8 +116,8 @@ def inspect_folder(folder: str | Path, rows: int = 3) -> str:
     names = list(schema.names())
     total = lf.select(pl.len()).collect().item()
     out = [f"{folder}: {len(shards)} shard(s), {total} row(s)"]
-    if (folder / MANIFEST_NAME).is_file():
-        m = read_json(folder / MANIFEST_NAME)
+    m = read_folder_manifest(folder)
+    if m is not None:
         out.append(
             f"manifest: {m.get('rows')} rows in {len(m.get('shards', []))} shard(s), recipe {m.get('recipe_hash')}, "
             f"code {m.get('code_version')}"
@@ -114,13 +126,78 @@ def inspect_folder(folder: str | Path, rows: int = 3) -> str:
     for part in (_stage_category(lf, names), _group_counts(lf, names), _numeric(lf, schema)):
         if part:
             out += [""] + part
+    out += _analysis(folder, lf, schema)
     if rows > 0:
         out += ["", f"first {rows} row(s):"] + _preview(lf, rows)
     return "\n".join(out)
 
 
+def _rich(table) -> list[str]:
+    """A rich table as plain text lines (no colour codes: it may go to a file or a test)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=160, color_system=None, force_terminal=False).print(table)
+    return buf.getvalue().rstrip("\n").splitlines()
+
+
+def _table(title: str, rows: list[dict], cols: list[str] | None = None) -> list[str]:
+    from rich.table import Table
+
+    if not rows:
+        return []
+    cols = cols or list(rows[0])
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+    return ["", *_rich(t)]
+
+
+def _analysis(folder: Path, lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
+    """Cut-offs, quantiles per stage × category, extremes; or reasons with examples."""
+    out: list[str] = []
+    names = set(schema.names())
+    if {"stage", "category", "complexity"} <= names:
+        cut = an.cutoffs(an.run_manifest(find_root(folder)))
+        out += _table(
+            "S cut-offs that made the stages (from the run manifest)",
+            [{"split": c.split, "low stage": c.low_stage, "S below": c.s_below, "how": c.note} for c in cut],
+        )
+        kept = an.kept(lf, schema)
+        q = an.quantile_table(kept, an.metric_columns(schema), ["stage", "category"])
+        for c in an.metric_columns(schema):
+            rows = [
+                {
+                    "stage": r["stage"],
+                    "category": r["category"],
+                    "n": r[f"{c}|count"],
+                    **{f"q{round(x * 100)}": r[f"{c}|q{round(x * 100)}"] for x in an.QUANTILES},
+                }
+                for r in q.iter_rows(named=True)
+                if r[f"{c}|count"]
+            ]
+            out += _table(f"{c} per stage and category (kept)", rows)
+        ex = an.extremes(kept)
+        out += _table(
+            "lowest and highest S per category",
+            ex.to_dicts(),
+            [c for c in ("category", "end", "complexity", "stage", "dataset", "sample_id") if c in ex.columns],
+        )
+    for col in ("reason", "error_kind"):
+        if col in names and "fate" not in names:
+            rc = an.reason_counts(lf, col, examples=2)
+            rows = [{col: r[col], "n": r["n"], "examples": ", ".join(r["examples"])} for r in rc.iter_rows(named=True)]
+            out += _table(f"rows per {col}, with examples", rows)
+    return out
+
+
 def _inspect_run(root: Path) -> str:
     m = read_json(root / "_manifest.json")
+    runs = sorted((root / "_runs").glob("*/manifest.json"))
     acc = m.get("accounting", {})
     out = [
         f"run at {root}",
@@ -128,6 +205,7 @@ def _inspect_run(root: Path) -> str:
         f"  finished {m.get('finished')}",
         f"  records in {acc.get('records_in')} = kept {acc.get('kept')} + dropped {acc.get('dropped')} + "
         f"quarantined {acc.get('quarantined')} (balanced: {acc.get('balanced')})",
+        f"  {len(runs)} recorded run(s) under {root / '_runs'}; report: magicvl report {root}",
         "",
     ]
     folders = [root / name for name in _TABLES if name != "signals"]

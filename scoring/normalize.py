@@ -70,10 +70,13 @@ def transform(values: np.ndarray, log1p: bool) -> np.ndarray:
     return np.log1p(np.clip(v, 0.0, None)) if log1p else v
 
 
-def _phi(z: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
 
-    return ndtr(z)
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    """The standard normal CDF, Φ(z) = erfc(-z/√2)/2 (NaN stays NaN)."""
+    z = np.asarray(z, dtype=np.float64)
+    return 0.5 * _ERFC(-z / math.sqrt(2.0)).astype(np.float64)
 
 
 def normalize(values: np.ndarray, stats: Moments, method: Method) -> np.ndarray:

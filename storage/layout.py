@@ -1,15 +1,24 @@
-"""Where every output lives under a run's output root (Hive-style partitions).
+"""Where every output lives under a run's output root. The one module that knows the paths.
 
 ::
 
-    <root>/samples/dataset=<name>/part-<chunk>-<n>.parquet      ingested records
-    <root>/quarantine/dataset=<name>/<step>-<chunk>-<n>.parquet  records that could not be used, with the error
-    <root>/signals/<signal>/dataset=<name>/<shard>-<key>.parquet one table per signal, keyed by sample_id
-    <root>/scores/dataset=<name>/<shard>.parquet                 per-sample ledger: metrics, scores, fate
-    <root>/dropped/dataset=<name>/<shard>.parquet                dropped samples with their reason
-    <root>/curated/stage=<k>/<shard>-<n>.parquet                 the curriculum
-    <root>/_state/...                                            completion markers (what a rerun skips)
-    <root>/_manifest.json                                        the run manifest
+    <root>/samples/<dataset>/part-<chunk>-<n>.parquet          ingested records
+    <root>/quarantine/<dataset>/<step>-<chunk>-<n>.parquet      records that could not be used, with the error
+    <root>/signals/<signal>/<dataset>/<shard>-<key>.parquet     one table per signal, keyed by sample_id
+    <root>/scores/<dataset>/<shard>.parquet                     per-sample ledger: metrics, scores, fate
+    <root>/dropped/<dataset>/<shard>.parquet                    dropped samples with their reason
+    <root>/curated/stage-<k>/<shard>-<n>.parquet                the curriculum
+    <root>/_state/<step>/...                                    completion markers (what a rerun skips)
+    <root>/_state/manifests/<table path>.json                   folder manifests (rows, bytes, SHA-256 per shard)
+    <root>/_runs/<run>/manifest.json, recipe.yaml               one record per run, never overwritten
+    <root>/_manifest.json                                       a copy of the latest run's manifest
+    <root>/report/                                              plots and the HTML report
+
+Partition values (``dataset``, ``stage``) are stored once, as columns inside
+every file; folder names carry no ``key=value``, so no reader infers a second,
+differently typed copy of them from the path (pandas, pyarrow ``hive``, polars,
+duckdb and Hugging Face ``datasets`` all read the files' own columns). Nothing
+but data sits under a table folder: manifests and markers live under ``_state``.
 """
 
 from __future__ import annotations
@@ -17,6 +26,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+TABLES: tuple[str, ...] = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
+# how deep partition folders go under each table (signals: <signal>/<dataset>)
+_PARTITION_DEPTH = {"signals": 2}
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -68,31 +81,83 @@ class OutputLayout:
 
     @property
     def manifest(self) -> Path:
+        """A copy of the latest run's manifest (each run's own is under ``runs``)."""
         return self.root / "_manifest.json"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "_runs"
+
+    def run_dir(self, run: str) -> Path:
+        return self.runs / check_name(run, "run name")
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def manifests(self) -> Path:
+        return self.state / "manifests"
+
+    def folder_manifest(self, folder: str | Path) -> Path:
+        """Where the manifest of a table folder under this root lives (outside the folder readers scan)."""
+        rel = Path(folder).relative_to(self.root)
+        if not rel.parts or rel.parts[0] not in TABLES:
+            raise ValueError(f"{folder} is not a table folder under {self.root}")
+        return self.manifests / f"{rel.as_posix()}.json"
 
     # partitions --------------------------------------------------------------
     def samples_dir(self, dataset: str) -> Path:
-        return self.samples / f"dataset={dataset}"
+        return self.samples / dataset
 
     def quarantine_dir(self, dataset: str) -> Path:
-        return self.quarantine / f"dataset={dataset}"
+        return self.quarantine / dataset
 
     def signal_dir(self, signal: str, dataset: str) -> Path:
-        return self.signals / signal / f"dataset={dataset}"
+        return self.signals / signal / dataset
 
     def signal_path(self, signal: str, dataset: str, shard_stem: str, key: str) -> Path:
         """A signal's output for one samples shard: the path is derived from its cache key."""
         return self.signal_dir(signal, dataset) / f"{shard_stem}-{key[:16]}.parquet"
 
     def scores_dir(self, dataset: str) -> Path:
-        return self.scores / f"dataset={dataset}"
+        return self.scores / dataset
 
     def dropped_dir(self, dataset: str) -> Path:
-        return self.dropped / f"dataset={dataset}"
+        return self.dropped / dataset
 
     def stage_dir(self, stage: int) -> Path:
-        return self.curated / f"stage={stage}"
+        return self.curated / f"stage-{stage}"
 
     def marker(self, step: str, name: str) -> Path:
         """Completion marker of one unit of work (written last, atomically)."""
         return self.state / step / f"{name}.json"
+
+
+def find_root(folder: str | Path) -> Path:
+    """The output root a table folder belongs to (``<root>/curated/stage-1`` → ``<root>``).
+
+    The nearest ancestor whose relative path has a table's shape wins, preferring
+    one that holds ``_state``; a folder outside any layout counts as its own table
+    under its parent.
+    """
+    folder = Path(folder)
+    shaped = []
+    for up, anc in enumerate([folder, *folder.parents][1:], start=1):
+        rel = folder.relative_to(anc).parts
+        if rel[0] in TABLES and len(rel) - 1 <= _PARTITION_DEPTH.get(rel[0], 1):
+            shaped.append(anc)
+        if up > 3:
+            break
+    for anc in shaped:
+        if (anc / "_state").is_dir():
+            return anc
+    return shaped[0] if shaped else folder.parent
+
+
+def folder_manifest_path(folder: str | Path) -> Path:
+    """Where the manifest of ``folder`` lives: ``<root>/_state/manifests/<table path>.json``."""
+    folder = Path(folder)
+    root = find_root(folder)
+    rel = folder.relative_to(root)
+    return root / "_state" / "manifests" / f"{rel.as_posix()}.json"

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from magicvl.storage.fingerprint import code_version
+from magicvl.storage.layout import folder_manifest_path
 
-MANIFEST_NAME = "_manifest.json"
+MANIFEST_NAME = "_manifest.json"  # the run manifest at an output root (folder manifests live under _state)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -89,7 +90,11 @@ def write_folder_manifest(
     recipe_hash: str,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Manifest of one output folder: each shard with rows, bytes and SHA-256."""
+    """Manifest of one output folder: each shard with rows, bytes and SHA-256.
+
+    Written to ``<root>/_state/manifests/<table path>.json`` (``storage.layout``), not
+    inside the folder, so readers that scan the folder see only data.
+    """
     folder = Path(folder)
     rel = []
     for s in sorted(shards, key=lambda s: s["path"]):
@@ -104,7 +109,13 @@ def write_folder_manifest(
         "shards": rel,
     }
     body.update(extra or {})
-    return write_json(folder / MANIFEST_NAME, body)
+    return write_json(folder_manifest_path(folder), body)
+
+
+def read_folder_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The manifest of an output folder, or None if it has none."""
+    path = folder_manifest_path(folder)
+    return read_json(path) if path.is_file() else None
 
 
 def verify_folder_manifest(folder: str | Path) -> list[str]:
@@ -113,7 +124,7 @@ def verify_folder_manifest(folder: str | Path) -> list[str]:
 
     folder = Path(folder)
     problems = []
-    manifest = read_json(folder / MANIFEST_NAME)
+    manifest = read_json(folder_manifest_path(folder))
     for s in manifest["shards"]:
         p = folder / s["path"]
         if not p.is_file():

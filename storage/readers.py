@@ -1,8 +1,9 @@
 """Lazy, streaming readers over output folders (polars and pyarrow dataset).
 
-Partition columns (``dataset``, ``stage``) are also stored inside every file,
-so a single shard is self-describing; the readers pass the partition schema
-explicitly so both sources agree on types.
+Partition values (``dataset``, ``stage``) are columns inside every file and
+folder names hold no ``key=value`` (``storage.layout``), so these readers and
+any other (pandas, duckdb, ``datasets``) see one copy of them, with the
+files' types.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-_PARTITION_TYPES = {"dataset": pa.string(), "stage": pa.int8()}
-
 
 def list_shards(folder: str | Path) -> list[Path]:
     """Every visible Parquet shard under ``folder``, sorted (temporaries and ``_``/``.`` files skipped)."""
@@ -28,25 +27,12 @@ def list_shards(folder: str | Path) -> list[Path]:
     )
 
 
-def _partitioning(folder: Path) -> pads.Partitioning | None:
-    keys = []
-    for p in list_shards(folder)[:1]:
-        for part in p.relative_to(folder).parts[:-1]:
-            k = part.split("=", 1)[0]
-            if "=" in part and k in _PARTITION_TYPES:
-                keys.append(k)
-    if not keys:
-        return None
-    return pads.partitioning(pa.schema([(k, _PARTITION_TYPES[k]) for k in keys]), flavor="hive")
-
-
 def arrow_dataset(folder: str | Path) -> pads.Dataset:
-    """A pyarrow dataset over a Hive-partitioned output folder (lazy)."""
-    folder = Path(folder)
+    """A pyarrow dataset over an output folder (lazy)."""
     files = [str(p) for p in list_shards(folder)]
     if not files:
         raise FileNotFoundError(f"no Parquet shards under {folder}")
-    return pads.dataset(files, format="parquet", partitioning=_partitioning(folder), partition_base_dir=str(folder))
+    return pads.dataset(files, format="parquet")
 
 
 def scan(folder: str | Path, columns: list[str] | None = None) -> pl.LazyFrame:

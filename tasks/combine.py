@@ -2,7 +2,7 @@
 
 No model runs here: only signal tables and sample metadata are read, except in
 the final write (``CombineUnit``), which copies each kept sample (image bytes
-included) into ``curated/stage=<k>/``. Rows the dedup step quarantined (later
+included) into ``curated/stage-<k>/``. Rows the dedup step quarantined (later
 duplicates, matched by their ``source``) are left out of every pass.
 """
 

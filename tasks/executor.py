@@ -28,29 +28,36 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter:
         return log
 
 
-def _progress_reporter(name: str, total: int) -> Callable[[int], None]:
-    """Prefect progress artifact + log lines; plain logging outside a Prefect run."""
+def _progress_reporter(name: str, total: int, cached_before: int = 0) -> Callable[[int, int], None]:
+    """Prefect progress artifact (keyed) + log lines with cached units, rate and ETA; plain logging outside Prefect."""
     artifact_id = None
     try:
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
         from prefect.context import get_run_context
 
+        from magicvl.flows.run_summary import artifact_key
+
         get_run_context()
-        artifact_id = create_progress_artifact(progress=0.0, description=f"{name}: 0/{total}")
+        artifact_id = create_progress_artifact(
+            progress=0.0, key=artifact_key("progress", name), description=f"{name}: 0/{total}"
+        )
     except Exception:
         update_progress_artifact = None
-    state = {"last_log": 0.0}
+    state = {"last_log": 0.0, "t0": time.monotonic()}
     logger = _run_logger()
 
-    def report(done: int) -> None:
+    def report(done: int, cached: int = 0) -> None:
         pct = 100.0 * done / max(total, 1)
         now = time.monotonic()
         if done == total or now - state["last_log"] > 5:
             state["last_log"] = now
-            logger.info("%s: %d/%d (%.0f%%)", name, done, total, pct)
+            rate = done / max(now - state["t0"], 1e-9)
+            eta = f", ETA {(total - done) / rate:.0f} s" if done < total and rate > 0 else ""
+            line = f"{name}: {done}/{total} ({pct:.0f}%, {cached + cached_before} cached, {rate:.1f}/s{eta})"
+            logger.info("%s", line)
             if artifact_id is not None:
                 try:
-                    update_progress_artifact(artifact_id, progress=pct, description=f"{name}: {done}/{total}")
+                    update_progress_artifact(artifact_id, progress=pct, description=line)
                 except Exception:
                     pass
 
@@ -87,7 +94,7 @@ def run_tasks(
     failures: list[str] = []
     pending: dict[Any, int] = {}
     next_call = 0
-    done = 0
+    done = cached = 0
     while next_call < len(calls) or pending:
         while next_call < len(calls) and len(pending) < window:
             pending[remote.remote(*calls[next_call])] = next_call
@@ -96,14 +103,16 @@ def run_tasks(
         for ref in ready:
             i = pending.pop(ref)
             try:
+                res = ray.get(ref)
+                cached += bool(isinstance(res, dict) and res.get("cached"))
                 if reduce is None:
-                    results[i] = ray.get(ref)
+                    results[i] = res
                 else:
-                    reduce(ray.get(ref))
+                    reduce(res)
             except Exception as e:  # a unit failed as a whole: finish the rest, then say which
                 failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
             done += 1
-            report(done)
+            report(done, cached)
     if failures:
         raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
     return results if reduce is None else []
@@ -181,7 +190,10 @@ def run_on_actors(
     n = _pool_size(resources, len(todo))
     cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
     actors = [cls.remote(signal, params) for _ in range(n)]
-    report = _progress_reporter(name, len(todo))
+    n_cached = len(units) - len(todo)
+    if n_cached:
+        _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
+    report = _progress_reporter(name, len(todo), n_cached)
     failures: list[str] = []
     load = [0] * n
     pending: dict[Any, tuple[int, int]] = {}  # ref → (unit index, actor index)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_json
+from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards, num_rows
 from magicvl.storage.schema import CATEGORIES
 
@@ -31,10 +31,10 @@ def ingest_totals(layout: OutputLayout, datasets: list[str]) -> list[dict]:
     """Per dataset: records in, samples written, quarantined by kind, later duplicates (samples manifests)."""
     out = []
     for ds in datasets:
-        path = layout.samples_dir(ds) / MANIFEST_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"dataset {ds!r} is not ingested yet ({path} missing)")
-        out.append(read_json(path)["ingest"])
+        m = read_folder_manifest(layout.samples_dir(ds))
+        if m is None:
+            raise FileNotFoundError(f"dataset {ds!r} is not ingested yet (no manifest for {layout.samples_dir(ds)})")
+        out.append(m["ingest"])
     return out
 
 
@@ -160,7 +160,9 @@ def write_run_manifest(
             for name in ("samples", "quarantine", "signals", "scores", "dropped", "curated")
         },
     }
-    return write_json(layout.manifest, body)
+    from magicvl.flows.runs import write_run_record
+
+    return write_run_record(layout, body, recipe_path)
 
 
 def stage_table(acc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -198,12 +200,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line({c: c for c in cols}), line({c: "-" * width[c] for c in cols})] + [line(r) for r in rows])
 
 
-def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) -> str:
+def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str], step: str = "curate") -> str:
     """The end-of-run summary: accounting, where the shards are, how to inspect them."""
     ok = "OK" if acc["balanced"] else "DOES NOT BALANCE"
     out = [
         "",
-        "== curate: summary",
+        f"== {step}: summary",
         f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
         f"+ quarantined {acc['quarantined']}   [{ok}]",
         "",
@@ -217,15 +219,15 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str]) 
     out += ["", *notes] if notes else []
     out += [
         "",
-        f"curriculum shards: {layout.curated}/stage=<1..4>/   (manifest: {layout.curated / MANIFEST_NAME})",
-        f"quarantine:        {layout.quarantine}/dataset=<name>/",
+        f"curriculum shards: {layout.curated}/stage-<1..4>/   (manifest: {layout.folder_manifest(layout.curated)})",
+        f"quarantine:        {layout.quarantine}/<dataset>/",
         f"per-sample scores: {layout.scores}/   run manifest: {layout.manifest}",
         f"inspect with:      magicvl inspect {layout.curated}   (or {layout.quarantine}, {layout.scores}, ...)",
     ]
     return "\n".join(out)
 
 
-def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
+def publish_artifact(acc: dict[str, Any], layout: OutputLayout, step: str = "curate") -> None:
     """A Prefect table artifact of the accounting (no-op outside a Prefect run)."""
     try:
         from prefect.artifacts import create_table_artifact
@@ -238,7 +240,7 @@ def publish_artifact(acc: dict[str, Any], layout: OutputLayout) -> None:
     rows += [{"category": f"dropped: {r}", "total": n} for r, n in acc["dropped_by_reason"].items()]
     rows += [{"category": f"quarantined: {k}", "total": n} for k, n in acc["quarantined_by_error"].items()]
     create_table_artifact(
-        key="curate-accounting",
+        key=f"{step}-accounting",
         table=rows,
         description=(
             f"records in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} + "

@@ -22,7 +22,7 @@ from magicvl.scoring.signals import get_signal
 from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import MANIFEST_NAME, read_json, write_folder_manifest
+from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
 from magicvl.storage.readers import list_shards, num_rows
 from magicvl.tasks import combine as combine_tasks
 from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
@@ -113,12 +113,12 @@ def samples_shards(recipe: Recipe) -> dict[str, list[dict]]:
     layout = OutputLayout(recipe.output_root)
     out = {}
     for cfg in recipe.datasets:
-        path = layout.samples_dir(cfg.name) / MANIFEST_NAME
-        if not path.is_file():
+        m = read_folder_manifest(layout.samples_dir(cfg.name))
+        if m is None:
             raise FileNotFoundError(
-                f"dataset {cfg.name!r} is not ingested yet ({path} missing): run `magicvl curate` first"
+                f"dataset {cfg.name!r} is not ingested yet (no manifest for {layout.samples_dir(cfg.name)}): "
+                "run `magicvl curate` first"
             )
-        m = read_json(path)
         out[cfg.name] = [{**s, "path": str(layout.samples_dir(cfg.name) / s["path"])} for s in m["shards"]]
     return out
 
@@ -253,7 +253,7 @@ def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) ->
         layout.curated,
         [o for o in produced if layout.curated in Path(o["path"]).parents],
         recipe.digest(),
-        {"what": "curriculum, stage=1..4"},
+        {"what": "curriculum, stage-1..4"},
     )
     for folder in (layout.scores, layout.dropped):
         write_folder_manifest(folder, [o for o in produced if folder in Path(o["path"]).parents], recipe.digest())

@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals.base import Columns, Signal, SignalParams
@@ -15,11 +15,19 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class TypeTokenRatioParams(SignalParams):
-    tokenizer: str = Field(description="Tokenizer path or id, used when unit is 'token'.")
+    tokenizer: str | None = Field(
+        default=None, description="Tokenizer path or id: required when unit is 'token'; ignored for 'word'."
+    )
     unit: Literal["token", "word"] = Field(
         default="token",
         description="token: tokenizer ids (language-agnostic, matches L); word: lower-cased \\w+ words.",
     )
+
+    @model_validator(mode="after")
+    def _tokenizer_matches_unit(self) -> TypeTokenRatioParams:
+        if self.unit == "token" and not self.tokenizer:
+            raise ValueError("tokenizer: required when unit is 'token' (or set unit: word)")
+        return self
 
 
 def ttr(units: list) -> float:
@@ -46,5 +54,5 @@ SIGNAL = Signal(
     compute=compute,
     columns=("type_token_ratio",),
     reads="text",
-    backend="tokenizer",
+    backend="tokenizer",  # loaded only when params.tokenizer is set (unit: token)
 )

@@ -19,7 +19,7 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(description="Dataset name; becomes the `dataset=<name>` partition.")
+    name: str = Field(description="Dataset name; becomes the `<name>` partition folder and the `dataset` column.")
     format: Format = Field(description="llava_json (JSON array), jsonl, parquet, or webdataset (img2dataset tars).")
     path: str = Field(description="File, folder or glob of the source files (relative to the recipe file).")
     image_root: str | None = Field(

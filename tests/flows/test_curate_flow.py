@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from magicvl.storage.fingerprint import sha256_file
-from magicvl.storage.manifest import read_json
+from magicvl.storage.manifest import read_folder_manifest, read_json
 from magicvl.storage.readers import list_shards
 from tests.helpers import HOSTILE_LINES, make_dataset
 
@@ -75,13 +75,13 @@ def test_curate_end_to_end_then_rerun_skips(workdir, ray_local, prefect_harness)
     }
     out = workdir / "out"
     assert acc["rows_on_disk"] == {"curated": 40, "dropped": 0, "quarantine": 5}
-    stages = {int(p.parent.name.split("=")[1]) for p in list_shards(out / "curated")}
+    stages = {int(p.parent.name.removeprefix("stage-")) for p in list_shards(out / "curated")}
     assert stages == {1, 2, 3, 4}
-    for p in list_shards(out / "curated" / "stage=1") + list_shards(out / "curated" / "stage=2"):
+    for p in list_shards(out / "curated" / "stage-1") + list_shards(out / "curated" / "stage-2"):
         assert set(pq.read_table(p, columns=["category"]).column("category").to_pylist()) == {"caption"}
     manifest = read_json(out / "_manifest.json")
     assert manifest["accounting"]["balanced"] and manifest["steps"]["ingest"]["records_in"] == 45
-    assert read_json(out / "curated" / "_manifest.json")["rows"] == 40
+    assert read_folder_manifest(out / "curated")["rows"] == 40
     printed = res["summary"]
     assert "records in 45 = kept 40 + dropped 0 + quarantined 5   [OK]" in printed
     assert "tiny checkpoint built locally" in printed
@@ -106,15 +106,15 @@ def test_retuning_combine_changes_stages_without_recomputing_signals(workdir, ra
     from magicvl.flows.curate import combine, curate
 
     curate(str(workdir / "recipe.yaml"))
-    before = read_json(workdir / "out" / "curated" / "stage=1" / "_manifest.json")["rows"]
+    before = read_folder_manifest(workdir / "out" / "curated" / "stage-1")["rows"]
     write_recipe(
         workdir,
         Path(yaml.safe_load((workdir / "recipe.yaml").read_text())["signals"]["token_length"]["tokenizer"]),
         stages={"caption_low_share": 1.0},
     )
     res = combine(str(workdir / "recipe.yaml"))
-    after = read_json(workdir / "out" / "curated" / "stage=1" / "_manifest.json")["rows"]
-    assert after > before and read_json(workdir / "out" / "curated" / "stage=2" / "_manifest.json")["rows"] == 0
+    after = read_folder_manifest(workdir / "out" / "curated" / "stage-1")["rows"]
+    assert after > before and read_folder_manifest(workdir / "out" / "curated" / "stage-2")["rows"] == 0
     assert res["accounting"]["balanced"]
 
 

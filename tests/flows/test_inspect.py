@@ -10,7 +10,7 @@ from magicvl.storage.writer import ShardWriter
 
 
 def test_inspect_quarantine_folder(tmp_path):
-    folder = tmp_path / "quarantine" / "dataset=d"
+    folder = tmp_path / "quarantine" / "d"
     rows = [
         {
             "dataset": "d",
@@ -37,7 +37,7 @@ def test_inspect_quarantine_folder(tmp_path):
 def test_inspect_numeric_and_stage_tables(tmp_path):
     schema = pa.schema([("category", pa.string()), ("stage", pa.int8()), ("complexity", pa.float64())])
     for stage in (1, 3):
-        with ShardWriter(tmp_path / f"stage={stage}", "p", schema) as w:
+        with ShardWriter(tmp_path / f"stage-{stage}", "p", schema) as w:
             w.write(
                 pa.table(
                     {

@@ -12,7 +12,7 @@ import yaml
 
 from magicvl.flows.recipe import Recipe, parse_recipe
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import read_json
+from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards
 from magicvl.tasks import report, steps
 from tests.helpers import HOSTILE_LINES, make_dataset
@@ -110,7 +110,7 @@ def test_recipe_change_removes_stale_outputs_and_dataset_granularity_runs(tmp_pa
     acc2 = run(second)
     assert acc2["balanced"] and acc2["kept"] + acc2["dropped"] == 40 and acc2["quarantined"] == 5
     layout = OutputLayout(out)
-    samples = read_json(layout.samples_dir("d") / "_manifest.json")["shards"]
+    samples = read_folder_manifest(layout.samples_dir("d"))["shards"]
     assert sorted(p.name for p in list_shards(layout.samples_dir("d"))) == sorted(s["path"] for s in samples)
     gone = chunks_before - {s["path"][:11] for s in samples}
     assert gone  # bigger chunks: fewer of them
@@ -155,7 +155,7 @@ def test_score_flow_for_one_dataset_without_combine(tmp_path, tokenizer_dir, ray
     res = score(str(tmp_path / "recipe.yaml"), signals=["token_length"], datasets=["b"], force=True, then_combine=False)
     assert list(res) == ["signals"]
     tl = res["signals"]["token_length"]
-    b_shards = read_json(OutputLayout(out).samples_dir("b") / "_manifest.json")["shards"]
+    b_shards = read_folder_manifest(OutputLayout(out).samples_dir("b"))["shards"]
     assert tl["executor"] == "actors" and tl["cached"] == 0 and tl["shards"] == len(b_shards)  # b's, recomputed
     changed = {p for p, t in before.items() if not p.exists() or p.stat().st_mtime_ns != t}
     assert changed and all(p.parent == OutputLayout(out).signal_dir("token_length", "b") for p in changed)

@@ -79,13 +79,28 @@ def test_type_token_ratio_token_and_word_units(word_tokenizer):
     )
     tok = s.compute(batch, TypeTokenRatioParams(tokenizer="unused", unit="token"), word_tokenizer)
     np.testing.assert_allclose(tok["type_token_ratio"], [3 / 6, 2 / 3])  # case-sensitive vocab: The, THE → [UNK] twice
-    word = s.compute(batch, TypeTokenRatioParams(tokenizer="unused", unit="word"), None)
+    word = s.compute(batch, TypeTokenRatioParams(unit="word"), None)
     np.testing.assert_allclose(word["type_token_ratio"], [3 / 6, 2 / 3])
+
+
+def test_type_token_ratio_tokenizer_required_only_for_token_unit():
+    from pydantic import ValidationError
+
+    from magicvl.scoring.signals.base import SignalParams
+
+    assert TypeTokenRatioParams(unit="word").tokenizer is None
+    with pytest.raises(ValidationError, match="tokenizer: required when unit is 'token'"):
+        TypeTokenRatioParams(unit="token")
+    assert TypeTokenRatioParams(unit="word", tokenizer="tok").unit == "word"  # allowed, unused
+    assert isinstance(TypeTokenRatioParams(tokenizer="tok"), SignalParams)
+    from magicvl.tasks.backends import load_backend
+
+    assert load_backend(get_signal("type_token_ratio"), TypeTokenRatioParams(unit="word")) is None
 
 
 def test_type_token_ratio_of_empty_text_is_nan(word_tokenizer):
     s = get_signal("type_token_ratio")
-    out = s.compute(SampleBatch(["a"], [conv(("gpt", ""))]), TypeTokenRatioParams(tokenizer="x", unit="word"), None)
+    out = s.compute(SampleBatch(["a"], [conv(("gpt", ""))]), TypeTokenRatioParams(unit="word"), None)
     assert np.isnan(out["type_token_ratio"][0])
 
 

@@ -8,7 +8,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from magicvl.storage.manifest import read_marker, verify_folder_manifest, write_folder_manifest, write_marker
+from magicvl.storage.layout import OutputLayout, find_root, folder_manifest_path
+from magicvl.storage.manifest import (
+    read_folder_manifest,
+    read_marker,
+    verify_folder_manifest,
+    write_folder_manifest,
+    write_marker,
+)
 from magicvl.storage.writer import ShardWriter, remove_outputs, write_table
 
 SCHEMA = pa.schema([("i", pa.int64()), ("blob", pa.binary())])
@@ -75,15 +82,30 @@ def test_write_table_is_atomic_and_overwrites(tmp_path):
 
 
 def test_folder_manifest_and_verification(tmp_path):
-    with ShardWriter(tmp_path, "s", SCHEMA, max_rows=3) as w:
+    folder = OutputLayout(tmp_path).stage_dir(1)
+    with ShardWriter(folder, "s", SCHEMA, max_rows=3) as w:
         w.write_rows(rows(5))
         infos = w.close()
-    write_folder_manifest(tmp_path, [i.to_dict() for i in infos], "recipe123")
-    assert verify_folder_manifest(tmp_path) == []
+    path = write_folder_manifest(folder, [i.to_dict() for i in infos], "recipe123")
+    # the manifest sits outside the folder readers scan: only data there
+    assert path == tmp_path / "_state" / "manifests" / "curated" / "stage-1.json"
+    assert sorted(p.name for p in folder.iterdir()) == ["s-000.parquet", "s-001.parquet"]
+    assert read_folder_manifest(folder)["rows"] == 5
+    assert verify_folder_manifest(folder) == []
     with open(infos[0].path, "r+b") as f:
         f.seek(10)
         f.write(b"X")
-    assert verify_folder_manifest(tmp_path) == ["s-000.parquet: checksum mismatch"]
+    assert verify_folder_manifest(folder) == ["s-000.parquet: checksum mismatch"]
+
+
+def test_find_root_of_table_folders(tmp_path):
+    layout = OutputLayout(tmp_path / "out")
+    (layout.root / "_state").mkdir(parents=True)
+    for folder in (layout.curated, layout.stage_dir(2), layout.signal_dir("token_length", "d"), layout.scores):
+        assert find_root(folder) == layout.root
+        assert folder_manifest_path(folder) == layout.folder_manifest(folder)
+    # a dataset named like a table still resolves to the root that holds _state
+    assert find_root(layout.samples_dir("scores")) == layout.root
 
 
 def test_marker_is_invalid_when_key_or_outputs_change(tmp_path):

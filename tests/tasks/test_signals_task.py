@@ -50,7 +50,7 @@ def test_new_params_give_a_new_key_and_replace_the_stale_file(dataset, tmp_path,
     a = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="token")), "d", sh, str(out))
     b = score_shard(SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), unit="word")), "d", sh, str(out))
     assert a["key"] != b["key"] and not b["cached"]
-    files = sorted(p.name for p in (out / "signals" / "type_token_ratio" / "dataset=d").glob("*.parquet"))
+    files = sorted(p.name for p in (out / "signals" / "type_token_ratio" / "d").glob("*.parquet"))
     assert files == [b["path"].rsplit("/", 1)[1]]
 
 
