@@ -28,14 +28,11 @@ Source = Literal["label", "inspection", "vlm", "rules"]
 IMAGE_PLACEHOLDER = "<image>"
 
 
-def _words(*phrases: str) -> str:
-    """Alternation of English phrases with word boundaries."""
-    return "|".join(rf"\b{re.escape(p)}\b" for p in phrases)
-
-
-def _chars(*phrases: str) -> str:
-    """Alternation of Chinese phrases (no word boundaries in Chinese)."""
-    return "|".join(re.escape(p) for p in phrases)
+def _rule(english: str, chinese: str) -> re.Pattern[str]:
+    """One pattern from ``|``-separated English phrases (whole words) and Chinese phrases (substrings)."""
+    en = [rf"\b{re.escape(p)}\b" for p in english.split("|")]
+    zh = [re.escape(p) for p in chinese.split("|")]
+    return re.compile("|".join(en + zh), re.IGNORECASE)
 
 
 _NUM = r"-?\d+(?:\.\d+)?"
@@ -43,70 +40,39 @@ _BOX = re.compile(
     rf"<\|box_start\|>|<box>|<ref>|\[\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*,\s*{_NUM}\s*\]"
     rf"|\(\s*{_NUM}\s*,\s*{_NUM}\s*\)\s*,\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\)"
 )
+# fmt: off
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "gui",
-        re.compile(
-            _words(
-                "screen", "screenshot", "app", "apps", "button", "buttons", "click", "tap", "menu", "menus",
-                "icon", "icons", "webpage", "web page", "website", "navigation bar", "toolbar", "dialog", "tab",
-                "ui", "user interface", "pixel", "scroll", "swipe", "checkbox", "text field", "dropdown",
-            )
-            + "|" + _chars("界面", "按钮", "点击", "屏幕", "截图", "菜单", "图标", "网页", "应用程序", "导航栏"),
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "grounding",
-        re.compile(
-            _words("bounding box", "bounding boxes", "locate", "coordinates", "region", "grounding", "detect")
-            + "|" + _chars("边界框", "定位", "坐标", "框出", "区域"),
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "ocr",
-        re.compile(
-            _words(
-                "ocr", "transcribe", "transcription", "read the", "written", "text in the image",
-                "text in this image", "document", "receipt", "invoice", "form", "page", "handwriting", "extract the text",
-            )
-            + "|" + _chars("文字", "识别", "转录", "文档", "发票", "收据", "手写"),
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "reasoning",
-        re.compile(
-            _words(
-                "step by step", "step-by-step", "show your work", "show your steps", "explain your reasoning",
-                "reason", "math problem", "solve", "prove", "calculate", "compute", "area", "perimeter",
-                "circumference", "angle", "equation", "theorem", "how much change", "find the length",
-            )
-            + "|" + _chars("一步一步", "逐步", "推理", "计算", "求解", "证明", "数学题", "面积", "角度"),
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "chart",
-        re.compile(
-            _words(
-                "chart", "charts", "graph", "plot", "axis", "x-axis", "y-axis", "bar", "bars", "pie", "legend",
-                "histogram", "line graph", "segment", "largest share", "value for", "value in", "lowest value", "highest value", "which year", "trend",
-            )
-            + "|" + _chars("图表", "柱状图", "折线图", "饼图", "坐标轴", "图例", "趋势"),
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "caption",
-        re.compile(
-            _words("describe", "description", "caption", "what do you see", "what is happening in")
-            + "|" + _chars("描述", "描写", "说明这张图", "标题"),
-            re.IGNORECASE,
-        ),
-    ),
+    ("gui", _rule(
+        "screen|screenshot|app|apps|button|buttons|click|tap|menu|menus|icon|icons|webpage|web page|website"
+        "|navigation bar|toolbar|dialog|tab|ui|user interface|pixel|scroll|swipe|checkbox|text field|dropdown",
+        "界面|按钮|点击|屏幕|截图|菜单|图标|网页|应用程序|导航栏",
+    )),
+    ("grounding", _rule(
+        "bounding box|bounding boxes|locate|coordinates|region|grounding|detect",
+        "边界框|定位|坐标|框出|区域",
+    )),
+    ("ocr", _rule(
+        "ocr|transcribe|transcription|read the|written|text in the image|text in this image|document|receipt"
+        "|invoice|form|page|handwriting|extract the text",
+        "文字|识别|转录|文档|发票|收据|手写",
+    )),
+    ("reasoning", _rule(
+        "step by step|step-by-step|show your work|show your steps|explain your reasoning|reason|math problem"
+        "|solve|prove|calculate|compute|area|perimeter|circumference|angle|equation|theorem|how much change"
+        "|find the length",
+        "一步一步|逐步|推理|计算|求解|证明|数学题|面积|角度",
+    )),
+    ("chart", _rule(
+        "chart|charts|graph|plot|axis|x-axis|y-axis|bar|bars|pie|legend|histogram|line graph|segment"
+        "|largest share|value for|value in|lowest value|highest value|which year|trend",
+        "图表|柱状图|折线图|饼图|坐标轴|图例|趋势",
+    )),
+    ("caption", _rule(
+        "describe|description|caption|what do you see|what is happening in",
+        "描述|描写|说明这张图|标题",
+    )),
 )
+# fmt: on
 
 
 class CategorizeConfig(BaseModel):

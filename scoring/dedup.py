@@ -48,7 +48,10 @@ class DedupConfig(BaseModel):
 
 def normalize_text(conversation: list[dict[str, str]]) -> str:
     """NFKC, lower case, single spaces; roles kept so a question is not its own answer."""
-    parts = [f"{t['from']}:{_SPACE.sub(' ', unicodedata.normalize('NFKC', t['value'])).strip().lower()}" for t in conversation]
+    parts = [
+        f"{t['from']}:{_SPACE.sub(' ', unicodedata.normalize('NFKC', t['value'])).strip().lower()}"
+        for t in conversation
+    ]
     return "\n".join(parts)
 
 
@@ -141,7 +144,6 @@ def near_pairs(hashes: np.ndarray, max_hamming: int, groups: np.ndarray | None =
     Pigeonhole: two hashes within distance t agree exactly on one of t + 1 bit bands,
     so only items sharing a band value are compared.
     """
-    n = len(hashes)
     bounds = np.linspace(0, 64, max_hamming + 2).astype(int)
     found_i, found_j = [], []
     for lo, hi in zip(bounds[:-1], bounds[1:]):

@@ -56,7 +56,10 @@ class TransformersGenerator:
 
         if any(r.image is not None for r in requests):
             raise ValueError("the transformers text backend cannot read images; configure a VLM backend")
-        texts = [self.tokenizer.apply_chat_template(_messages(r), tokenize=False, add_generation_prompt=True) for r in requests]
+        texts = [
+            self.tokenizer.apply_chat_template(_messages(r), tokenize=False, add_generation_prompt=True)
+            for r in requests
+        ]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.no_grad():
             out = self.model.generate(

@@ -1,7 +1,7 @@
 """The recipe's ``filters:`` section and the two pure entry points a per-shard step calls.
 
-    columns = measure_all(responses, cfg)     # store these (one table keyed by sample_id)
-    verdicts = decide(columns, cfg)           # thresholds only: re-run freely
+columns = measure_all(responses, cfg)     # store these (one table keyed by sample_id)
+verdicts = decide(columns, cfg)           # thresholds only: re-run freely
 """
 
 from __future__ import annotations
@@ -38,9 +38,7 @@ class FiltersConfig(BaseModel):
 
     def measure_identity(self) -> dict[str, dict]:
         """What the measured columns depend on (filter versions and measure parameters): a cache key input."""
-        return {
-            n: {"version": FILTERS[n].version, **FILTERS[n].measure_params(self.of(n))} for n in self.enabled()
-        }
+        return {n: {"version": FILTERS[n].version, **FILTERS[n].measure_params(self.of(n))} for n in self.enabled()}
 
 
 def responses_of(conversations: list[list[dict[str, str]]]) -> list[list[str]]:

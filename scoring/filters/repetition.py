@@ -4,12 +4,13 @@ Measures (Gopher-style, weighted by characters):
 * ``dup_segment_char_share``: characters in lines/sentences that repeat an earlier one
   of the same assistant turn, over the turn's characters; max over turns (an answer
   repeated across turns of a multi-turn VQA is not repetition).
-* ``top_{n}gram_char_share`` (n = 2..4): characters covered by the most frequent
-  n-gram (when it occurs at least twice) times its count, over all characters.
+* ``top_{n}gram_char_share`` (n = 2..4): characters covered by the occurrences of the
+  most frequent n-gram (when it occurs at least twice), over all characters.
 * ``dup_{n}gram_char_share`` (n = 5..10): characters of units inside an n-gram
   that already occurred earlier, over all characters.
 Units are lower-cased words; Chinese/Japanese text is counted in characters with
-every n multiplied by ``cjk_ngram_scale``. ``repetition_units`` is the unit count:
+every n multiplied by ``cjk_ngram_scale``. Only the first ``max_measure_chars`` of a
+turn are measured, so a 1 MB response costs what a 100 kB one does. ``repetition_units`` is the unit count:
 the top n-gram thresholds apply only from ``min_units_top_ngram`` units on, so
 a short caption that says "red car" twice is not "repetitive".
 """
@@ -36,7 +37,9 @@ COLUMNS = (
 
 
 class RepetitionConfig(FilterConfig):
-    cjk_min_share: float = Field(default=0.3, gt=0, le=1, description="CJK share of letters that switches to characters.")
+    cjk_min_share: float = Field(
+        default=0.3, gt=0, le=1, description="CJK share of letters that switches to characters."
+    )
     cjk_ngram_scale: int = Field(default=2, ge=1, description="n multiplier for character n-grams (CJK).")
     max_dup_segment_share: float = Field(default=0.3, ge=0, le=1, description="Duplicated lines/sentences.")
     max_top_ngram_share: dict[int, float] = Field(
@@ -47,6 +50,9 @@ class RepetitionConfig(FilterConfig):
         description="n → max share of characters in duplicated n-grams.",
     )
     min_units_top_ngram: int = Field(default=50, ge=0, description="Top n-gram rules apply from this many units.")
+    max_measure_chars: int = Field(
+        default=100_000, gt=0, description="Only the first this many characters of each turn are measured."
+    )
 
     @field_validator("max_top_ngram_share")
     @classmethod
@@ -77,30 +83,37 @@ def dup_segment_share(text: str) -> float:
 
 
 def top_ngram_share(words: list[str], n: int, total: int) -> float:
-    """Characters of the most frequent n-gram × its count / ``total`` (0 unless it occurs twice)."""
+    """Characters of units covered by occurrences of the most frequent n-gram / ``total`` (0 unless it repeats)."""
     if len(words) < n + 1:
         return 0.0
-    grams = Counter(zip(*(words[i:] for i in range(n))))
-    gram, count = grams.most_common(1)[0]
-    return count * sum(map(len, gram)) / total if count > 1 else 0.0
+    grams = list(zip(*(words[i:] for i in range(n))))
+    top, count = Counter(grams).most_common(1)[0]
+    if count < 2:
+        return 0.0
+    covered = bytearray(len(words))
+    for i, gram in enumerate(grams):
+        if gram == top:
+            covered[i : i + n] = b"\x01" * n
+    return sum(len(w) for w, c in zip(words, covered) if c) / total
 
 
 def dup_ngram_share(words: list[str], n: int, total: int) -> float:
     """Characters of units covered by an n-gram seen earlier / ``total``."""
     seen: set[tuple[str, ...]] = set()
-    covered = np.zeros(len(words), dtype=bool)
+    covered = bytearray(len(words))
     for i, gram in enumerate(zip(*(words[i:] for i in range(n)))):
         if gram in seen:
-            covered[i : i + n] = True
+            covered[i : i + n] = b"\x01" * n
         else:
             seen.add(gram)
-    if not covered.any():
+    if not any(covered):
         return 0.0
     return sum(len(w) for w, c in zip(words, covered) if c) / total
 
 
 def measure_one(turns: list[str], config: RepetitionConfig) -> list[float]:
     """The values of COLUMNS for one sample."""
+    turns = [t[: config.max_measure_chars] for t in turns]
     text = "\n".join(turns)
     seg = max((dup_segment_share(t) for t in turns), default=0.0)
     words = units(text, config.cjk_min_share)
@@ -150,7 +163,7 @@ FILTER = Filter(
     description="Duplicated lines/sentences, frequent 2-4-grams, duplicated 5-10-grams (characters for CJK).",
     config=RepetitionConfig,
     columns=COLUMNS,
-    measure_fields=("cjk_min_share", "cjk_ngram_scale"),
+    measure_fields=("cjk_min_share", "cjk_ngram_scale", "max_measure_chars"),
     measure=measure,
     apply=apply,
 )

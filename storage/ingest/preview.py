@@ -48,7 +48,9 @@ def iter_records(cfg: DatasetConfig, base: Path, options: IngestOptions | None =
                     rec.image = raw.image_bytes
                 elif parsed.image_ref is not None:
                     if root is None:
-                        raise ImageError("no_image_root", "record references an image but the dataset has no image_root")
+                        raise ImageError(
+                            "no_image_root", "record references an image but the dataset has no image_root"
+                        )
                     rec.image = read_image_bytes(resolve_image_path(parsed.image_ref, root), options.max_image_bytes)
             except (RecordError, ImageError) as e:
                 rec.error = str(e)

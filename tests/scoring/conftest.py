@@ -18,9 +18,16 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
     out = build_tokenizer(tmp_path_factory.mktemp("judge") / "tiny-lm")
     tok = AutoTokenizer.from_pretrained(out)
     config = Qwen2Config(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -33,14 +40,3 @@ def tiny_vlm_dir(tmp_path_factory) -> Path:
     from magicvl.model.tiny import build_tiny_magicvl
 
     return build_tiny_magicvl(tmp_path_factory.mktemp("judge") / "tiny-magicvl")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny matmuls are faster on one thread on a busy 2-core box."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -20,6 +20,18 @@ from magicvl.scoring.judge import (
     parse_verdict,
 )
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny matmuls are faster on one thread on a busy 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 WELL_FORMED = [
     ('{"verdict": "pass", "reason": "fine"}', "pass"),
     ('  {"verdict": "FAIL", "reason": "contradicts itself"}\n', "fail"),

@@ -32,10 +32,16 @@ def _photo(seed: int, size=(96, 72), fmt="PNG", quality=90) -> bytes:
 
 def _row(ds: str, sid: str, q: str, a: str, image: bytes | None) -> dict:
     return {
-        "sample_id": sid, "dataset": ds, "source_key": sid, "source": f"{ds}:{sid}", "category": None,
+        "sample_id": sid,
+        "dataset": ds,
+        "source_key": sid,
+        "source": f"{ds}:{sid}",
+        "category": None,
         "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}],
         "image": {"bytes": image, "path": None} if image is not None else None,
-        "width": None, "height": None, "image_format": None,
+        "width": None,
+        "height": None,
+        "image_format": None,
     }
 
 
@@ -77,18 +83,26 @@ def test_resolve_keeps_earliest_and_names_a_kept_neighbour():
 
 def test_cross_dataset_duplicates_in_recipe_order(tmp_path):
     img, img2, other = _photo(1), _photo(1, fmt="JPEG", quality=70), _photo(5)
-    a = _shard(tmp_path, "a", [
-        _row("a", "a1", "<image>\nWhat is this?", "A red scene.", img),
-        _row("a", "a2", "Say hi", "Hi", None),
-        _row("a", "a3", "<image>\nWhat is this?", "A red scene.", img),  # exact copy inside a
-    ])
-    b = _shard(tmp_path, "b", [
-        _row("b", "b1", "<image>\nWhat  is THIS?", "A red scene. ", img),  # exact after normalization
-        _row("b", "b2", "<image>\nWhat is this?", "A red scene.", img2),  # same image re-encoded: near
-        _row("b", "b3", "<image>\nWhat is this?", "Something else.", img2),  # same image, other text: kept
-        _row("b", "b4", "<image>\nWhat is this?", "A red scene.", other),  # other image: kept
-        _row("b", "b5", "Say hi", "Hi", None),
-    ])
+    a = _shard(
+        tmp_path,
+        "a",
+        [
+            _row("a", "a1", "<image>\nWhat is this?", "A red scene.", img),
+            _row("a", "a2", "Say hi", "Hi", None),
+            _row("a", "a3", "<image>\nWhat is this?", "A red scene.", img),  # exact copy inside a
+        ],
+    )
+    b = _shard(
+        tmp_path,
+        "b",
+        [
+            _row("b", "b1", "<image>\nWhat  is THIS?", "A red scene. ", img),  # exact after normalization
+            _row("b", "b2", "<image>\nWhat is this?", "A red scene.", img2),  # same image re-encoded: near
+            _row("b", "b3", "<image>\nWhat is this?", "Something else.", img2),  # same image, other text: kept
+            _row("b", "b4", "<image>\nWhat is this?", "A red scene.", other),  # other image: kept
+            _row("b", "b5", "Say hi", "Hi", None),
+        ],
+    )
     table, errors = find_duplicates([a, b], DedupConfig())
     got = [(r["sample_id"], r["kind"], r["kept_sample_id"]) for r in table.to_pylist()]
     assert got == [("a3", "exact", "a1"), ("b1", "exact", "a1"), ("b2", "near_image", "a1"), ("b5", "exact", "a2")]
@@ -104,7 +118,9 @@ def test_near_text_minhash(tmp_path):
     rows = [
         _row("a", "t1", "Tell a story", long, None),
         _row("a", "t2", "Tell a story", long + " today", None),  # nearly the same text
-        _row("a", "t3", "Tell a story", "A completely different answer about quantum computing and sparse matrices", None),
+        _row(
+            "a", "t3", "Tell a story", "A completely different answer about quantum computing and sparse matrices", None
+        ),
         _row("a", "t4", "讲个故事", "从前有一座山，山里有一座庙，庙里有一个老和尚在给小和尚讲故事。", None),
         _row("a", "t5", "讲个故事", "从前有一座山，山里有一座庙，庙里有一个老和尚在给小和尚讲故事呢。", None),
     ]
