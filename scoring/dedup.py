@@ -138,6 +138,18 @@ def first_occurrence(keys: np.ndarray) -> np.ndarray:
     return first[inverse.ravel()]
 
 
+def _group_pairs(hashes: np.ndarray, idx: np.ndarray, t: int, found_i: list, found_j: list, block: int = 1024) -> None:
+    """Pairs within Hamming ``t`` among ``hashes[idx]`` (``idx`` ascending), compared in row blocks."""
+    h = hashes[idx]
+    for r in range(0, len(idx), block):
+        d = hamming(h[r : r + block, None], h[None, :])  # [b, g] uint8
+        ii, jj = np.nonzero(d <= t)
+        ii = ii + r
+        keep = ii < jj
+        found_i.append(idx[ii[keep]])
+        found_j.append(idx[jj[keep]])
+
+
 def near_pairs(hashes: np.ndarray, max_hamming: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(i, j) with i < j and Hamming(hashes[i], hashes[j]) ≤ max_hamming (and equal ``groups`` if given).
 
@@ -154,13 +166,8 @@ def near_pairs(hashes: np.ndarray, max_hamming: int, groups: np.ndarray | None =
         change = np.any(sk[1:] != sk[:-1], axis=-1) if sk.ndim > 1 else sk[1:] != sk[:-1]
         starts = np.flatnonzero(np.r_[True, change, True])
         for s, e in zip(starts[:-1], starts[1:]):
-            if e - s < 2:
-                continue
-            idx = np.sort(order[s:e])
-            d = hamming(hashes[idx][:, None], hashes[idx][None, :])  # [g, g]
-            ii, jj = np.nonzero(np.triu(d <= max_hamming, k=1))
-            found_i.append(idx[ii])
-            found_j.append(idx[jj])
+            if e - s >= 2:
+                _group_pairs(hashes, np.sort(order[s:e]), max_hamming, found_i, found_j)
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     pairs = np.unique(np.stack([np.concatenate(found_i), np.concatenate(found_j)], axis=1), axis=0)

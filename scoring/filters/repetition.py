@@ -87,9 +87,10 @@ def top_ngram_share(words: list[str], n: int, total: int) -> float:
     if len(words) < n + 1:
         return 0.0
     grams = list(zip(*(words[i:] for i in range(n))))
-    top, count = Counter(grams).most_common(1)[0]
-    if count < 2:
+    counts = Counter(grams)
+    if len(counts) == len(grams):  # nothing repeats
         return 0.0
+    top, count = counts.most_common(1)[0]
     covered = bytearray(len(words))
     for i, gram in enumerate(grams):
         if gram == top:
@@ -99,15 +100,16 @@ def top_ngram_share(words: list[str], n: int, total: int) -> float:
 
 def dup_ngram_share(words: list[str], n: int, total: int) -> float:
     """Characters of units covered by an n-gram seen earlier / ``total``."""
+    grams = list(zip(*(words[i:] for i in range(n))))
+    if len(set(grams)) == len(grams):  # nothing repeats (checked in C)
+        return 0.0
     seen: set[tuple[str, ...]] = set()
     covered = bytearray(len(words))
-    for i, gram in enumerate(zip(*(words[i:] for i in range(n)))):
+    for i, gram in enumerate(grams):
         if gram in seen:
             covered[i : i + n] = b"\x01" * n
         else:
             seen.add(gram)
-    if not any(covered):
-        return 0.0
     return sum(len(w) for w, c in zip(words, covered) if c) / total
 
 
@@ -116,12 +118,15 @@ def measure_one(turns: list[str], config: RepetitionConfig) -> list[float]:
     turns = [t[: config.max_measure_chars] for t in turns]
     text = "\n".join(turns)
     seg = max((dup_segment_share(t) for t in turns), default=0.0)
-    words = units(text, config.cjk_min_share)
-    scale = config.cjk_ngram_scale if is_cjk(text, config.cjk_min_share) else 1
+    cjk = is_cjk(text, config.cjk_min_share)
+    words = units(text, cjk=cjk)
+    scale = config.cjk_ngram_scale if cjk else 1
     total = sum(map(len, words))
     if not total:
         return [seg] + [0.0] * (len(TOP_N) + len(DUP_N)) + [0.0]
-    top = [top_ngram_share(words, n * scale, total) for n in TOP_N]
+    top = [top_ngram_share(words, TOP_N[0] * scale, total)]
+    for n in TOP_N[1:]:  # no repeated shorter n-gram → no repeated longer one
+        top.append(top_ngram_share(words, n * scale, total) if top[-1] > 0 else 0.0)
     dup = [dup_ngram_share(words, DUP_N[0] * scale, total)]
     for n in DUP_N[1:]:  # no duplicated shorter n-gram → no duplicated longer one
         dup.append(dup_ngram_share(words, n * scale, total) if dup[-1] > 0 else 0.0)

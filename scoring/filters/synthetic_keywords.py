@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import numpy as np
@@ -62,21 +61,28 @@ DEFAULT_KEYWORDS: tuple[str, ...] = (
 class SyntheticKeywordsConfig(FilterConfig):
     keywords: tuple[str, ...] = Field(
         default=DEFAULT_KEYWORDS,
-        description="Phrases matched case-insensitively ('' and ’ are the same apostrophe).",
+        description="Phrases matched case-insensitively (' and ’ are the same apostrophe).",
     )
     max_hits: int = Field(default=0, ge=0, description="Drop when more phrases than this are found.")
 
 
+def _normalize(text: str) -> str:
+    return text.lower().replace("’", "'")
+
+
 @lru_cache(maxsize=8)
-def _pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
-    alts = [re.escape(k.lower()).replace("'", "['’]") for k in keywords if k]
-    return re.compile("|".join(sorted(alts, key=len, reverse=True)), re.IGNORECASE) if alts else None
+def _prepared(keywords: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_normalize(k) for k in keywords if k))
 
 
 def find(text: str, keywords: tuple[str, ...]) -> list[str]:
-    """Every keyword occurrence in ``text`` (as written there)."""
-    pattern = _pattern(keywords)
-    return pattern.findall(text) if pattern is not None else []
+    """The (lower-cased) keywords found in ``text``, once per occurrence, in keyword order."""
+    lowered = _normalize(text)
+    out: list[str] = []
+    for k in _prepared(keywords):
+        if k in lowered:  # substring search in C; most texts match nothing
+            out += [k] * lowered.count(k)
+    return out
 
 
 def measure(responses: list[list[str]], config: SyntheticKeywordsConfig) -> Columns:

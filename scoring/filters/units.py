@@ -14,14 +14,16 @@ _SEGMENT = re.compile(r"(?<=[.!?…])\s+|[。！？；\n]+")
 
 def is_cjk(text: str, min_share: float = 0.3) -> bool:
     """True when at least ``min_share`` of the text's word characters are Han, Hiragana or Katakana."""
+    if text.isascii():
+        return False
     letters = len(_CJK_OR_WORDCHAR.findall(text))
     return letters > 0 and len(_CJK.findall(text)) >= min_share * letters
 
 
-def units(text: str, cjk_min_share: float = 0.3) -> list[str]:
-    """Lower-cased words; for Chinese/Japanese text, single non-space word characters."""
+def units(text: str, cjk_min_share: float = 0.3, cjk: bool | None = None) -> list[str]:
+    """Lower-cased words; for Chinese/Japanese text (``cjk``, detected when None), single word characters."""
     lowered = text.lower()
-    if is_cjk(text, cjk_min_share):
+    if cjk if cjk is not None else is_cjk(text, cjk_min_share):
         return _CJK_OR_WORDCHAR.findall(lowered)
     return WORD.findall(lowered)
 

@@ -75,8 +75,8 @@ def test_multi_turn_repeated_short_answers_are_not_repetition():
 
 def test_synthetic_keywords_match_case_and_apostrophes():
     assert find("As an AI language model, I can’t see the image.", FiltersConfig().synthetic_keywords.keywords) == [
-        "As an AI language model",
-        "I can’t see the image",
+        "as an ai language model",
+        "i can't see the image",
     ]
     assert find("作为一个人工智能语言模型，我无法看到图片。", FiltersConfig().synthetic_keywords.keywords) == [
         "作为一个人工智能",
