@@ -9,6 +9,7 @@ dropped sample naming the sample it duplicates. ``find_duplicates`` runs both.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def shard_hashes(path: str, cfg: DedupConfig, max_image_bytes: int = 64 << 20) -
         for row in batch.to_pylist():
             norm = normalize_text(row["conversations"])
             ids.append(row["sample_id"])
-            dss.append(row["dataset"])
+            dss.append(sys.intern(row["dataset"]))
             h = 0
             try:
                 data = _image_bytes(row["image"], max_image_bytes) if cfg.exact or cfg.near_image else None
