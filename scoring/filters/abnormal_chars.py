@@ -37,6 +37,9 @@ class AbnormalCharsConfig(FilterConfig):
     max_share: float = Field(
         default=0.05, ge=0, le=1, description="Drop when abnormal characters exceed this share of all characters."
     )
+    max_mojibake: int | None = Field(
+        default=0, ge=0, description="Drop when more mojibake sequences than this are found (None: share only)."
+    )
 
 
 def abnormal_share(text: str) -> float:
@@ -44,24 +47,42 @@ def abnormal_share(text: str) -> float:
     if not text:
         return float("nan")
     bad = _BAD_CHARS.subn("", text)[1]
-    moji = sum(len(m) for m in _MOJIBAKE.findall(text))
+    moji = sum(len(m) for m in _MOJIBAKE.findall(text)) if not text.isascii() else 0
     return (bad + moji) / len(text)
 
 
+def mojibake_count(text: str) -> int:
+    """Number of mojibake sequences (one broken encoding is enough to distrust a text)."""
+    return len(_MOJIBAKE.findall(text)) if not text.isascii() else 0
+
+
 def measure(responses: list[list[str]], config: AbnormalCharsConfig) -> Columns:
-    return {"abnormal_char_share": np.array([abnormal_share("\n".join(r)) for r in responses], dtype=np.float64)}
+    texts = ["\n".join(r) for r in responses]
+    return {
+        "abnormal_char_share": np.array([abnormal_share(t) for t in texts], dtype=np.float64),
+        "mojibake_hits": np.array([mojibake_count(t) for t in texts], dtype=np.float64),
+    }
 
 
 def apply(columns: Columns, config: AbnormalCharsConfig) -> list[Verdict]:
-    return above(NAME, "abnormal_char_share", columns["abnormal_char_share"], config.max_share)
+    """Share over its maximum first; else mojibake sequences over theirs."""
+    out = above(NAME, "abnormal_char_share", columns["abnormal_char_share"], config.max_share)
+    if config.max_mojibake is None:
+        return out
+    limit = float(config.max_mojibake)
+    moji = columns["mojibake_hits"]
+    return [
+        Verdict(False, NAME, "mojibake_hits", float(m), ">", limit) if v.keep and m > limit else v
+        for v, m in zip(out, moji)
+    ]
 
 
 FILTER = Filter(
     name=NAME,
     version="1",
-    description="Share of control, U+FFFD, zero-width, private-use and mojibake characters in the response.",
+    description="Share of control, U+FFFD, zero-width, private-use and mojibake characters; mojibake sequences.",
     config=AbnormalCharsConfig,
-    columns=("abnormal_char_share",),
+    columns=("abnormal_char_share", "mojibake_hits"),
     measure_fields=(),
     measure=measure,
     apply=apply,

@@ -37,6 +37,14 @@ def test_abnormal_share_of_empty_is_nan():
     assert np.isnan(abnormal_share(""))
 
 
+def test_one_mojibake_sequence_in_a_long_text_drops_it():
+    text = "A long and otherwise clean answer about the weather in the mountains today. " * 5 + "Itâ€™s sunny."
+    cfg = FiltersConfig()
+    v = decide(measure_all([[text], ["Ação e café, naïve São Paulo, NÃO."]], cfg), cfg).first
+    assert (v[0].reason, v[0].measure, v[0].value) == ("abnormal_chars", "mojibake_hits", 1.0)
+    assert v[1].keep  # real Portuguese/French accents are not mojibake
+
+
 def test_units_and_segments():
     assert units("Total: $3,719.28, don't panic") == ["total", "3,719.28", "don't", "panic"]
     assert units("我喜欢猫") == ["我", "喜", "欢", "猫"] and is_cjk("我喜欢猫 cat")
