@@ -60,7 +60,8 @@ class ShardHashes:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (sample_id, why its image was not hashed)
 
 
-def _image_bytes(image: dict | None, max_bytes: int) -> bytes | None:
+def image_bytes_of(image: dict | None, max_bytes: int = 64 << 20) -> bytes | None:
+    """The encoded image of a samples row's ``image`` struct (embedded bytes, or read from its path)."""
     if image is None:
         return None
     if image.get("bytes") is not None:
@@ -80,7 +81,7 @@ def shard_hashes(path: str, cfg: DedupConfig, max_image_bytes: int = 64 << 20) -
             dss.append(sys.intern(row["dataset"]))
             h = 0
             try:
-                data = _image_bytes(row["image"], max_image_bytes) if cfg.exact or cfg.near_image else None
+                data = image_bytes_of(row["image"], max_image_bytes) if cfg.exact or cfg.near_image else None
                 if data is not None and cfg.near_image:
                     h = image_hash(data)
             except Exception as e:  # noqa: BLE001 - one bad image never stops the shard
