@@ -30,7 +30,7 @@ def _shard_rows(n: int, seed: int = 0) -> list[dict]:
 
     rng = np.random.default_rng(seed)
     photos = []
-    for k in range(max(1, n // 4)):  # each image used by ~4 rows (several questions per image)
+    for _ in range(max(1, n // 4)):  # each image used by ~4 rows (several questions per image)
         img = Image.fromarray((rng.random((6, 8, 3)) * 255).astype(np.uint8)).resize((128, 96))
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=85)

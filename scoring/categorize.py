@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from magicvl.scoring.judge import ClassifierConfig
 from magicvl.storage.schema import CATEGORIES
 
 Source = Literal["label", "inspection", "vlm", "rules"]
@@ -86,6 +87,13 @@ class CategorizeConfig(BaseModel):
     drop_uncategorized: bool = Field(
         default=False, description="Drop samples without a label or inspection decision instead of classifying them."
     )
+    vlm: ClassifierConfig | None = Field(default=None, description="The VLM classifier (required by method vlm).")
+
+    @model_validator(mode="after")
+    def _vlm_configured(self) -> CategorizeConfig:
+        if self.method == "vlm" and self.vlm is None:
+            raise ValueError("method 'vlm' needs a `vlm:` classifier (backend, model)")
+        return self
 
 
 def rule_category(conversation: list[dict[str, str]], has_image: bool) -> str:

@@ -23,7 +23,7 @@ from magicvl.scoring.categorize import CategorizeConfig, categorize_batch
 from magicvl.scoring.filters import FILTERS
 from magicvl.scoring.filters.base import Columns, Verdict
 from magicvl.scoring.filters.config import Decisions, FiltersConfig, decide, measure_all, responses_of
-from magicvl.scoring.judge import ClassifierConfig, JudgeConfig, classify, judge
+from magicvl.scoring.judge import JudgeConfig, classify, judge
 from magicvl.storage.readers import iter_batches, read_table
 from magicvl.tasks.dedup_near import image_bytes_of
 
@@ -107,18 +107,22 @@ def categorize_shard(
     path: str,
     cfg: CategorizeConfig,
     inspection: str | None = None,
-    classifier: tuple[Generator, ClassifierConfig] | None = None,
+    classifier: Generator | None = None,
 ) -> pa.Table:
-    """``categories`` of one samples shard: label > inspection > VLM (when given and parsed) > rules."""
+    """``categories`` of one samples shard: label > inspection > VLM (``cfg.vlm`` run by ``classifier``) > rules.
+
+    ``inspection`` is the dataset's reviewed category (``flows.review.inspection_category``: None for mixed).
+    """
     t = read_table(path, columns=["sample_id", "category", "conversations", "image"])
     convs, labels = t.column("conversations").to_pylist(), t.column("category").to_pylist()
     structs = t.column("image").to_pylist()
     has_image = [i is not None for i in structs]
     vlm, errors = [None] * len(convs), [None] * len(convs)
     todo = [i for i, lab in enumerate(labels) if lab is None and inspection is None]
-    if classifier is not None and cfg.method == "vlm" and todo:
-        gen, ccfg = classifier
-        got, errs = classify(gen, ccfg, *_texts([convs[i] for i in todo]), [image_bytes_of(structs[i]) for i in todo])
+    if classifier is not None and cfg.vlm is not None and cfg.method == "vlm" and todo:
+        got, errs = classify(
+            classifier, cfg.vlm, *_texts([convs[i] for i in todo]), [image_bytes_of(structs[i]) for i in todo]
+        )
         for i, c, e in zip(todo, got, errs):
             vlm[i], errors[i] = c, e
     cats, sources = categorize_batch(convs, has_image, labels, inspection, vlm)

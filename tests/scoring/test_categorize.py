@@ -69,6 +69,9 @@ def test_batch_and_config():
     assert CategorizeConfig().method == "rules" and not CategorizeConfig().drop_uncategorized
     with pytest.raises(ValueError, match="extra"):
         CategorizeConfig.model_validate({"mode": "rules"})
+    with pytest.raises(ValueError, match="needs a `vlm:` classifier"):
+        CategorizeConfig(method="vlm")
+    assert CategorizeConfig.model_validate({"method": "vlm", "vlm": {"backend": "magicvl", "model": "m"}}).vlm
 
 
 def test_hostile_conversations_do_not_crash():

@@ -103,7 +103,7 @@ def test_categorize_shard_sources(tmp_path):
     t = categorize_shard(path, CategorizeConfig(), inspection="chart")
     assert t.column("category_source").to_pylist() == ["inspection", "inspection", "label", "label"]
     gen = _Scripted(['{"category": "ocr"}', "no idea"])
-    t = categorize_shard(path, CategorizeConfig(method="vlm"), classifier=(gen, ClassifierConfig(model="m")))
+    t = categorize_shard(path, CategorizeConfig(method="vlm", vlm=ClassifierConfig(model="m")), classifier=gen)
     assert t.column("category").to_pylist()[:2] == ["ocr", "caption"]
     assert t.column("category_source").to_pylist()[:2] == ["vlm", "rules"]
     assert t.column("vlm_error").to_pylist()[1] == "answer is not a single JSON object"
