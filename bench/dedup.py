@@ -125,7 +125,8 @@ def bench_reduce(n: int) -> dict:
         "records": n,
         "CPU s": f"{r['seconds']:.2f}",
         "records/s": f"{n / r['seconds']:,.0f}",
-        "peak RSS MiB": f"{r['peak_mib']:.0f}", "after imports MiB": f"{r['base_mib']:.0f}",
+        "peak RSS MiB": f"{r['peak_mib']:.0f}",
+        "after imports MiB": f"{r['base_mib']:.0f}",
         "dropped": " ".join(f"{k}={v}" for k, v in r["kinds"].items()),
     }
 
