@@ -165,17 +165,45 @@ def requests_for(
     return out
 
 
-def generate_all(generator: Generator, requests: list[GenerationRequest], cfg: ModelRef) -> list[str]:
-    """Answers for every request, ``cfg.batch_size`` at a time."""
-    out: list[str] = []
+@dataclass(frozen=True)
+class Failed:
+    """A request the model could not answer (e.g. an image its processor refused)."""
+
+    error: str
+
+
+def _generate(generator: Generator, batch: list[GenerationRequest], max_new_tokens: int) -> list[str]:
+    answers = generator.generate(batch, max_new_tokens)
+    if len(answers) != len(batch):
+        raise RuntimeError(f"{generator.identity} returned {len(answers)} answers for {len(batch)} requests")
+    return answers
+
+
+def generate_all(generator: Generator, requests: list[GenerationRequest], cfg: ModelRef) -> list[str | Failed]:
+    """Answers for every request, ``cfg.batch_size`` at a time; a failing batch is retried one by one,
+    and a request that still fails becomes ``Failed`` (one bad sample never stops the shard)."""
+    out: list[str | Failed] = []
     for i in range(0, len(requests), cfg.batch_size):
-        out += generator.generate(requests[i : i + cfg.batch_size], cfg.max_new_tokens)
+        batch = requests[i : i + cfg.batch_size]
+        try:
+            out += _generate(generator, batch, cfg.max_new_tokens)
+            continue
+        except Exception:  # noqa: BLE001 - find the culprit below
+            pass
+        for r in batch:
+            try:
+                out += _generate(generator, [r], cfg.max_new_tokens)
+            except Exception as e:  # noqa: BLE001
+                out.append(Failed(f"generation failed: {type(e).__name__}: {e}"))
     return out
 
 
 @dataclass(frozen=True)
 class JudgeResult:
-    """Per sample: ``status`` pass | fail | unparseable, whether it is kept, and the evidence."""
+    """Per sample: ``status`` pass | fail | unparseable | error (generation failed), kept or not, the evidence.
+
+    ``unparseable`` and ``error`` are kept or dropped by the judge's ``on_unparseable`` policy.
+    """
 
     status: list[str]
     keep: list[bool]
@@ -194,8 +222,12 @@ def judge(
     answers = generate_all(generator, requests_for(cfg.prompt, prompts, responses, images, cfg.max_prompt_chars), cfg)
     status, keep, detail = [], [], []
     for a in answers:
-        p = parse_verdict(a, cfg.max_answer_chars)
-        if not p.ok:
+        p = parse_verdict(a, cfg.max_answer_chars) if not isinstance(a, Failed) else Parsed(None, a.error)
+        if isinstance(a, Failed):
+            status.append("error")
+            keep.append(cfg.on_unparseable == "keep")
+            detail.append(a.error)
+        elif not p.ok:
             status.append("unparseable")
             keep.append(cfg.on_unparseable == "keep")
             detail.append(p.error or "")
@@ -203,7 +235,7 @@ def judge(
             status.append(p.values["verdict"])
             keep.append(p.values["verdict"] == "pass")
             detail.append(p.values["reason"])
-    return JudgeResult(status, keep, detail, [a[: cfg.max_answer_chars] for a in answers])
+    return JudgeResult(status, keep, detail, [a[: cfg.max_answer_chars] if isinstance(a, str) else "" for a in answers])
 
 
 def classify(
@@ -215,5 +247,5 @@ def classify(
 ) -> tuple[list[str | None], list[str | None]]:
     """Per sample: the VLM's category (None when unparseable, so the rules decide) and the parse error."""
     answers = generate_all(generator, requests_for(cfg.prompt, prompts, responses, images, cfg.max_prompt_chars), cfg)
-    parsed = [parse_category(a, cfg.max_answer_chars) for a in answers]
+    parsed = [parse_category(a, cfg.max_answer_chars) if isinstance(a, str) else Parsed(None, a.error) for a in answers]
     return [p.values["category"] if p.ok else None for p in parsed], [p.error for p in parsed]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from magicvl.model.backends.generate import GenerationRequest, Generator
-from magicvl.scoring.judge import ModelRef, generate_all
+from magicvl.scoring.judge import Failed, ModelRef, generate_all
 from magicvl.storage.fingerprint import sample_id
 
 _NUM = r"-?\d+(?:[.,]\d+)*%?"
@@ -82,9 +82,11 @@ def translate_conversations(
     for conv, parts in zip(conversations, masked):
         turns, error = [], None
         for i, (turn, (_, spans)) in enumerate(zip(conv, parts)):
-            answer = next(answers).strip()
+            answer = next(answers)
             try:
-                turns.append({"from": turn["from"], "value": unmask(answer, spans)})
+                if isinstance(answer, Failed):
+                    raise ValueError(answer.error)
+                turns.append({"from": turn["from"], "value": unmask(answer.strip(), spans)})
             except ValueError as e:
                 error = error or f"turn {i}: {e}"
         out.append(Translation(None if error else turns, error))

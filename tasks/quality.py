@@ -52,7 +52,7 @@ JUDGE_SCHEMA = pa.schema(
     [
         pa.field("sample_id", pa.string(), nullable=False),
         pa.field("judge", pa.string(), nullable=False),  # coherence | hallucination
-        pa.field("status", pa.string(), nullable=False),  # pass | fail | unparseable
+        pa.field("status", pa.string(), nullable=False),  # pass | fail | unparseable | error (generation failed)
         pa.field("keep", pa.bool_(), nullable=False),
         pa.field("detail", pa.string()),
         pa.field("answer", pa.string()),

@@ -103,6 +103,25 @@ def test_policy_decides_unparseable(policy, kept):
     assert res.detail[2] == "answer is not a single JSON object"
 
 
+class _Flaky:
+    """Fails any batch holding the request 'boom' (as a processor refusing one image would)."""
+
+    identity = "flaky"
+
+    def generate(self, requests, max_new_tokens):
+        if any("boom" in r.prompt for r in requests):
+            raise ValueError("cannot process this image")
+        return ['{"verdict": "pass", "reason": "ok"}'] * len(requests)
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("keep", [True, True, True]), ("drop", [True, False, True])])
+def test_a_failing_request_is_isolated_and_recorded(policy, kept):
+    cfg = CoherenceJudgeConfig(model="unused", on_unparseable=policy, batch_size=3)
+    res = judge(_Flaky(), cfg, ["q", "boom", "q"], ["a", "a", "a"], [None] * 3)
+    assert res.status == ["pass", "error", "pass"] and res.keep == kept
+    assert res.detail[1] == "generation failed: ValueError: cannot process this image"
+
+
 def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, "PNG")
