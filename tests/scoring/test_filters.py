@@ -184,6 +184,9 @@ def test_config_is_strict_and_validated():
     with pytest.raises(ValueError, match="keys must be among"):
         RepetitionConfig(max_top_ngram_share={7: 0.1})
     assert list(FILTERS) == ["response_length", "abnormal_chars", "synthetic_keywords", "repetition"]
+    assert list(FiltersConfig.model_fields) == list(FILTERS)  # one config entry per registered filter
+    for name, f in FILTERS.items():
+        assert isinstance(FiltersConfig().of(name), f.config)
 
 
 def test_responses_of_takes_assistant_turns():
