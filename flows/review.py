@@ -20,6 +20,7 @@ import yaml
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from magicvl.scoring.categorize import rule_category
 from magicvl.storage.ingest.preview import PreviewRecord, iter_records
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.schema import CATEGORIES
@@ -96,11 +97,16 @@ td{border:1px solid #ccc;vertical-align:top;padding:6px}pre{white-space:pre-wrap
 .human pre{color:#124}.gpt pre{color:#141}.err{color:#a00}.noimg{color:#888;width:256px}"""
 
 
+def _labels(rec: PreviewRecord) -> str:
+    rules = rule_category(rec.conversations, rec.image is not None) if rec.conversations else "-"
+    return f"<small>label: {html.escape(str(rec.category))}</small><br><small>rules: {rules}</small>"
+
+
 def render_sheet(dataset: str, records: list[PreviewRecord], sidecar: str, max_chars: int = 2000) -> str:
     """The whole HTML page (self-contained: images inline, no scripts, no network)."""
     rows = "".join(
-        f"<tr><td>{i + 1}<br><small>{html.escape(r.source)}</small><br><small>label: {html.escape(str(r.category))}"
-        f"</small></td><td>{thumbnail(r.image)}</td><td>{_turns(r, max_chars)}</td></tr>"
+        f"<tr><td>{i + 1}<br><small>{html.escape(r.source)}</small><br>{_labels(r)}"
+        f"</td><td>{thumbnail(r.image)}</td><td>{_turns(r, max_chars)}</td></tr>"
         for i, r in enumerate(records)
     )
     choices = " · ".join((*CATEGORIES, "mixed"))

@@ -35,6 +35,7 @@ def test_sheet_and_sidecar(tmp_path):
     assert page.count("data:image/jpeg;base64,") == 14  # text_only records have no image
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'dir="auto"' in page and "نص عربي" in page
+    assert page.count("rules: ") == 18  # the rule classifier's guess beside each record
     assert "invalid_json" in page or "JSON" in page  # the broken record shows its error
     side = load_decision(sidecar)
     assert side.dataset == "d" and side.decision is None and len(side.sampled) == 18
