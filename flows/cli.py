@@ -156,6 +156,13 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    """Write an HTML review sheet of N random records per dataset (and a sidecar YAML for the decision)."""
+    from magicvl.flows.review import review_main
+
+    return review_main(args.source, args.dataset, args.out, args.n, args.seed, args.image_root)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
     from magicvl.flows.demo import run_demo
@@ -214,6 +221,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("out", type=Path, help="folder to write the sample dataset into")
     d.add_argument("--records", type=int, default=None, help="scale to this many records (benchmarks)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r = add("review", cmd_review)
+    r.add_argument("source", type=Path, help="a recipe YAML, or one raw dataset file (.json/.jsonl/.parquet/.tar)")
+    r.add_argument("--dataset", action="append", help="recipe datasets to review (repeatable; default: all)")
+    r.add_argument("--out", type=Path, default=Path("review"), help="folder for the sheets (default review/)")
+    r.add_argument("-n", type=int, default=24, help="records per sheet (default 24)")
+    r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    r.add_argument("--image-root", help="image folder of a raw dataset file given directly")
     e = add("demo", cmd_demo)
     e.add_argument("--work", type=Path, default=Path("work/demo"), help="working folder (default work/demo)")
     e.add_argument("--records", type=int, default=None, help="scale the sample data to this many records")

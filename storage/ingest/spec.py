@@ -37,6 +37,10 @@ class DatasetConfig(BaseModel):
         default="image", description="Record field with the image (path, or {bytes, path} struct)."
     )
     conversations_field: str = Field(default="conversations", description="Record field with the turns.")
+    review: str | None = Field(
+        default=None,
+        description="Sidecar YAML with the inspection decision (`magicvl review`): a category or 'mixed'.",
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,1 @@
+"""Model backends that scoring uses (generation for judges and classifiers); nothing imported here."""

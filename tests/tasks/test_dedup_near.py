@@ -1,0 +1,141 @@
+"""Cross-dataset duplicates: exact, near-duplicate images, MinHash text; determinism and recipe order."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from magicvl.scoring.dedup import (
+    DedupConfig,
+    dhash,
+    hamming,
+    near_pairs,
+    phash,
+    resolve_pairs,
+)
+from magicvl.storage.schema import SAMPLE_SCHEMA
+from magicvl.storage.writer import write_table
+from magicvl.tasks.dedup_near import find_duplicates
+
+
+def _photo(seed: int, size=(96, 72), fmt="PNG", quality=90) -> bytes:
+    rng = np.random.default_rng(seed)
+    base = rng.random((6, 8, 3)) * 255  # a smooth random scene
+    img = Image.fromarray(base.astype(np.uint8)).resize(size, Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+def _row(ds: str, sid: str, q: str, a: str, image: bytes | None) -> dict:
+    return {
+        "sample_id": sid,
+        "dataset": ds,
+        "source_key": sid,
+        "source": f"{ds}:{sid}",
+        "category": None,
+        "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}],
+        "image": {"bytes": image, "path": None} if image is not None else None,
+        "width": None,
+        "height": None,
+        "image_format": None,
+    }
+
+
+def _shard(tmp_path, name: str, rows: list[dict]) -> str:
+    import pyarrow as pa
+
+    path = tmp_path / f"{name}.parquet"
+    write_table(path, pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA))
+    return str(path)
+
+
+def test_hashes_golden_and_robust():
+    a, same_bigger, jpeg, other = _photo(1), _photo(1, (192, 144)), _photo(1, fmt="JPEG", quality=60), _photo(2)
+    for fn in (phash, dhash):
+        h = np.array([fn(x) for x in (a, same_bigger, jpeg, other)], dtype=np.uint64)
+        d = hamming(h[0], h)
+        assert d[0] == 0 and d[1] <= 4 and d[2] <= 4  # resize / recompression: near
+        assert d[3] > 12  # another image: far
+    assert hamming(np.uint64(0), np.uint64(0xFF)) == 8
+    assert phash(a) == phash(a)  # deterministic
+
+
+def test_near_pairs_match_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, size=50, dtype=np.uint64)
+    flips = np.uint64(1) << rng.integers(0, 64, size=(50, 3)).astype(np.uint64)
+    hashes = np.concatenate([base, base ^ flips[:, 0] ^ flips[:, 1]])  # 100 hashes, pairs within distance 2
+    i, j = near_pairs(hashes, 3)
+    d = hamming(hashes[:, None], hashes[None, :])
+    bi, bj = np.nonzero(np.triu(d <= 3, k=1))
+    assert sorted(zip(i.tolist(), j.tolist())) == sorted(zip(bi.tolist(), bj.tolist()))
+
+
+def test_resolve_keeps_earliest_and_names_a_kept_neighbour():
+    # chain 0~1~2 (0 and 2 not similar): 1 is dropped for 0, 2 stays (its only neighbour is gone)
+    kept_by = resolve_pairs(4, np.array([0, 1, 0]), np.array([1, 2, 3]))
+    assert kept_by.tolist() == [-1, 0, -1, 0]
+
+
+def test_cross_dataset_duplicates_in_recipe_order(tmp_path):
+    img, img2, other = _photo(1), _photo(1, fmt="JPEG", quality=70), _photo(5)
+    a = _shard(
+        tmp_path,
+        "a",
+        [
+            _row("a", "a1", "<image>\nWhat is this?", "A red scene.", img),
+            _row("a", "a2", "Say hi", "Hi", None),
+            _row("a", "a3", "<image>\nWhat is this?", "A red scene.", img),  # exact copy inside a
+        ],
+    )
+    b = _shard(
+        tmp_path,
+        "b",
+        [
+            _row("b", "b1", "<image>\nWhat  is THIS?", "A red scene. ", img),  # exact after normalization
+            _row("b", "b2", "<image>\nWhat is this?", "A red scene.", img2),  # same image re-encoded: near
+            _row("b", "b3", "<image>\nWhat is this?", "Something else.", img2),  # same image, other text: kept
+            _row("b", "b4", "<image>\nWhat is this?", "A red scene.", other),  # other image: kept
+            _row("b", "b5", "Say hi", "Hi", None),
+        ],
+    )
+    table, errors = find_duplicates([a, b], DedupConfig())
+    got = [(r["sample_id"], r["kind"], r["kept_sample_id"]) for r in table.to_pylist()]
+    assert got == [("a3", "exact", "a1"), ("b1", "exact", "a1"), ("b2", "near_image", "a1"), ("b5", "exact", "a2")]
+    assert errors == []
+    again, _ = find_duplicates([a, b], DedupConfig())
+    assert again.equals(table)  # deterministic
+    flipped, _ = find_duplicates([b, a], DedupConfig())  # dataset order decides which copy stays
+    assert ("a1", "exact", "b1") in [(r["sample_id"], r["kind"], r["kept_sample_id"]) for r in flipped.to_pylist()]
+
+
+def test_near_text_minhash(tmp_path):
+    long = "The quick brown fox jumps over the lazy dog while the farmer watches from the old red barn near the river"
+    rows = [
+        _row("a", "t1", "Tell a story", long, None),
+        _row("a", "t2", "Tell a story", long + " today", None),  # nearly the same text
+        _row(
+            "a", "t3", "Tell a story", "A completely different answer about quantum computing and sparse matrices", None
+        ),
+        _row("a", "t4", "讲个故事", "从前有一座山，山里有一座庙，庙里有一个老和尚在给小和尚讲故事。", None),
+        _row("a", "t5", "讲个故事", "从前有一座山，山里有一座庙，庙里有一个老和尚在给小和尚讲故事呢。", None),
+    ]
+    table, _ = find_duplicates([_shard(tmp_path, "t", rows)], DedupConfig(near_text=True))
+    got = [(r["sample_id"], r["kind"], r["kept_sample_id"]) for r in table.to_pylist()]
+    assert got == [("t2", "near_text", "t1"), ("t5", "near_text", "t4")]
+
+
+def test_bad_image_is_reported_not_raised(tmp_path):
+    rows = [_row("a", "x1", "<image>\nq", "a", b"not an image"), _row("a", "x2", "<image>\nq", "b", _photo(3))]
+    table, errors = find_duplicates([_shard(tmp_path, "x", rows)], DedupConfig())
+    assert table.num_rows == 0
+    assert errors and errors[0][0] == "x1"
+
+
+def test_config_is_strict():
+    with pytest.raises(ValueError):
+        DedupConfig(max_hamming=4, hamming=3)
