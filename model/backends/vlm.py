@@ -14,32 +14,16 @@ the whole sequence, summed over the response positions (see ``VllmLoss``).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-
 from magicvl.model.backends.vlm_inputs import Encoded, collate, encode
+from magicvl.model.backends.vlm_options import VlmOptions
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
-VlmDType = Literal["float32", "bfloat16", "float16", "auto"]
-
-
-class VlmOptions(BaseModel):
-    """How one VLM is loaded and batched (the values depend only on ``model`` and ``dtype``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str = Field(description="Model path or hub id (from_pretrained).")
-    dtype: VlmDType = Field(default="float32", description="Weights and activations dtype ('auto': checkpoint's).")
-    engine: Literal["transformers", "vllm"] = Field(default="transformers", description="vllm: GPU only, optional.")
-    batch_size: int = Field(default=8, ge=1, description="Samples per forward pass.")
-    max_batch_tokens: int = Field(default=16384, ge=1, description="Padded tokens per forward pass (B × T).")
-    device: str = Field(default="auto", description="'auto': cuda when visible, else cpu.")
 
 
 @dataclass
@@ -221,5 +205,4 @@ def load_vlm_backend(params: Any) -> Any:
     ``params`` is a ``VlmOptions`` (``VlmLossParams`` is one). Wire into
     ``tasks.backends.load_backend`` for ``signal.backend == "vlm"``.
     """
-    opts = VlmOptions(**{k: getattr(params, k) for k in VlmOptions.model_fields})
-    return _cached(opts)
+    return _cached(params.options())
