@@ -75,7 +75,8 @@ def render(processor: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tu
         if m["role"] != "assistant":
             continue
         prompt = processor.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)
-        upto = processor.apply_chat_template(messages[: k + 1], tokenize=False)
+        last = k == len(messages) - 1
+        upto = full if last else processor.apply_chat_template(messages[: k + 1], tokenize=False)
         if not (upto.startswith(prompt) and full.startswith(upto)):
             raise ValueError("the chat template is not prefix-stable: cannot locate the response")
         end = len(upto.rstrip())
@@ -119,16 +120,25 @@ def encode(processor: Any, conversation: list[dict[str, str]], image: Image.Imag
     """One sample → processor tensors ``[1, T]`` (+ image tensors) and its response mask ``[T]``."""
     messages = to_messages(conversation, image is not None)
     text, spans = render(processor, messages)
-    tok = processor.tokenizer
-    plain = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = [any(a <= s < b for a, b in spans) for s, _ in plain["offset_mapping"]]
+    plain_ids, offsets = _tokenize(processor.tokenizer, text)
+    mask = [any(a <= s < b for a, b in spans) for s, _ in offsets]
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
     if image is not None:
         kwargs["images"] = [image]
     enc = processor(**kwargs)
     ids = enc["input_ids"][0].tolist()
-    response = carry_mask(plain["input_ids"], mask, ids, image_token_id(processor))
+    response = carry_mask(plain_ids, mask, ids, image_token_id(processor))
     return Encoded(dict(enc), torch.tensor(response, dtype=torch.bool))
+
+
+def _tokenize(tok: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Ids and character offsets of ``text`` without added special tokens (the fast backend when there is one)."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        enc = backend.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
+    out = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    return out["input_ids"], out["offset_mapping"]
 
 
 def collate(samples: list[Encoded], pad_id: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
