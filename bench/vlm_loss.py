@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         encoded = [encode(scorer.processor, c, i) for c, i in zip(convs, images)]
         batches = scorer.batches(encoded)
         inputs = [collate([encoded[i] for i in b], scorer.pad_id)[0] for b in batches]
-        arrival = [list(range(k, min(k + args.batch_size, len(encoded)))) for k in range(0, len(encoded), args.batch_size)]
+        arrival = [
+            list(range(k, min(k + args.batch_size, len(encoded)))) for k in range(0, len(encoded), args.batch_size)
+        ]
         tokens = sum(e.length for e in encoded)
         scorer.score(convs[:4], images[:4])  # warm-up
 
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"VLM loss vs bare forward: tiny Qwen2-VL (text hidden {args.hidden}, 2 layers, vocab 646), "
-        f"{args.samples} samples ({tokens} tokens), batch {args.batch_size}, {args.threads} thread(s), best of {args.repeat}\n"
+        f"{args.samples} samples ({tokens} tokens), batch {args.batch_size}, {args.threads} thread(s), "
+        f"best of {args.repeat}\n"
     )
     rows = [
         ("loss (end to end)", t_loss, "template + processor + sorted batches + forward + NLL"),
