@@ -16,7 +16,7 @@ class VlmOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(description="Model path or hub id (from_pretrained), e.g. Qwen/Qwen2-VL-2B-Instruct.")
-    dtype: VlmDType = Field(default="float32", description="Weights/activations dtype ('auto': the checkpoint's).")
+    dtype: VlmDType = Field(default="auto", description="Weights/activations dtype ('auto': the checkpoint's).")
     engine: Literal["transformers", "vllm"] = Field(
         default="transformers", description="vllm: optional extra, GPU only (prompt log-probabilities)."
     )
