@@ -23,6 +23,13 @@ sample its own value: the indicator (0/1), or, with ``per_sample:
 difference``, the loss difference loss_s − loss_l normalised over the
 population; S_task is then the mean over pairs. A sample enters a pair only
 when both of its losses exist.
+
+Wiring: the signals step runs ``model_jobs(recipe.cross_modal, recipe.base_dir)``
+as ``SignalJob(job.name, job.params, model_identity(job.params.model))``, one
+actor pool per job with ``job.resources``; ``vlm_loss`` reads conversations and
+images (``reads == "both"``); its backend is ``model.backends.vlm.load_vlm_backend``.
+The combine step adds ``{job.name: "task"}`` to its metric axes, in model order,
+and reads metric ``vlm_loss@<m>`` from the file's column ``base_name(metric)``.
 """
 
 from __future__ import annotations
