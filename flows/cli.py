@@ -144,6 +144,10 @@ def cmd_build_tiny_models(args: argparse.Namespace) -> int:
     out = Path(args.out)
     path = build_tokenizer(out / "tokenizer")
     print(f"tokenizer (tiny, trained locally): {path}")
+    from magicvl.model.tiny_vl import build_tiny_vlms
+
+    for name, p in build_tiny_vlms(out / "vlm").items():
+        print(f"{name} (tiny random VLM, for cross_modal.models): {p}")
     return 0
 
 

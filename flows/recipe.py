@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.crossmodal import CrossModalConfig, check_pairs
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
@@ -61,6 +62,9 @@ class Recipe(BaseModel):
         default_factory=dict, description="Signal name → its parameters (see `magicvl signals`)."
     )
     combine: CombineConfig = Field(default_factory=CombineConfig)
+    cross_modal: CrossModalConfig | None = Field(
+        default=None, description="VLMs whose response losses give S_task (one vlm_loss@<name> job each)."
+    )
     ray: RayOptions = Field(default_factory=RayOptions)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
@@ -99,6 +103,7 @@ class Recipe(BaseModel):
         unknown = [m for m in self.combine.log1p if m not in SIGNALS]
         if unknown:
             raise ValueError(f"combine.log1p names unknown metrics {unknown}")
+        check_pairs(self.cross_modal, self.combine.task)
         return self
 
     # derived -------------------------------------------------------------------

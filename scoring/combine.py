@@ -1,7 +1,9 @@
 """Combine signals into complexity scores: S = λ1·S_text + λ2·S_image + λ3·S_task.
 
 Each axis score is the mean of its normalised metrics that exist for the
-sample (S_text = mean(L̂, T̂, P̂) when all three are computed). λ depends on
+sample (S_text = mean(L̂, T̂, P̂) when all three are computed). The task axis
+comes from stored VLM losses: S_task = mean over model pairs of C(Ms, Ml)
+(``scoring.crossmodal``), a share that is not normalised again. λ depends on
 the task category. Axes with no value for a sample (no signal configured, or
 a text-only sample's image axis) are left out and the remaining weights are
 renormalised: S = Σ λ_a S_a / Σ λ_a over the present axes, so S stays in
@@ -18,6 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from magicvl.scoring.crossmodal import TaskRule
 from magicvl.scoring.normalize import Method
 from magicvl.scoring.stages import StageRule
 from magicvl.storage.schema import CATEGORIES
@@ -68,6 +71,9 @@ class CombineConfig(BaseModel):
     log1p: tuple[str, ...] = Field(default=("token_length",), description="Metrics log(1+x)-transformed first.")
     weights: dict[str, AxisWeights] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     stages: StageRule = Field(default_factory=StageRule)
+    task: TaskRule = Field(
+        default_factory=TaskRule, description="Cross-modal C(Ms, Ml): β, δ, model pairs (see scoring.crossmodal)."
+    )
 
     @field_validator("weights")
     @classmethod

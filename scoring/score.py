@@ -11,6 +11,11 @@ Three steps, each mergeable across shards:
 
 A *unit* is (dataset, category): the paper scores whole datasets, and splits
 mixed datasets into task-specific subsets first.
+
+Stored VLM losses (metrics ``vlm_loss@<model>``) are not normalised into an
+axis themselves: they feed the cross-modal value ``cross_modal`` (C per unit,
+or the per-sample indicator / normalised difference), which is the task axis
+(see ``scoring.crossmodal``). β, δ and the pairs come from ``cfg.task``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from magicvl.scoring import crossmodal as cm
 from magicvl.scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
 from magicvl.scoring.normalize import Moments, normalize, transform
 from magicvl.scoring.stages import StageRule, bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
@@ -37,23 +43,26 @@ class PopulationStats:
     moments: dict[str, Moments] = field(default_factory=dict)  # per metric, transformed values
     unit_n: dict[str, int] = field(default_factory=dict)
     unit_sums: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # unit → metric → [sum, count]
+    pair_counts: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # unit → C(s,l) → [hits, n]
 
     def merge(self, other: PopulationStats) -> PopulationStats:
         out = PopulationStats(
             dict(self.moments),
             dict(self.unit_n),
             {u: {m: list(v) for m, v in d.items()} for u, d in self.unit_sums.items()},
+            {u: {m: list(v) for m, v in d.items()} for u, d in self.pair_counts.items()},
         )
         for m, mo in other.moments.items():
             out.moments[m] = out.moments.get(m, Moments()).merge(mo)
         for u, n in other.unit_n.items():
             out.unit_n[u] = out.unit_n.get(u, 0) + n
-        for u, d in other.unit_sums.items():
-            tgt = out.unit_sums.setdefault(u, {})
-            for m, (s, c) in d.items():
-                cur = tgt.setdefault(m, [0.0, 0])
-                cur[0] += s
-                cur[1] += c
+        for mine, theirs in ((out.unit_sums, other.unit_sums), (out.pair_counts, other.pair_counts)):
+            for u, d in theirs.items():
+                tgt = mine.setdefault(u, {})
+                for m, (s, c) in d.items():
+                    cur = tgt.setdefault(m, [0.0, 0])
+                    cur[0] += s
+                    cur[1] += c
         return out
 
     def to_dict(self) -> dict:
@@ -61,6 +70,7 @@ class PopulationStats:
             "moments": {m: v.to_dict() for m, v in self.moments.items()},
             "unit_n": self.unit_n,
             "unit_sums": self.unit_sums,
+            "pair_counts": self.pair_counts,
         }
 
     @classmethod
@@ -69,6 +79,7 @@ class PopulationStats:
             {m: Moments.from_dict(v) for m, v in d["moments"].items()},
             dict(d["unit_n"]),
             {u: {m: list(v) for m, v in x.items()} for u, x in d["unit_sums"].items()},
+            {u: {m: list(v) for m, v in x.items()} for u, x in d.get("pair_counts", {}).items()},
         )
 
 
@@ -108,7 +119,46 @@ def gather_stats(
                 cur = d.setdefault(m, [0.0, 0])
                 cur[0] += float(v[i])
                 cur[1] += 1
+    _gather_pairs(stats, units, ok, metrics, cfg)
     return stats
+
+
+def task_pairs(metric_names: list[str], cfg: CombineConfig) -> list[tuple[str, str]]:
+    """The (small, large) loss-metric pairs of ``cfg.task``; an error names a pair without losses."""
+    pairs = cm.resolve_pairs(cfg.task, metric_names)
+    missing = sorted({m for p in pairs for m in p} - set(metric_names))
+    if missing:
+        raise ValueError(f"combine.task.pairs: no stored losses for {missing} (is the model in cross_modal.models?)")
+    return pairs
+
+
+def axis_of_metrics(metric_axes: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The metrics that enter an axis directly: every non-loss metric, plus ``cross_modal`` when pairs exist."""
+    out = {m: a for m, a in metric_axes.items() if not cm.is_loss_metric(m)}
+    if pairs:
+        out[cm.TASK_METRIC] = "task"
+    return out
+
+
+def _gather_pairs(
+    stats: PopulationStats, units: list[str], ok: np.ndarray, metrics: dict[str, np.ndarray], cfg: CombineConfig
+) -> None:
+    """Per unit and pair, [hits, n] of the C indicator; moments of loss differences (sample granularity)."""
+    pairs = task_pairs(list(metrics), cfg)
+    if not pairs or not ok.any():
+        return
+    names, inverse = np.unique(np.array(units, dtype=object)[ok], return_inverse=True)
+    for pair in pairs:
+        key = cm.pair_key(pair)
+        hits = cm.indicator(metrics[pair[0]][ok], metrics[pair[1]][ok], cfg.task.beta, cfg.task.delta)
+        valid = ~np.isnan(hits)
+        h = np.bincount(inverse, weights=np.where(valid, hits, 0.0), minlength=len(names))
+        n = np.bincount(inverse, weights=valid.astype(np.float64), minlength=len(names))
+        for u, hu, nu in zip(names, h, n):
+            if nu > 0:
+                stats.pair_counts.setdefault(str(u), {})[key] = [float(hu), int(nu)]
+        if cfg.granularity == "sample" and cfg.task.per_sample == "difference":
+            stats.moments[key] = Moments.of(cm.difference(metrics[pair[0]][ok], metrics[pair[1]][ok]))
 
 
 @dataclass
@@ -135,7 +185,9 @@ class Decision:
 
 def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConfig) -> Decision:
     """Normalisation constants (and, for dataset granularity, every unit's stage)."""
-    present = {metric_axes[m] for m in metric_axes}
+    pairs = task_pairs(list(metric_axes), cfg)
+    axis_of = axis_of_metrics(metric_axes, pairs)
+    present = set(axis_of.values())
     absent = [a for a in AXES if a not in present]
     d = Decision(cfg.granularity, dict(metric_axes), absent_axes=absent)
     if cfg.granularity == "sample":
@@ -143,10 +195,13 @@ def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConf
         return d
     names = sorted(stats.unit_n)
     means = {m: np.array([_unit_mean(stats, u, m) for u in names]) for m in metric_axes}
-    trans = {m: transform(v, m in cfg.log1p) for m, v in means.items()}
+    trans = {m: transform(v, m in cfg.log1p) for m, v in means.items() if m in axis_of}
     norm = {m: normalize(v, Moments.of(v), cfg.normalization) for m, v in trans.items()}
+    shares = {cm.pair_key(p): np.array([_unit_share(stats, u, cm.pair_key(p)) for u in names]) for p in pairs}
+    if pairs:
+        norm[cm.TASK_METRIC] = cm.mean_over_pairs(list(shares.values()))
     cats = [u.split(UNIT_SEP, 1)[1] for u in names]
-    axes = axis_scores(norm, metric_axes, len(names))
+    axes = axis_scores(norm, axis_of, len(names))
     s = complexity(axes, cats, cfg.weights)
     rule = cfg.stages
     for key in sorted({rule.split_key(c) for c in cats}):
@@ -164,7 +219,8 @@ def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConf
                 "stage": stage_of(group_of(key), names[i] not in low),
                 **{f"s_{a}": _f(axes[a][i]) for a in AXES},
                 **{m: _f(means[m][i]) for m in metric_axes},
-                **{f"{m}_norm": _f(norm[m][i]) for m in metric_axes},
+                **{f"{m}_norm": _f(norm[m][i]) if m in norm else None for m in metric_axes},
+                **{k: _f(v[i]) for k, v in shares.items()},
             }
     return d
 
@@ -172,6 +228,12 @@ def decide(stats: PopulationStats, metric_axes: dict[str, str], cfg: CombineConf
 def _unit_mean(stats: PopulationStats, unit: str, metric: str) -> float:
     s, c = stats.unit_sums.get(unit, {}).get(metric, [0.0, 0])
     return s / c if c else float("nan")
+
+
+def _unit_share(stats: PopulationStats, unit: str, key: str) -> float:
+    """C of one unit and pair: hits / n (NaN when no sample of the unit has both losses)."""
+    h, n = stats.pair_counts.get(unit, {}).get(key, [0.0, 0])
+    return h / n if n else float("nan")
 
 
 def _f(x: float) -> float | None:
@@ -189,12 +251,18 @@ def score_rows(
     """Fate, stage and scores of each row of a shard under ``decision``."""
     n = len(categories)
     if decision.granularity == "sample":
+        pairs = task_pairs(list(decision.metric_axes), cfg)
+        axis_of = axis_of_metrics(decision.metric_axes, pairs)
         norm = {
             m: normalize(transform(v, m in cfg.log1p), decision.moments[m], cfg.normalization)
             for m, v in metrics.items()
+            if m in axis_of
         }
-        axes = axis_scores(norm, decision.metric_axes, n)
+        if pairs:
+            norm[cm.TASK_METRIC] = _sample_task(metrics, pairs, cfg, decision)
+        axes = axis_scores(norm, axis_of, n)
         s = complexity(axes, categories, cfg.weights)
+        norm = {m: norm.get(m, np.full(n, np.nan)) for m in metrics}
     else:
         units = [decision.units.get(unit_of(d, c)) for d, c in zip(datasets, categories)]
         norm = {m: np.array([_nan(u, f"{m}_norm") for u in units]) for m in metrics}
@@ -208,6 +276,21 @@ def score_rows(
         if f == "kept":
             stages[i] = _stage(decision, datasets[i], categories[i], s[i], cfg.stages)
     return RowScores(fates, reasons, stages, s, axes, norm)
+
+
+def _sample_task(
+    metrics: dict[str, np.ndarray], pairs: list[tuple[str, str]], cfg: CombineConfig, decision: Decision
+) -> np.ndarray:
+    """Per-sample task value: mean over pairs of the indicator, or of the normalised loss difference."""
+    t = cfg.task
+    if t.per_sample == "indicator":
+        values = [cm.indicator(metrics[s], metrics[lg], t.beta, t.delta) for s, lg in pairs]
+    else:
+        values = [
+            normalize(cm.difference(metrics[s], metrics[lg]), decision.moments[cm.pair_key((s, lg))], cfg.normalization)
+            for s, lg in pairs
+        ]
+    return cm.mean_over_pairs(values)
 
 
 def _nan(unit: dict | None, key: str) -> float:

@@ -43,7 +43,7 @@ class Signal:
     params: type[SignalParams]
     compute: Callable[[SampleBatch, Any, Any], Columns]
     columns: tuple[str, ...]
-    reads: Literal["text", "image"]
+    reads: Literal["text", "image", "both"]  # both: conversations and image bytes in one batch
     backend: Literal["tokenizer", "lm", "vlm", "ocr", "detector"] | None = None
     per_image: Callable[[Image.Image, Any], dict[str, float]] | None = None
     image_side: Callable[[Any], int] | None = None

@@ -1,0 +1,29 @@
+"""Options of one VLM loss backend (no torch import: signals and recipes validate these cheaply)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VlmDType = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+class VlmOptions(BaseModel):
+    """How one VLM is loaded and batched. Only ``model``, ``dtype`` and ``engine`` change the values:
+    the runtime options are left out of ``model_dump`` (so out of cache keys) but kept on the object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="Model path or hub id (from_pretrained), e.g. Qwen/Qwen2-VL-2B-Instruct.")
+    dtype: VlmDType = Field(default="auto", description="Weights/activations dtype ('auto': the checkpoint's).")
+    engine: Literal["transformers", "vllm"] = Field(
+        default="transformers", description="vllm: optional extra, GPU only (prompt log-probabilities)."
+    )
+    batch_size: int = Field(default=8, ge=1, exclude=True, description="Samples per forward pass.")
+    max_batch_tokens: int = Field(default=16384, ge=1, exclude=True, description="Padded tokens per pass (B × T).")
+    device: str = Field(default="auto", exclude=True, description="'auto': cuda when visible, else cpu.")
+
+    def options(self) -> VlmOptions:
+        """The plain options (a subclass such as a signal's params → this class, runtime fields kept)."""
+        return VlmOptions(**{k: getattr(self, k) for k in VlmOptions.model_fields})
