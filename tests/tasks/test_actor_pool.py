@@ -20,6 +20,8 @@ from magicvl.tasks.ingest import IngestUnit
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.signals import SignalJob, SignalUnit
 
+pytestmark = pytest.mark.slow  # starts Ray
+
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 
 

@@ -13,6 +13,8 @@ from magicvl.tasks.executor import run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
+pytestmark = pytest.mark.slow  # starts Ray
+
 BASE = {"output": "out", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
         "signals": {"image_entropy": {}}}  # fmt: skip
 
