@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from magicvl.model.train_config import TrainConfig
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
@@ -47,6 +48,7 @@ class Recipe(BaseModel):
     )
     combine: CombineConfig = Field(default_factory=CombineConfig)
     ray: RayOptions = Field(default_factory=RayOptions)
+    train: TrainConfig | None = Field(default=None, description="Stage training (model/train_config.py).")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
 
     @field_validator("datasets")
