@@ -118,7 +118,8 @@ def summarize_stage(stage: int, folder: str) -> str:
         [
             f"# Training stage {stage}",
             "",
-            "| steps | first loss | last loss | mean tokens/s | mean real-token share | mean images/pack | dropped rows |",
+            "| steps | first loss | last loss | mean tokens/s | mean real-token share | mean images/pack "
+            "| dropped rows |",
             "|---|---|---|---|---|---|---|",
             f"| {rows[-1]['step']} | {rows[0]['loss']:.4f} | {rows[-1]['loss']:.4f} | {mean('tokens_per_s'):.0f} | "
             f"{mean('real_share'):.3f} | {mean('images_per_pack'):.1f} | {rows[-1]['dropped']} |",

@@ -33,7 +33,7 @@ def processor(tiny_dir):
 @pytest.fixture(scope="session")
 def curated(tmp_path_factory) -> Path:
     """Synthetic curated shards, 16 rows per stage in 2 shards each."""
-    from tests.train.curated import write_curated
+    from magicvl.sample_data.synthetic_curated import write_curated
 
     return write_curated(tmp_path_factory.mktemp("curated-root"))
 

@@ -8,7 +8,7 @@ import torch
 
 from magicvl.model.packing import GreedyPacker, SampleCost, collate_packs, pack_all, per_sample_losses
 from magicvl.model.processor import IGNORE_INDEX
-from tests.train.curated import curated_rows
+from magicvl.sample_data.synthetic_curated import curated_rows
 
 
 def _costs(n: int, seed: int = 0) -> list[SampleCost]:

@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import torch
 
 from magicvl.model.train_config import DataSource, PackingConfig
-from magicvl.model.train_data import DataState, StageData, in_split, stage_shards
+from magicvl.model.train_data import StageData, in_split, stage_shards
 from magicvl.storage.schema import CURATED_SCHEMA
-from tests.train.curated import curated_rows
+from magicvl.sample_data.synthetic_curated import curated_rows
 
 PACKING = PackingConfig(max_tokens=1024, max_images=8, buffers=4, shuffle_window=8)
 

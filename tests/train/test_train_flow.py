@@ -41,7 +41,7 @@ def test_train_curriculum_chains_four_stages_and_freezes_per_stage(tmp_path, tin
     from prefect.client.orchestration import get_client  # noqa: F401  (the harness provides the API)
 
     from magicvl.flows.train import train_curriculum
-    from tests.train.curated import write_curated
+    from magicvl.sample_data.synthetic_curated import write_curated
 
     write_curated(tmp_path / "out", n_per_stage=12)
     finals = train_curriculum(str(write_recipe(tmp_path, tiny_dir)))

@@ -1,4 +1,4 @@
-"""Synthetic curated shards (CURATED_SCHEMA) for training tests: small images, short chats, 4 stages."""
+"""Synthetic curated shards (CURATED_SCHEMA) for training tests and benchmarks: small images, short chats, 4 stages."""
 
 from __future__ import annotations
 
@@ -30,16 +30,30 @@ def curated_rows(stage: int, n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         cat = CATEGORIES[stage][i % len(CATEGORIES[stage])]
         answer = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + int(rng.integers(0, 12))))
-        conv = [{"from": "human", "value": "Describe the image." if cat != "text_only" else "Say it."},
-                {"from": "gpt", "value": answer}]
+        conv = [
+            {"from": "human", "value": "Describe the image." if cat != "text_only" else "Say it."},
+            {"from": "gpt", "value": answer},
+        ]
         h, w = (int(rng.integers(40, 400)), int(rng.integers(40, 400))) if cat != "text_only" else (None, None)
-        rows.append({
-            "sample_id": f"s{stage}-{i:04d}", "dataset": "synthetic", "source_key": f"{stage}:{i}",
-            "source": f"synthetic:{stage}:{i}", "category": cat, "conversations": conv,
-            "image": None if h is None else {"bytes": _png(rng, h, w), "path": f"{stage}-{i}.png"},
-            "width": w, "height": h, "image_format": None if h is None else "png",
-            "stage": stage, "complexity": float(stage) / 4, "s_text": 0.5, "s_image": 0.5, "s_task": 0.5,
-        })
+        rows.append(
+            {
+                "sample_id": f"s{stage}-{i:04d}",
+                "dataset": "synthetic",
+                "source_key": f"{stage}:{i}",
+                "source": f"synthetic:{stage}:{i}",
+                "category": cat,
+                "conversations": conv,
+                "image": None if h is None else {"bytes": _png(rng, h, w), "path": f"{stage}-{i}.png"},
+                "width": w,
+                "height": h,
+                "image_format": None if h is None else "png",
+                "stage": stage,
+                "complexity": float(stage) / 4,
+                "s_text": 0.5,
+                "s_image": 0.5,
+                "s_task": 0.5,
+            }
+        )
     return rows
 
 
