@@ -78,3 +78,15 @@ def test_hash_split_halves_are_disjoint_and_cover():
     a = {i for i in ids if in_split(i, (0, 2))}
     b = {i for i in ids if in_split(i, (1, 2))}
     assert a.isdisjoint(b) and a | b == set(ids) and 60 < len(a) < 140
+
+
+def test_categorized_order_splits_the_captions_of_stages_1_and_2_across_two_stages(processor, curated):
+    from magicvl.model.train_config import TrainConfig
+
+    cfg = TrainConfig(model="m", order="categorized")
+    seen = []
+    for stage in (1, 2):
+        data = StageData(processor, stage_shards(curated, cfg.sources(stage)), PACKING, seed=0)
+        seen.append({i for p in data.plan(0) for i in _ids(p)})
+    assert seen[0].isdisjoint(seen[1])
+    assert seen[0] | seen[1] == {f"s{k}-{i:04d}" for k in (1, 2) for i in range(16)}
