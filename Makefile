@@ -43,6 +43,7 @@ bench: install  ## print the benchmark tables (bench/README.md)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.visual_tokens
 	$(BIN)/python -m bench.vision_encoder
+	$(BIN)/python -m bench.packing
 
 lint: install
 	$(BIN)/ruff check flows tasks scoring model storage tests bench
