@@ -13,7 +13,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo demo-train test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_CONSTRAINTS) "torch>=2.13,<2.15"
-	$(BIN)/pip install --quiet $(TORCH_CONSTRAINTS) -e ".[dev]"
+	$(BIN)/pip install --quiet $(TORCH_CONSTRAINTS) -e ".[dev,train]"
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the project with its test tools
@@ -29,6 +29,9 @@ install: $(VENV)/.installed  ## create .venv and install the project with its te
 demo: install  ## build tiny models + sample data, run the curate flow, print the summary
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/magicvl demo --work $(WORK)
+
+demo-train: demo  ## then a few steps of each training stage on the tiny model (CPU, DeepSpeed + gloo)
+	$(BIN)/magicvl train-curriculum $(WORK)/recipe.yaml
 
 test: install  ## run the test suite (CPU, minutes)
 	mkdir -p $(PREFECT_HOME)
@@ -40,6 +43,7 @@ bench: install  ## print the benchmark tables (bench/README.md)
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.visual_tokens
 	$(BIN)/python -m bench.vision_encoder
+	$(BIN)/python -m bench.packing
 
 lint: install
 	$(BIN)/ruff check flows tasks scoring model storage tests bench

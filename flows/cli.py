@@ -177,6 +177,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_stage(args: argparse.Namespace) -> int:
+    """Train one curriculum stage (DeepSpeed, launched as a subprocess) from the recipe's `train:` section."""
+    from magicvl.flows.train import train_stage
+
+    print(train_stage(str(args.recipe), args.stage, init_from=args.init_from))
+    return 0
+
+
+def cmd_train_curriculum(args: argparse.Namespace) -> int:
+    """Train stages 1 → 4 in order, each from the previous stage's final checkpoint."""
+    from magicvl.flows.train import train_curriculum
+
+    print("\n".join(train_curriculum(str(args.recipe))))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="magicvl", description=_plain(__doc__))
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -235,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     e = add("demo", cmd_demo)
     e.add_argument("--work", type=Path, default=Path("work/demo"), help="working folder (default work/demo)")
     e.add_argument("--records", type=int, default=None, help="scale the sample data to this many records")
+    ts = add("train-stage", cmd_train_stage)
+    ts.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
+    ts.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to train")
+    ts.add_argument("--init-from", help="checkpoint to start from (default: the previous stage's final/)")
+    tc = add("train-curriculum", cmd_train_curriculum)
+    tc.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     return p
 
 

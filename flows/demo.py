@@ -8,7 +8,7 @@ from pathlib import Path
 
 def prepare_demo(work: Path, records: int | None = None) -> Path:
     """Tiny tokenizer + sample data + the demo recipe in ``work``; returns the recipe path."""
-    from magicvl.model.tiny import build_tokenizer, is_tiny
+    from magicvl.model.tiny import build_tiny_magicvl, build_tokenizer, is_tiny
     from magicvl.sample_data import generate
 
     work.mkdir(parents=True, exist_ok=True)
@@ -16,6 +16,10 @@ def prepare_demo(work: Path, records: int | None = None) -> Path:
     if not is_tiny(tok):
         build_tokenizer(tok)
         print(f"built a tiny tokenizer locally (not a real model's): {tok}")
+    vlm = work / "models" / "magicvl"
+    if not is_tiny(vlm):
+        build_tiny_magicvl(vlm)
+        print(f"built a tiny random MagicVL locally (for `magicvl train-curriculum`): {vlm}")
     data = work / "data"
     marker = data / "sample_manifest.json"
     if not marker.is_file() or records is not None:

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
+from magicvl.model.train_config import TrainConfig
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.crossmodal import CrossModalConfig, check_pairs
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
@@ -18,6 +17,7 @@ from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.resources import StepResources
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class RecipeError(ValueError):
@@ -67,6 +67,7 @@ class Recipe(BaseModel):
     )
     ray: RayOptions = Field(default_factory=RayOptions)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    train: TrainConfig | None = Field(default=None, description="Stage training (model/train_config.py).")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
 
     @field_validator("datasets")

@@ -120,6 +120,16 @@ class MagicVLProcessor:
                 expanded.append(c.vision_start_token + c.image_token * n + c.vision_end_token + part)
             m["content"] = "".join(expanded)
 
+    def count_tokens(self, conversation: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        """``(total, visual)`` tokens of a sample from its image sizes ``(h, w)``, without decoding images."""
+        c = self.config
+        messages = to_messages(conversation)
+        plans = plan_images(sizes, c.max_tiles, c.token_px, c.tile_size)
+        self._expand_placeholders(messages, plans)
+        text, _ = self.render(messages)
+        total = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return total, sum(p.num_tokens for p in plans)
+
     # ---- text -----------------------------------------------------------------------
     def render(
         self, messages: list[dict[str, str]], add_generation_prompt: bool = False

@@ -41,6 +41,11 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+def stage_folder(stage: int) -> str:
+    """The folder name of one curriculum stage under ``curated/`` (no ``=``: the stage is a file column)."""
+    return f"stage-{int(stage)}"
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Paths of one run's outputs. Pure: creates nothing."""
@@ -127,7 +132,7 @@ class OutputLayout:
         return self.dropped / dataset
 
     def stage_dir(self, stage: int) -> Path:
-        return self.curated / f"stage-{stage}"
+        return self.curated / stage_folder(stage)
 
     def marker(self, step: str, name: str) -> Path:
         """Completion marker of one unit of work (written last, atomically)."""

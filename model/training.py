@@ -1,0 +1,237 @@
+"""One training stage under DeepSpeed: ``setup`` (process entry) → ``main`` (build) → ``fit`` (the loop).
+
+Started by a launcher (torchrun or ``deepspeed``) once per process:
+``python -m magicvl.model.training <stage_dir>/run.json``. The run spec names
+the stage, the checkpoint it starts from, the curated root and the recipe's
+``train:`` section. Outputs in the stage folder::
+
+    ds_config.json        the DeepSpeed config generated from the recipe
+    checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG
+    metrics.jsonl         one line per logged step (rank 0)
+    final/                MagicVL.from_pretrained-loadable weights + tokenizer (written last)
+
+Freezing: the parts not in the stage's ``trainable`` list get
+``requires_grad=False`` and are left out of the optimizer. In fp32 runs they
+stay bit-identical; with ``bf16`` the saved weights are the bf16 copies (exact
+when the input checkpoint holds bf16 values, as released checkpoints do).
+Rank 0 prints ``METRIC {json}`` lines on stdout; the Prefect task streams them
+into the run's logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from magicvl.model.magicvl import MagicVL
+from magicvl.model.packing import token_losses
+from magicvl.model.processor import MagicVLProcessor
+from magicvl.model.tiny import is_tiny
+from magicvl.model.train_config import TrainConfig
+from magicvl.model.train_data import DataState, StageData, pack_stats, stage_shards
+
+KEEP_CHECKPOINTS = 2
+MODEL_INPUTS = ("input_ids", "position_ids", "pixel_values", "image_grid", "patch_mask", "tile_image_index")
+
+
+class StageRun(BaseModel):
+    """What one stage run needs (written by the flow as ``run.json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: int
+    init_from: str  # MagicVL checkpoint folder (weights + tokenizer)
+    curated: str  # curated root (holds stage=k/)
+    out_dir: str
+    train: TrainConfig
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir)
+
+
+def cosine_with_warmup(warmup: int, steps: int):
+    """LR factor of optimizer step ``s``: linear warmup ``(s+1)/(warmup+1)``, then cosine to 0."""
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        progress = (s - warmup) / max(1, steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def freeze(model: MagicVL, trainable: list[str]) -> list[torch.nn.Parameter]:
+    """Freeze everything but ``trainable`` parts; returns the trainable parameters."""
+    model.requires_grad_(False)
+    for part in trainable:
+        getattr(model, part).requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def default_dist_env() -> None:
+    """A single process started without a launcher gets rank 0 of 1 (DeepSpeed needs the variables)."""
+    if "RANK" in os.environ:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+
+
+def setup(argv: list[str] | None = None) -> int:
+    """Process entry: read the run spec, start the process group, train."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m magicvl.model.training <run.json>", file=sys.stderr)
+        return 2
+    spec = StageRun.model_validate_json(Path(args[0]).read_text())
+    default_dist_env()
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path("work/.torch_extensions").resolve()))
+    main(spec)
+    return 0
+
+
+def main(spec: StageRun) -> None:
+    """Build model, optimizer, scheduler and data; resume; fit; save the final weights."""
+    import deepspeed
+
+    cuda = torch.cuda.is_available()
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    cfg, st = spec.train, spec.train.stages[spec.stage]
+    torch.manual_seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    random.seed(cfg.seed + rank)
+    ds_config = cfg.deepspeed_config(spec.stage)
+    if rank == 0:
+        spec.out.mkdir(parents=True, exist_ok=True)
+        (spec.out / "ds_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
+    model = MagicVL.from_pretrained(spec.init_from).train()
+    processor = MagicVLProcessor.from_pretrained(spec.init_from)
+    params = freeze(model, list(st.trainable))
+    optimizer = torch.optim.AdamW(params, lr=st.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(st.warmup, st.steps))
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
+    shards = stage_shards(spec.curated, cfg.sources(spec.stage))
+    data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world)
+    step, state = resume(engine, spec.out / "checkpoints")
+    fit(engine, data, spec, step, state)
+    save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
+    if rank == 0 and is_tiny(spec.init_from):  # still a toy: keep the label for whoever loads it
+        shutil.copy(Path(spec.init_from) / "TINY_RANDOM_CHECKPOINT.json", spec.out / "final")
+
+
+def resume(engine, ckdir: Path) -> tuple[int, DataState]:
+    """Load the latest checkpoint if there is one; returns ``(step, data position)``."""
+    if not (ckdir / "latest").is_file():
+        return 0, DataState()
+    _, client = engine.load_checkpoint(str(ckdir))
+    set_rng_state(client["rng"])
+    return int(client["step"]), DataState(**client["data"])
+
+
+def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) -> None:
+    """The loop: ``grad_accum`` packed micro-batches per optimizer step; log, checkpoint."""
+    cfg, st = spec.train, spec.train.stages[spec.stage]
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    batches = data.batches(state)
+    metrics_path = spec.out / "metrics.jsonl"
+    while step < st.steps:
+        t0, losses, agg = time.perf_counter(), [], {"tokens": 0, "real_share": 0.0, "images_per_pack": 0.0}
+        for _ in range(st.grad_accum):
+            state, batch = next(batches)
+            inputs = {k: batch[k].to(engine.device) for k in MODEL_INPUTS}
+            logits = engine(**inputs).logits  # [B, T, V]
+            loss_sum, mask = token_losses(logits, batch["labels"].to(engine.device))
+            loss = loss_sum.sum() / mask.sum().clamp(min=1)
+            engine.backward(loss)
+            engine.step()
+            losses.append(float(loss.detach()))
+            for k, v in pack_stats(batch, cfg.packing.max_tokens).items():
+                if k in agg:
+                    agg[k] += v
+        step += 1
+        if rank == 0 and (step % cfg.log_every == 0 or step == st.steps or step == 1):
+            row = {
+                "stage": spec.stage,
+                "step": step,
+                "loss": sum(losses) / len(losses),
+                "lr": engine.get_lr()[0],
+                "tokens_per_s": agg["tokens"] * world / (time.perf_counter() - t0),
+                "real_share": agg["real_share"] / st.grad_accum,
+                "images_per_pack": agg["images_per_pack"] / st.grad_accum,
+                "dropped": sum(data.stats.dropped.values()),
+            }
+            print("METRIC " + json.dumps(row), flush=True)
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        if step % cfg.checkpoint_every == 0 or step == st.steps:
+            save_checkpoint(engine, spec.out / "checkpoints", step, state, rank)
+
+
+def save_checkpoint(engine, ckdir: Path, step: int, state: DataState, rank: int) -> None:
+    """DeepSpeed checkpoint (``latest`` is updated last) with data position and RNG; prune old tags."""
+    client = {"step": step, "data": {"epoch": state.epoch, "packs": state.packs}, "rng": rng_state()}
+    engine.save_checkpoint(str(ckdir), tag=f"step-{step:08d}", client_state=client)
+    if rank == 0:
+        tags = sorted(p for p in ckdir.glob("step-*") if p.is_dir())
+        for old in tags[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        print(f"CHECKPOINT {json.dumps({'step': step, 'path': str(ckdir / f'step-{step:08d}')})}", flush=True)
+
+
+def save_final(engine, processor: MagicVLProcessor, out: Path, zero_stage: int, rank: int) -> None:
+    """``MagicVL.save_pretrained`` + tokenizer into ``out`` (atomic rename; ZeRO-3 gathers first)."""
+    import deepspeed
+
+    model: MagicVL = engine.module
+    tmp = out.with_name(out.name + ".tmp")
+    if zero_stage == 3:
+        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            if rank == 0:
+                _write_final(model, processor, tmp, out)
+    elif rank == 0:
+        _write_final(model, processor, tmp, out)
+    torch.distributed.barrier()
+
+
+def _write_final(model: MagicVL, processor: MagicVLProcessor, tmp: Path, out: Path) -> None:
+    """Copy the weights into a fresh module (ZeRO flattens parameters into shared buffers) and save."""
+    fresh = MagicVL(model.config)
+    fresh.load_state_dict({k: v.detach().float().clone() for k, v in model.state_dict().items()})
+    shutil.rmtree(tmp, ignore_errors=True)
+    fresh.save_pretrained(tmp)
+    processor.tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+if __name__ == "__main__":
+    sys.exit(setup())
