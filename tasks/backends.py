@@ -23,5 +23,6 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
     if signal.backend is None:
         return None
     if signal.backend == "tokenizer":
-        return tokenizer(params.tokenizer) if getattr(params, "tokenizer", None) else None
+        path = getattr(params, "tokenizer", None)  # read once: unit=word needs none
+        return tokenizer(path) if path else None
     raise ValueError(f"signal {signal.name!r} needs backend {signal.backend!r}, which this build does not provide")
