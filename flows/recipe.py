@@ -16,6 +16,7 @@ from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
+from magicvl.storage.overlap import output_overlap
 
 
 class RecipeError(ValueError):
@@ -76,6 +77,17 @@ class Recipe(BaseModel):
         unknown = [m for m in self.combine.log1p if m not in SIGNALS]
         if unknown:
             raise ValueError(f"combine.log1p names unknown metrics {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _output_apart_from_inputs(self) -> Recipe:
+        inputs = []
+        for i, d in enumerate(self.datasets):
+            inputs.append((f"datasets[{i}].path", self.path(d.path)))
+            if d.image_root:
+                inputs.append((f"datasets[{i}].image_root", self.path(d.image_root)))
+        if problem := output_overlap(self.output_root, inputs):
+            raise ValueError(problem)
         return self
 
     # derived -------------------------------------------------------------------
