@@ -165,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, (RecipeError, FileNotFoundError)):
             print(f"error: {e}", file=sys.stderr)
             return 2
+        from magicvl.storage.diskfull import DiskFullError
+        from magicvl.storage.lock import OutputLockedError
+
+        if isinstance(e, (DiskFullError, OutputLockedError)):  # one clear line, no traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         raise
 
 

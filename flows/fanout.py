@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from magicvl.storage.diskfull import DiskFullError
+
 log = logging.getLogger("magicvl")
 
 
@@ -82,8 +84,9 @@ def fan_out(
     pending: dict[Any, int] = {}
     next_call = 0
     done = 0
-    while next_call < len(calls) or pending:
-        while next_call < len(calls) and len(pending) < window:
+    disk_full: OSError | None = None  # out of space: submit nothing more, let running tasks clean up
+    while (next_call < len(calls) and disk_full is None) or pending:
+        while next_call < len(calls) and len(pending) < window and disk_full is None:
             pending[remote.remote(*calls[next_call])] = next_call
             next_call += 1
         ready, _ = ray.wait(list(pending), num_returns=1)
@@ -95,9 +98,13 @@ def fan_out(
                 else:
                     reduce(ray.get(ref))
             except Exception as e:  # a unit failed as a whole: finish the rest, then say which
+                if isinstance(cause := getattr(e, "cause", e), DiskFullError):
+                    disk_full = disk_full or cause
                 failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
             done += 1
             report(done)
+    if disk_full is not None:
+        raise disk_full  # one line naming the device and the path
     if failures:
         raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
     return results if reduce is None else []
