@@ -103,6 +103,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every output before reusing it (MAGICVL_VERIFY=sha256; default: size, footer, mtime)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="magicvl", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -122,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="STEP",
         help="recompute these steps even where outputs exist (ingest, signals, combine)",
     )
+    _verify_flag(c)
     s = add("score", cmd_score)
     s.add_argument("recipe", type=Path, help="recipe YAML file")
     s.add_argument("--signal", action="append", help="signal to rerun (repeatable; default: all configured)")
@@ -129,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="output root (overrides the recipe's `output`)")
     s.add_argument("--force", action="store_true", help="recompute even where the cache key matches")
     s.add_argument("--no-combine", action="store_true", help="only compute signals; do not rewrite the curriculum")
+    _verify_flag(s)
     m = add("combine", cmd_combine)
     m.add_argument("recipe", type=Path, help="recipe YAML file")
     m.add_argument("--output", help="output root (overrides the recipe's `output`)")
@@ -154,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     set_quiet_env()
     args = _parser().parse_args(argv)
+    if getattr(args, "verify", False):
+        import os
+
+        os.environ["MAGICVL_VERIFY"] = "sha256"  # read by storage.verify, inherited by local Ray workers
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 Every shard is written under a hidden temporary name in its final folder and
 renamed into place only when the writer is closed without error, so a shard
 exists whole or not at all. The SHA-256 of each file is computed while it is
-written (no second read). A write that runs out of space raises
+written (no second read), and every data page carries a CRC (``write_page_checksum``)
+that a verifying read checks. A write that runs out of space raises
 ``DiskFullError`` (naming the path, device and mount point) and every
 temporary is removed: aborting needs no free space.
 """
@@ -214,7 +215,9 @@ class ShardWriter:
         final = self.directory / f"{self.stem}-{n:03d}.parquet"
         self._tmp = self.directory / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sink = _HashingSink(self._tmp)
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self._compression)
+        self._writer = pq.ParquetWriter(
+            self._sink, self.schema, compression=self._compression, write_page_checksum=True
+        )
         self._rows = 0
         self._final = final
 
@@ -240,7 +243,7 @@ def write_table(path: str | Path, table: pa.Table, compression: str = "zstd") ->
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     sink = _HashingSink(tmp)
     try:
-        pq.write_table(table, sink, compression=_compression(table.schema, compression))
+        pq.write_table(table, sink, compression=_compression(table.schema, compression), write_page_checksum=True)
         sink.close()
         os.replace(tmp, path)
     except BaseException as e:

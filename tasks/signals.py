@@ -20,9 +20,10 @@ from PIL import Image
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import Signal, SignalParams, get_signal
 from magicvl.storage.fingerprint import cache_key, code_version, sha256_file
+from magicvl.storage.verify import reusable_parquet
 from magicvl.storage.images import ImageError, read_image_bytes
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.readers import file_metadata, iter_batches
+from magicvl.storage.readers import iter_batches
 from magicvl.storage.schema import signal_schema
 from magicvl.storage.writer import write_table
 from magicvl.tasks.backends import load_backend
@@ -181,7 +182,7 @@ def score_shard(
     key = job.key(shard["sha256"])
     path = layout.signal_path(job.name, dataset, stem, key)
     base = {"signal": job.name, "dataset": dataset, "shard": stem}
-    if not force and path.is_file() and file_metadata(path).get("cache_key") == key:
+    if not force and reusable_parquet(path, key):  # footer, key (and pages in verify mode) checked
         err = pq.read_table(path, columns=["error"]).column("error")
         rows, errors = len(err), len(err) - err.null_count
         return {
