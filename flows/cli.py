@@ -193,6 +193,14 @@ def cmd_train_curriculum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every output before reusing it (MAGICVL_VERIFY=sha256; default: size, footer, mtime)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="magicvl", description=_plain(__doc__))
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
@@ -214,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         help="recompute these steps even where outputs exist (ingest, signals, combine); "
         "--force alone recomputes every step",
     )
+    _verify_flag(c)
     s = add("score", cmd_score)
     s.add_argument("recipe", type=Path, help="recipe YAML file")
     s.add_argument("--signal", action="append", help="signal to rerun (repeatable; default: all configured)")
@@ -221,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="output root (overrides the recipe's `output`)")
     s.add_argument("--force", action="store_true", help="recompute even where the cache key matches")
     s.add_argument("--no-combine", action="store_true", help="only compute signals; do not rewrite the curriculum")
+    _verify_flag(s)
     m = add("combine", cmd_combine)
     m.add_argument("recipe", type=Path, help="recipe YAML file")
     m.add_argument("--output", help="output root (overrides the recipe's `output`)")
@@ -268,6 +278,10 @@ def _plain(doc: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     set_quiet_env()
     args = _parser().parse_args(argv)
+    if getattr(args, "verify", False):
+        import os
+
+        os.environ["MAGICVL_VERIFY"] = "sha256"  # read by storage.verify, inherited by local Ray workers
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -280,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, (RecipeError, UsageError, FileNotFoundError)):
             print(f"error: {e}", file=sys.stderr)
             return 2
+        from magicvl.storage.diskfull import DiskFullError
+        from magicvl.storage.lock import OutputLockedError
+
+        if isinstance(e, (DiskFullError, OutputLockedError)):  # one clear line, no traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 1
         raise
 
 

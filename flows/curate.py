@@ -18,6 +18,7 @@ from magicvl.flows.recipe import Recipe, load_recipe
 from magicvl.flows.run_summary import finish_report, reuse_line
 from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
+from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, steps
@@ -100,7 +101,10 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         raise ValueError(f"unknown step(s) to force {bad}; choose from {STEPS}")
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     _logger().info("curate: %d datasets → %s (recipe %s)", len(recipe.datasets), recipe.output_root, recipe.digest())
-    with ray_session(recipe.ray.address, recipe.ray.num_cpus):
+    with (
+        lock_output(recipe.output_root, "curate", exclusive=True),
+        ray_session(recipe.ray.address, recipe.ray.num_cpus),
+    ):
         ing = ingest_task(recipe, force="ingest" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
@@ -123,9 +127,11 @@ def score(
     unknown = [s for s in signals or [] if s not in recipe.signals]
     if unknown:
         raise ValueError(f"signals {unknown} are not configured in the recipe (configured: {list(recipe.signals)})")
-    with ray_session(recipe.ray.address, recipe.ray.num_cpus):
+    parts = [f"signal-{s}" for s in signals or recipe.signals]
+    with lock_output(recipe.output_root, "score", parts), ray_session(recipe.ray.address, recipe.ray.num_cpus):
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
-        comb = combine_task(recipe) if then_combine else None
+        with lock_part(recipe.output_root, "combine"):  # one combine at a time; waits for another score's
+            comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}
     info = {"signals": report.slim(sig), "combine": report.slim(comb)}
@@ -137,6 +143,9 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
     started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
-    with ray_session(recipe.ray.address, recipe.ray.num_cpus):
+    with (
+        lock_output(recipe.output_root, "combine", ["combine"]),
+        ray_session(recipe.ray.address, recipe.ray.num_cpus),
+    ):
         comb = combine_task(recipe, force=force)
     return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")

@@ -18,6 +18,7 @@ from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.resources import StepResources
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from magicvl.storage.overlap import output_overlap
 
 
 class RecipeError(ValueError):
@@ -105,6 +106,17 @@ class Recipe(BaseModel):
         if unknown:
             raise ValueError(f"combine.log1p names unknown metrics {unknown}")
         check_pairs(self.cross_modal, self.combine.task)
+        return self
+
+    @model_validator(mode="after")
+    def _output_apart_from_inputs(self) -> Recipe:
+        inputs = []
+        for i, d in enumerate(self.datasets):
+            inputs.append((f"datasets[{i}].path", self.path(d.path)))
+            if d.image_root:
+                inputs.append((f"datasets[{i}].image_root", self.path(d.image_root)))
+        if problem := output_overlap(self.output_root, inputs):
+            raise ValueError(problem)
         return self
 
     # derived -------------------------------------------------------------------

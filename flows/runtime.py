@@ -52,15 +52,18 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
         yield ray.cluster_resources()
         return
     if address == "local":
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=ray_tmpdir(),
-            configure_logging=False,
-            log_to_driver=True,
-        )
+        from magicvl.flows.raylocal import local_ray_guards
+
+        with local_ray_guards(ray_tmpdir()):  # no cloud-metadata lookups; workers die with the run
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=ray_tmpdir(),
+                configure_logging=False,
+                log_to_driver=True,
+            )
     else:
         ray.init(address=address, configure_logging=False)
     try:

@@ -280,3 +280,96 @@ def write_webdataset_tar(path: Path | str, members: Iterable[TarMember]) -> Path
                 f.write(m.data + bytes(-len(m.data) % tarfile.BLOCKSIZE))
         f.write(bytes(2 * tarfile.BLOCKSIZE))
     return p
+
+
+# -- inputs built to exhaust time or memory -----------------------------------------------------
+
+
+def deeply_nested_json(depth: int = 1000, key: str = "deep") -> bytes:
+    """A JSON object whose ``meta`` field nests ``depth`` arrays (``RecursionError`` in ``json``)."""
+    conv = b'[{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]'
+    return b'{"id": "%s", "conversations": %s, "meta": %s%s}' % (key.encode(), conv, b"[" * depth, b"]" * depth)
+
+
+def jpeg_scan_bomb_bytes(scans: int = 100_000, side: int = 512) -> bytes:
+    """A progressive JPEG followed by ``scans`` empty scans (10 bytes each): valid to the decoder,
+    which walks every block of the image once per scan (about 12 s per 100,000 scans at 512²)."""
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(side, side)).save(buf, format="JPEG", progressive=True, quality=80)
+    data = buf.getvalue()
+    i = data.rfind(b"\xff\xda")  # the last real scan header: its tables are defined, reuse it
+    sos = data[i : i + 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]]
+    return data[:-2] + sos * scans + b"\xff\xd9"
+
+
+def write_jpeg_scan_bomb(path: Path | str, scans: int = 100_000, side: int = 512) -> Path:
+    """See :func:`jpeg_scan_bomb_bytes`."""
+    p = _target(path, "scan_bomb.jpg")
+    p.write_bytes(jpeg_scan_bomb_bytes(scans, side))
+    return p
+
+
+def write_json_array_with_huge_element(
+    path: Path | str, good_records: Sequence[Mapping[str, Any]], element_bytes: int, at: int = 1
+) -> Path:
+    """A LLaVA JSON array with one ``element_bytes``-long string element at index ``at``,
+    written in 1 MiB pieces (the builder never holds the element)."""
+    import json
+
+    p = _target(path, "huge_element.json")
+    goods = [json.dumps(r, ensure_ascii=False).encode("utf-8") for r in good_records]
+    with open(p, "wb") as f:
+        f.write(b"[")
+        for i, g in enumerate(goods[:at] + [None] + goods[at:]):
+            f.write(b"," if i else b"")
+            if g is not None:
+                f.write(g)
+                continue
+            f.write(b'{"id": "huge", "blob": "')
+            left = element_bytes
+            while left > 0:
+                n = min(left, 1 << 20)
+                f.write(b"a" * n)
+                left -= n
+            f.write(b'"}')
+        f.write(b"]")
+    return p
+
+
+def write_parquet_with_blob(
+    path: Path | str, records: Sequence[Mapping[str, Any]], blob_bytes: int, column: str = "extra", row: int = 0
+) -> Path:
+    """A Parquet dataset whose row ``row`` carries a ``blob_bytes`` blob: in ``column`` (binary), or,
+    with ``column="image"``, as the embedded image bytes of that row. Other rows get a small JPEG."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = _target(path, "blob.parquet")
+    small = jpeg_bytes(32, 24)
+    blob = bytes(blob_bytes)
+    images = [{"bytes": blob if (column == "image" and i == row) else small, "path": f"{i}.jpg"} for i in range(len(records))]
+    extra = [blob if (column != "image" and i == row) else b"" for i in range(len(records))]
+    table = pa.table(
+        {
+            "id": [str(r["id"]) for r in records],
+            "conversations": [json.dumps(r["conversations"]) for r in records],
+            "image": pa.array(images, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            (column if column != "image" else "extra"): pa.array(extra, pa.binary()),
+        }
+    )
+    pq.write_table(table, p, row_group_size=max(1, len(records)))
+    return p
+
+
+def write_non_utf8_name(folder: Path | str, suffix: str = ".jsonl", content: bytes = b"") -> Path:
+    """A file whose name holds the byte 0xFF (not valid UTF-8; ``os.fsdecode`` gives a surrogate)."""
+    import os
+
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    raw = os.fsencode(d) + b"/bad-\xff-name" + suffix.encode()
+    with open(raw, "wb") as f:
+        f.write(content)
+    return Path(os.fsdecode(raw))

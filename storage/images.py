@@ -4,6 +4,11 @@
   outside it and ``..`` escapes (also through symlinks) are refused, never fetched.
 * Size is checked from the header before any pixel is decoded, so a
   40,000×40,000 PNG is refused in microseconds without allocating it.
+* Decode work is bounded: a JPEG with more than ``max_jpeg_scans`` scans
+  (progressive "scan bombs": 100,000 empty scans in 1 MB) is refused by
+  counting SOS markers before decoding, and every decode runs under a
+  deadline (``DecodeBudget``: per image and per ingestion task), checked
+  between 8 KiB reads of the compressed data.
 * Odd modes (CMYK, 16-bit, palette, alpha, LA, I, F) convert to 8-bit RGB/L
   with documented rules (``to_rgb``, ``to_gray``).
 """
@@ -13,14 +18,18 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # MPO files open through JPEG
+_ADDRESS_RE = re.compile(r" (object )?at 0x[0-9A-Fa-f]+")
+_SOS = b"\xff\xda"  # start-of-scan marker; entropy-coded data stuffs 0xFF as FF 00, so this is never data
+_READ_BLOCK = 8192  # compressed bytes fed to the decoder between deadline checks
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|[^\\/])")  # scheme: but not a Windows drive letter path
 
 
@@ -30,6 +39,53 @@ class ImageError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def stable_error(e: BaseException) -> str:
+    """``Type: message`` without run-dependent object addresses (outputs stay byte-identical)."""
+    return f"{type(e).__name__}: {_ADDRESS_RE.sub('', str(e))}"
+
+
+@dataclass
+class DecodeBudget:
+    """Time limits on decoding: ``image_seconds`` per image, ``task_seconds`` over all images of a task.
+
+    ``max_jpeg_scans`` bounds the work of a progressive JPEG before any decoding.
+    The task clock starts with the first image decoded under this budget.
+    """
+
+    image_seconds: float = 10.0
+    task_seconds: float | None = None
+    max_jpeg_scans: int = 100
+    _task_deadline: float | None = field(default=None, repr=False)
+
+    def deadline(self) -> float:
+        """Monotonic time by which the next image must be decoded (ImageError if the task budget is spent)."""
+        now = time.monotonic()
+        if self.task_seconds is not None and self._task_deadline is None:
+            self._task_deadline = now + self.task_seconds
+        end = now + self.image_seconds
+        if self._task_deadline is not None:
+            if now >= self._task_deadline:
+                raise ImageError(
+                    "task_time_limit", f"task decode budget of {self.task_seconds:g} s is spent; image not decoded"
+                )
+            end = min(end, self._task_deadline)
+        return end
+
+
+class _DeadlineReader(io.BytesIO):
+    """Bytes the decoder pulls in small blocks; past ``deadline`` the next read raises."""
+
+    def __init__(self, data: bytes, deadline: float, seconds: float) -> None:
+        super().__init__(data)
+        self.deadline = deadline
+        self.seconds = seconds
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise ImageError("decode_timeout", f"image decode exceeded its time limit ({self.seconds:g} s)")
+        return super().read(size)
 
 
 @dataclass(frozen=True)
@@ -72,18 +128,31 @@ def read_image_bytes(path: Path, max_bytes: int) -> bytes:
     return path.read_bytes()
 
 
-def open_checked(data: bytes, max_pixels: int) -> Image.Image:
-    """Open image bytes lazily after checking format and pixel count from the header."""
+def open_checked(data: bytes, max_pixels: int, budget: DecodeBudget | None = None) -> Image.Image:
+    """Open image bytes lazily after checking format, pixel count and scan count from the header.
+
+    The returned image reads its data through a deadline (``budget``; defaults apply).
+    """
     if not data:
         raise ImageError("not_an_image", "image is empty (0 bytes)")
+    budget = budget or DecodeBudget()
+    if data[:2] == b"\xff\xd8" and (scans := data.count(_SOS)) > budget.max_jpeg_scans:
+        raise ImageError(
+            "too_many_scans", f"JPEG has {scans} scans (max {budget.max_jpeg_scans}); refused before decoding"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            reader = _DeadlineReader(data, budget.deadline(), budget.image_seconds)
+            img = Image.open(reader, formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError("too_many_pixels", f"image refused before decoding: {e}") from None
+    except ImageError:
+        raise
     except Exception as e:  # PIL raises UnidentifiedImageError, SyntaxError, struct.error, ...
-        raise ImageError("not_an_image", f"not a readable image: {type(e).__name__}: {e}") from None
+        raise ImageError("not_an_image", f"not a readable image: {stable_error(e)}") from None
+    if isinstance(img, ImageFile.ImageFile):
+        img.decodermaxblock = _READ_BLOCK  # the deadline is checked between reads
     w, h = img.size
     if w <= 0 or h <= 0:
         raise ImageError("bad_dimensions", f"image has invalid size {w}x{h}")
@@ -100,12 +169,12 @@ def _load(img: Image.Image) -> None:
     except ImageError:
         raise
     except Exception as e:
-        raise ImageError("decode_error", f"image does not decode: {type(e).__name__}: {e}") from None
+        raise ImageError("decode_error", f"image does not decode: {stable_error(e)}") from None
 
 
-def check_image(data: bytes, max_pixels: int) -> ImageInfo:
-    """Decode ``data`` fully (the check) and return its header facts."""
-    img = open_checked(data, max_pixels)
+def check_image(data: bytes, max_pixels: int, budget: DecodeBudget | None = None) -> ImageInfo:
+    """Decode ``data`` fully (the check, under ``budget``) and return its header facts."""
+    img = open_checked(data, max_pixels, budget)
     info = ImageInfo(img.width, img.height, img.format or "UNKNOWN")
     _load(img)
     return info
@@ -146,7 +215,9 @@ def to_gray(img: Image.Image) -> Image.Image:
     return to_rgb(img).convert("L")
 
 
-def gray_for_signals(data: bytes, max_pixels: int, max_side: int) -> tuple[ImageInfo, Image.Image]:
+def gray_for_signals(
+    data: bytes, max_pixels: int, max_side: int, budget: DecodeBudget | None = None
+) -> tuple[ImageInfo, Image.Image]:
     """The decode every image signal shares: 8-bit luma, longer side below ``2 · max_side``.
 
     Policy (documented so values are reproducible): JPEGs are decoded at the
@@ -157,7 +228,7 @@ def gray_for_signals(data: bytes, max_pixels: int, max_side: int) -> tuple[Image
     Decoding here is also the integrity check: all compressed data is read.
     Returns header facts (original size) and the luma image (mode 'L').
     """
-    img = open_checked(data, max_pixels)
+    img = open_checked(data, max_pixels, budget)
     info = ImageInfo(img.width, img.height, img.format or "UNKNOWN")
     if img.format in ("JPEG", "MPO") and img.mode in ("RGB", "L", "YCbCr"):
         img.draft("L", (max_side, max_side))

@@ -8,8 +8,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from magicvl.storage.diskfull import translate
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import folder_manifest_path
+from magicvl.storage.verify import outputs_intact, stamp
 
 MANIFEST_NAME = "_manifest.json"  # the run manifest at an output root (folder manifests live under _state)
 
@@ -19,12 +21,16 @@ def write_json(path: str | Path, obj: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=str, ensure_ascii=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # on a full disk the temporary must not keep the space
+        raise translate(e, path) from None
     return path
 
 
@@ -57,24 +63,26 @@ def load_marker(path: str | Path, root: str | Path) -> dict[str, Any] | None:
 
 
 def save_marker(path: str | Path, root: str | Path, marker: dict[str, Any]) -> None:
-    """Write a marker, storing output paths relative to ``root``."""
+    """Write a marker, storing output paths relative to ``root`` and each output's mtime (see verify)."""
     base = Path(root)
+    if "outputs" in marker:
+        marker = {**marker, "outputs": stamp(marker["outputs"])}
     rel = lambda p: Path(p).relative_to(base).as_posix() if Path(p).is_relative_to(base) else p  # noqa: E731
     write_json(path, _map_paths(marker, rel))
 
 
-def read_marker(path: str | Path, key: str, root: str | Path) -> dict[str, Any] | None:
-    """The marker's payload if it exists, matches ``key`` and its outputs are all still there."""
+def read_marker(path: str | Path, key: str, root: str | Path, verify: str | None = None) -> dict[str, Any] | None:
+    """The marker's payload if it exists, matches ``key`` and its outputs are intact.
+
+    What "intact" means (size, Parquet footer, mtime, SHA-256 with ``verify="sha256"``
+    or ``$MAGICVL_VERIFY``) is ``storage.verify``; a damaged output is logged by path.
+    """
     if not Path(path).is_file():
         return None
     marker = load_marker(path, root)
     if marker is None or marker.get("key") != key:
         return None
-    for out in marker.get("outputs", []):
-        q = Path(out["path"])
-        if not q.is_file() or q.stat().st_size != out["bytes"]:
-            return None
-    return marker
+    return marker if outputs_intact(path, marker.get("outputs", []), verify) else None
 
 
 def write_marker(

@@ -3,7 +3,10 @@
 Every shard is written under a hidden temporary name in its final folder and
 renamed into place only when the writer is closed without error, so a shard
 exists whole or not at all. The SHA-256 of each file is computed while it is
-written (no second read).
+written (no second read), and every data page carries a CRC (``write_page_checksum``)
+that a verifying read checks. A write that runs out of space raises
+``DiskFullError`` (naming the path, device and mount point) and every
+temporary is removed: aborting needs no free space.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from magicvl.storage.diskfull import translate
 
 # Already-compressed payloads: compressing them again costs CPU for nothing.
 _UNCOMPRESSED_COLUMNS = ("image.bytes",)
@@ -40,10 +45,14 @@ class ShardInfo:
 
 
 class _HashingSink:
-    """A write-only file object that hashes what passes through it."""
+    """A write-only file object that hashes what passes through it; no-space errors name the path."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "wb")
+        self.path = path
+        try:
+            self._f = open(path, "wb")
+        except OSError as e:
+            raise translate(e, path) from None
         self._h = hashlib.sha256()
         self._n = 0
         self.closed = False
@@ -52,13 +61,19 @@ class _HashingSink:
         b = data if isinstance(data, bytes) else bytes(data)
         self._h.update(b)
         self._n += len(b)
-        return self._f.write(b)
+        try:
+            return self._f.write(b)
+        except OSError as e:
+            raise translate(e, self.path) from None
 
     def tell(self) -> int:
         return self._n
 
     def flush(self) -> None:
-        self._f.flush()
+        try:
+            self._f.flush()
+        except OSError as e:
+            raise translate(e, self.path) from None
 
     def writable(self) -> bool:
         return True
@@ -68,10 +83,23 @@ class _HashingSink:
 
     def close(self) -> None:
         if not self.closed:
-            self._f.flush()
-            os.fsync(self._f.fileno())
+            try:
+                self._f.flush()
+                os.fsync(self._f.fileno())
+            except OSError as e:
+                self.discard()
+                raise translate(e, self.path) from None
             self._f.close()
             self.closed = True
+
+    def discard(self) -> None:
+        """Close without caring whether buffered bytes reach the disk, and remove the file."""
+        try:
+            self._f.close()  # may fail to flush (disk full): the descriptor is closed anyway
+        except OSError:
+            pass
+        self.closed = True
+        self.path.unlink(missing_ok=True)
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
@@ -160,14 +188,15 @@ class ShardWriter:
         return infos
 
     def abort(self) -> None:
-        """Drop everything written so far."""
+        """Drop everything written so far (needs no free space: nothing more is written)."""
         if self._writer is not None:
             try:
                 self._writer.close()
-            finally:
-                self._sink.close()
-                self._tmp.unlink(missing_ok=True)
-                self._writer = None
+            except Exception:  # e.g. the footer does not fit on a full disk
+                pass
+            self._sink.discard()
+            self._writer = None
+            self._sink = None
         for tmp, *_ in self._pending:
             Path(tmp).unlink(missing_ok=True)
         self._pending = []
@@ -186,12 +215,17 @@ class ShardWriter:
         final = self.directory / f"{self.stem}-{n:03d}.parquet"
         self._tmp = self.directory / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._sink = _HashingSink(self._tmp)
-        self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self._compression)
+        self._writer = pq.ParquetWriter(
+            self._sink, self.schema, compression=self._compression, write_page_checksum=True
+        )
         self._rows = 0
         self._final = final
 
     def _finish(self) -> None:
-        self._writer.close()
+        try:
+            self._writer.close()
+        except OSError as e:
+            raise translate(e, self._tmp) from None
         self._sink.close()
         self._pending.append((self._tmp, self._final, self._rows, self._sink.tell(), self._sink.hexdigest()))
         self._writer = None
@@ -209,13 +243,12 @@ def write_table(path: str | Path, table: pa.Table, compression: str = "zstd") ->
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     sink = _HashingSink(tmp)
     try:
-        pq.write_table(table, sink, compression=_compression(table.schema, compression))
+        pq.write_table(table, sink, compression=_compression(table.schema, compression), write_page_checksum=True)
         sink.close()
         os.replace(tmp, path)
-    except BaseException:
-        sink.close()
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as e:
+        sink.discard()
+        raise translate(e, tmp) from None
     return ShardInfo(str(path), table.num_rows, sink.tell(), sink.hexdigest())
 
 

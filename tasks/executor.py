@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from magicvl.storage.diskfull import DiskFullError
 from magicvl.tasks.resources import StepResources
 
 log = logging.getLogger("magicvl")
@@ -95,8 +96,9 @@ def run_tasks(
     pending: dict[Any, int] = {}
     next_call = 0
     done = cached = 0
-    while next_call < len(calls) or pending:
-        while next_call < len(calls) and len(pending) < window:
+    disk_full: OSError | None = None  # out of space: submit nothing more, let running tasks clean up
+    while (next_call < len(calls) and disk_full is None) or pending:
+        while next_call < len(calls) and len(pending) < window and disk_full is None:
             pending[remote.remote(*calls[next_call])] = next_call
             next_call += 1
         ready, _ = ray.wait(list(pending), num_returns=1)
@@ -110,12 +112,21 @@ def run_tasks(
                 else:
                     reduce(res)
             except Exception as e:  # a unit failed as a whole: finish the rest, then say which
+                disk_full = disk_full or _disk_full(e)
                 failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
             done += 1
             report(done, cached)
+    if disk_full is not None:
+        raise disk_full  # one line naming the device and the path
     if failures:
         raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
     return results if reduce is None else []
+
+
+def _disk_full(e: BaseException) -> DiskFullError | None:
+    """The DiskFullError behind a failed Ray task (its ``cause``), if that is why it failed."""
+    cause = getattr(e, "cause", e)
+    return cause if isinstance(cause, DiskFullError) else None
 
 
 def _run_unit(unit: Any, force: bool) -> dict[str, Any]:
@@ -212,6 +223,8 @@ def run_on_actors(
                 try:
                     results[i] = ray.get(ref)
                 except Exception as e:
+                    if (full := _disk_full(e)) is not None:
+                        raise full from None  # one line naming the device and the path
                     failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
                 done += 1
                 report(done)

@@ -20,7 +20,14 @@ import numpy as np
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import get_signal
-from magicvl.storage.images import ImageError, check_image, gray_for_signals, read_image_bytes, resolve_image_path
+from magicvl.storage.images import (
+    ImageError,
+    check_image,
+    gray_for_signals,
+    read_image_bytes,
+    resolve_image_path,
+    stable_error,
+)
 from magicvl.storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
 from magicvl.storage.ingest.records import RecordError, parse_record
 from magicvl.storage.options import StorageOptions
@@ -65,6 +72,7 @@ class _ImageStep:
         self.options = options
         self.fused = [f for f in fused if f.signal.per_image is not None]
         self.sides = sorted({f.image_side for f in self.fused})  # one decode per distinct side
+        self.budget = options.decode_budget()  # per-image and per-task decode time limits
 
     def __call__(self, raw: RawRecord, ref: str | None) -> tuple[dict[str, Any], dict[str, float]]:
         if raw.image_bytes is not None:
@@ -77,12 +85,12 @@ class _ImageStep:
         values: dict[str, float] = {}
         info = None
         for side in self.sides:  # exactly the decode the standalone signal makes at this side
-            info, gray = gray_for_signals(data, self.options.max_pixels, side)
+            info, gray = gray_for_signals(data, self.options.max_pixels, side, self.budget)
             for f in self.fused:
                 if f.image_side == side:
                     values.update(f.per_image(gray))
         if info is None:
-            info = check_image(data, self.options.max_pixels)
+            info = check_image(data, self.options.max_pixels, self.budget)
         embed = self.options.images == "embed"
         image = {"bytes": data if embed else None, "path": path}
         return {"image": image, "width": info.width, "height": info.height, "image_format": info.format}, values
@@ -212,7 +220,7 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
     except (RecordError, ImageError) as e:
         return None, None, (e.kind, str(e), sid)
     except Exception as e:  # never let one record stop the chunk
-        return None, None, ("internal_error", f"{type(e).__name__}: {e}", sid)
+        return None, None, ("internal_error", stable_error(e), sid)
     row = {
         "sample_id": parsed.sample_id,
         "dataset": cfg.name,

@@ -5,7 +5,8 @@ element (``json.JSONDecoder.raw_decode`` on a sliding buffer) and records the
 byte offset of every ``chunk_records``-th element, so chunks can be read in
 parallel by seeking straight to their first element.
 
-A malformed element does not stop the file: it becomes one quarantined record
+A malformed, too deeply nested or oversized element does not stop the file
+and is never held whole in memory: it becomes one quarantined record
 covering the bytes up to the next position where a record parses again
 (a ``{`` after a ``,`` that decodes to an object carrying the conversations or
 id field and is followed by ``,`` or ``]``).
@@ -15,14 +16,18 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from magicvl.storage.ingest.spec import Chunk, RawRecord
 
-_READ = 4 << 20
+_READ = 1 << 20
 _WS = " \t\r\n"
+_NON_WS = re.compile(r"[^ \t\r\n]")
+_WS_RUN = re.compile(r"[ \t\r\n]*")
 _DECODER = json.JSONDecoder()
+_KEEP = 1 << 20  # text kept behind the resync search point
 
 
 class _Scanner:
@@ -54,9 +59,13 @@ class _Scanner:
 
     def compact(self) -> None:
         if self.pos > (1 << 20):
-            self.base += len(self.buf[: self.pos].encode("utf-8", "surrogateescape"))
-            self.buf = self.buf[self.pos :]
-            self.pos = 0
+            self.drop(self.pos)
+
+    def drop(self, n: int) -> None:
+        """Forget the first ``n`` characters of the window (byte offsets stay right)."""
+        self.base += len(self.buf[:n].encode("utf-8", "surrogateescape"))
+        self.buf = self.buf[n:]
+        self.pos = max(0, self.pos - n)
 
     def byte_at(self, i: int) -> int:
         return self.base + len(self.buf[:i].encode("utf-8", "surrogateescape"))
@@ -64,39 +73,103 @@ class _Scanner:
     def skip_ws(self) -> str:
         """Advance past whitespace; return the next character ('' at end of file)."""
         while True:
-            while self.pos < len(self.buf) and self.buf[self.pos] in _WS:
-                self.pos += 1
-            if self.pos < len(self.buf):
+            self.pos = _WS_RUN.match(self.buf, self.pos).end()  # faster than searching for a non-blank
+            m = _NON_WS.search(self.buf, self.pos, self.pos + 1)
+            if m is not None:
+                self.pos = m.start()
                 return self.buf[self.pos]
+            self.pos = len(self.buf)
+            self.drop(self.pos)  # a run of whitespace never accumulates
             if not self.fill():
                 return ""
 
 
-def _decode_at(sc: _Scanner, max_bytes: int) -> tuple[object, int] | None:
-    """Decode one JSON value at sc.pos, reading more as needed; None if it is malformed."""
+def _decode_at(sc: _Scanner, max_bytes: int) -> tuple[object, int] | str:
+    """Decode one JSON value at sc.pos, reading more as needed; else why it is not a record."""
     while True:
         try:
             return _DECODER.raw_decode(sc.buf, sc.pos)
+        except RecursionError:
+            return "too_deeply_nested"
         except json.JSONDecodeError:
-            if len(sc.buf) - sc.pos > max_bytes or not sc.fill():
+            if len(sc.buf) - sc.pos > max_bytes:
+                return "record_too_large"
+            if not sc.fill():
+                return "invalid_json"
+
+
+_WHY = {
+    "too_deeply_nested": "JSON element nests deeper than the parser allows",
+    "record_too_large": "JSON element does not end within max_record_bytes={max_bytes}",
+    "invalid_json": "malformed JSON element",
+}
+
+
+def _last_char(buf: str, end: int, default: str) -> str:
+    """The last non-whitespace character of buf[:end] (``default`` if there is none)."""
+    k = end - 1
+    while k >= 0 and buf[k] in _WS:
+        k -= 1
+    return buf[k] if k >= 0 else default
+
+
+_TOKEN = re.compile(r'["\[\]{}]')
+_STRING_END = re.compile(r'["\\]')
+
+
+def _skip_value(sc: _Scanner, max_bytes: int) -> int | None:
+    """Index just past the bracket-balanced value at sc.pos (strings respected), found without
+    recursion, or None if it does not close within ``max_bytes`` or is not followed by ``,``/``]``."""
+    depth, i, in_string = 0, sc.pos, False
+    while True:
+        if i - sc.pos > max_bytes:
+            return None
+        m = (_STRING_END if in_string else _TOKEN).search(sc.buf, i)
+        if m is None or (m.group() == "\\" and m.end() >= len(sc.buf)):
+            i = len(sc.buf) if m is None else m.start()
+            if not sc.fill():
                 return None
+            continue
+        c, i = m.group(), m.end()
+        if c == "\\":
+            i += 1  # the escaped character
+        elif c == '"':
+            in_string = not in_string
+        elif c in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                break
+    while len(sc.buf) < i + 64 and sc.fill():
+        pass
+    return i if sc.buf[i : i + 64].lstrip(_WS)[:1] in (",", "]") else None
 
 
 def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
-    """Index of the next plausible record start after a malformed element (len(buf) if none)."""
+    """Index of the next plausible record start after a bad element (len(buf) if none).
+
+    Text already searched is dropped as the search moves on, so memory stays
+    bounded by ``max_bytes`` plus a read block, whatever the bad element's size.
+    """
     i = sc.pos + 1
+    prev = sc.buf[sc.pos]  # last non-whitespace character before buf[0] once text is dropped
     while True:
+        if i > _KEEP:
+            prev = _last_char(sc.buf, i, prev)
+            sc.drop(i)
+            i = 0
         j = sc.buf.find("{", i)
         if j < 0:
+            i = len(sc.buf)
             if sc.fill():
                 continue
             return len(sc.buf)
-        k = j - 1
-        while k > sc.pos and sc.buf[k] in _WS:
-            k -= 1
-        if sc.buf[k] == ",":
+        if _last_char(sc.buf, j, prev) == ",":
             try:
                 obj, end = _DECODER.raw_decode(sc.buf, j)
+            except RecursionError:
+                obj, end = None, j
             except json.JSONDecodeError:
                 obj, end = None, j
                 if len(sc.buf) - j < max_bytes and sc.fill():
@@ -145,17 +218,20 @@ def _elements(
                 return
             locator = f"{name}:record {ordinal + 1} (byte {offset})"
             got = _decode_at(sc, max_bytes)
-            if got is None:
-                stop = _resync(sc, max_bytes, keys)
+            if isinstance(got, str):
+                raw = sc.buf[sc.pos : sc.pos + preview]
+                stop = _skip_value(sc, max_bytes) if got == "too_deeply_nested" else None
+                stop = _resync(sc, max_bytes, keys) if stop is None else stop
                 skipped = sc.byte_at(stop) - offset
+                why = _WHY[got].format(max_bytes=max_bytes)
                 yield (
                     offset,
                     RawRecord(
                         locator,
                         ordinal,
-                        error_kind="invalid_json",
-                        error=f"malformed JSON element; skipped {skipped} bytes to the next record",
-                        raw=sc.buf[sc.pos : sc.pos + preview],
+                        error_kind=got,
+                        error=f"{why}; skipped {skipped} bytes to the next record",
+                        raw=raw,
                     ),
                 )
                 sc.pos = stop

@@ -92,6 +92,14 @@ def parse_line(raw: bytes, locator: str, ordinal: int, preview: int) -> RawRecor
         )
     try:
         obj = json.loads(text)
+    except RecursionError:
+        return RawRecord(
+            locator,
+            ordinal,
+            error_kind="too_deeply_nested",
+            error="JSON nests deeper than the parser allows",
+            raw=text[:preview],
+        )
     except json.JSONDecodeError as e:
         return RawRecord(
             locator,

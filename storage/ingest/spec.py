@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from magicvl.storage.images import DecodeBudget
 from magicvl.storage.layout import check_name
 from magicvl.storage.schema import CATEGORIES
 
@@ -80,9 +82,25 @@ class IngestOptions(BaseModel):
         description="Human turn given to caption-only records (WebDataset) to form a conversation.",
     )
     raw_preview_bytes: int = Field(default=4096, ge=0, description="How much of a bad record quarantine keeps.")
+    max_decode_seconds: float = Field(
+        default=10.0, gt=0, description="Time limit of one image decode; slower images are quarantined."
+    )
+    max_task_seconds: float | None = Field(
+        default=3600.0,
+        gt=0,
+        description="Decode time budget of one ingestion task (all its images); once spent, "
+        "its remaining images are quarantined (task_time_limit). null: no task limit.",
+    )
+    max_jpeg_scans: int = Field(
+        default=100, gt=0, description="Refuse JPEGs with more scans than this before decoding (scan bombs)."
+    )
 
     def params(self) -> dict[str, Any]:
         return self.model_dump()
+
+    def decode_budget(self) -> DecodeBudget:
+        """A fresh decode budget for one task (its task clock starts at its first image)."""
+        return DecodeBudget(self.max_decode_seconds, self.max_task_seconds, self.max_jpeg_scans)
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,30 @@ class RawRecord:
     error_kind: str | None = None
     error: str | None = None
     raw: str | None = None  # preview of what was read, for quarantine
+
+
+def _clip(obj: Any, limit: int) -> Any:
+    """``obj`` with every string cut to ``limit`` characters, bytes shown by size, long lists cut."""
+    if isinstance(obj, str):
+        return obj if len(obj) <= limit else obj[:limit] + "…"
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return f"<{len(obj)} bytes>"
+    if isinstance(obj, dict):
+        return {str(k)[:limit]: _clip(v, limit) for k, v in list(obj.items())[: limit + 1]}
+    if isinstance(obj, (list, tuple)):
+        return [_clip(v, limit) for v in obj[: limit + 1]]
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    return type(obj).__name__
+
+
+def bounded_json(obj: Any, limit: int) -> str:
+    """A JSON preview of at most ``limit`` characters, costing memory on the order of ``limit``
+    per value (never a ``repr`` of a whole blob)."""
+    try:
+        return json.dumps(_clip(obj, limit), ensure_ascii=False)[:limit]
+    except (RecursionError, ValueError):
+        return f"<{type(obj).__name__} too deeply nested to preview>"
 
 
 def source_files(cfg: DatasetConfig, base: Path) -> list[Path]:
