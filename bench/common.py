@@ -50,17 +50,95 @@ def write_recipe(work: Path, records: int, output: str, chunk_records: int = 250
 
 _RUNNER = """
 import json, resource, sys, time
+from bench.common import RssSampler
 t = time.perf_counter()
+sampler = RssSampler(0.2).start()
 from magicvl.flows.cli import main
+import_s = time.perf_counter() - t
 rc = main(sys.argv[1:])
-print("BENCH " + json.dumps({"rc": rc, "seconds": time.perf_counter() - t,
-      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+sampler.stop()
+from magicvl.flows import runtime
+print("BENCH " + json.dumps({"rc": rc, "seconds": time.perf_counter() - t, "import_s": import_s,
+      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      "rss_by_phase": sampler.by_phase(), "startup": getattr(runtime, "STARTUP", {})}))
 """
 
 
-def run_curate(recipe: Path, output: Path) -> dict:
-    """Run ``magicvl curate`` in a fresh process; its wall time, peak RSS and run manifest."""
-    env = {**os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect")}
+def _vm_rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def current_phase() -> str:
+    """What the flow process is doing now: the fan-out's name if inside one, else the innermost magicvl function.
+
+    Read from the live stacks of every thread (``sys._current_frames``), so the
+    pipeline needs no hooks for it; "startup/other" outside any magicvl frame.
+    """
+    import threading
+
+    me = threading.get_ident()
+    for tid, frame in sys._current_frames().items():
+        if tid == me:
+            continue
+        inner, fan, f = None, None, frame
+        while f is not None:
+            mod = f.f_globals.get("__name__", "")
+            if mod.startswith("magicvl.") and not mod.startswith("magicvl.flows.cli"):
+                if inner is None:
+                    inner = f"{mod.removeprefix('magicvl.')}.{f.f_code.co_name}"
+                if f.f_code.co_name == "fan_out" and fan is None:
+                    fan = f.f_locals.get("name")
+            f = f.f_back
+        if fan or inner:
+            return str(fan or inner)
+    return "startup/other"
+
+
+class RssSampler:
+    """Samples this process's VmRSS every ``interval`` seconds, tagged with ``current_phase()``."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.interval = interval
+        self.samples: list[tuple[float, str, int]] = []  # (seconds since start, phase, RSS KiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> RssSampler:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append((time.perf_counter() - self._t0, current_phase(), _vm_rss_kib()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_phase(self) -> dict[str, dict[str, float]]:
+        """Per phase: peak RSS MiB, first and last sample time (s), in order of first appearance."""
+        out: dict[str, dict[str, float]] = {}
+        for t, phase, kib in self.samples:
+            d = out.setdefault(phase, {"peak_mib": 0.0, "from_s": round(t, 1), "to_s": 0.0})
+            d["peak_mib"] = max(d["peak_mib"], round(kib / 1024, 1))
+            d["to_s"] = round(t, 1)
+        return out
+
+
+def run_curate(recipe: Path, output: Path, warm: bool = True) -> dict:
+    """Run ``magicvl curate`` in a fresh process; its wall time, peak RSS, start-up record and run manifest.
+
+    ``warm=False`` sets ``MAGICVL_WARM_START=0``: Prefect API, Ray and worker
+    imports one after another, as before the concurrent start-up.
+    """
+    env = {**os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect"), "MAGICVL_WARM_START": "1" if warm else "0"}
     if output.exists():
         import shutil
 
@@ -85,6 +163,31 @@ def run_curate(recipe: Path, output: Path) -> dict:
     res["records_in"] = manifest["accounting"]["records_in"]
     res["accounting"] = manifest["accounting"]
     return res
+
+
+def breakdown(res: dict) -> list[tuple[str, float | None, str]]:
+    """Where the end-to-end seconds of one ``run_curate`` went: (part, seconds, note); None = not measured."""
+    st = res.get("startup", {})
+    ready = st.get("ready_s")
+    in_main = res["seconds"] - res["import_s"]
+    flow = in_main - (ready or 0) - res["steps_seconds"] - st.get("ray_stop_s", 0)
+    concurrent = st.get("mode") == "concurrent"
+    return [
+        ("python start/exit + CLI import", res["wall"] - res["seconds"] + res["import_s"], "exit: Prefect API stop"),
+        ("start-up before the flow (critical path)", ready, st.get("mode", "")),
+        ("  Prefect API ready", st.get("prefect_api_s"), f"{st.get('prefect_api_source', '')}, in a thread"),
+        ("    of which importing its server", st.get("prefect_import_s"), ""),
+        ("  Ray ready", st.get("ray_s"), st.get("ray", "")),
+        ("  Ray workers warm (from Ray start)", st.get("workers_warm_s"), f"{st.get('warm_workers', '?')} workers"),
+        ("    task-module import in a worker", st.get("worker_import_s"), "slowest worker"),
+        (
+            "flow: Prefect runs, Ray start if not warm, report",
+            flow,
+            "Prefect API + Ray + first imports land here when sequential" if not concurrent else "",
+        ),
+        ("steps (ingest + signals + combine)", res["steps_seconds"], "from the run manifest"),
+        ("Ray stop", st.get("ray_stop_s"), "in the flow row when sequential"),
+    ]
 
 
 def table(rows: list[dict], cols: list[str]) -> str:

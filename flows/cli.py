@@ -7,39 +7,42 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from magicvl.flows.runtime import set_quiet_env
+from magicvl.flows.runtime import set_quiet_env, warm_start
 
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
     """Run the whole job on a recipe: ingest → signals → combine → curated/stage=1..4 shards."""
-    from magicvl.flows.curate import curate
+    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+        from magicvl.flows.curate import curate
 
-    curate(str(args.recipe), output=args.output, force=args.force or [])
+        curate(str(args.recipe), output=args.output, force=args.force or [])
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Rerun scoring tasks: recompute signals (cache hits skipped unless --force), then combine."""
-    from magicvl.flows.curate import score
+    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+        from magicvl.flows.curate import score
 
-    score(
-        str(args.recipe),
-        signals=args.signal,
-        datasets=args.dataset,
-        output=args.output,
-        force=args.force,
-        then_combine=not args.no_combine,
-    )
+        score(
+            str(args.recipe),
+            signals=args.signal,
+            datasets=args.dataset,
+            output=args.output,
+            force=args.force,
+            then_combine=not args.no_combine,
+        )
     return 0
 
 
 def cmd_combine(args: argparse.Namespace) -> int:
     """Re-tune: recompute scores and stages from stored signals after editing weights or split rules."""
-    from magicvl.flows.curate import combine
+    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+        from magicvl.flows.curate import combine
 
-    combine(str(args.recipe), output=args.output, force=args.force)
+        combine(str(args.recipe), output=args.output, force=args.force)
     return 0
 
 
