@@ -64,12 +64,15 @@ print("BENCH " + json.dumps({"rc": rc, "seconds": time.perf_counter() - t, "impo
 """
 
 
-def _vm_rss_kib() -> int:
+def _rss_kib() -> dict[str, int]:
+    """VmRSS and its parts (anonymous, file-backed, shared memory such as Ray's object store) in KiB."""
+    out = {}
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            key = line.split(":", 1)[0]
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(line.split()[1])
+    return out
 
 
 def current_phase() -> str:
@@ -105,7 +108,7 @@ class RssSampler:
         import threading
 
         self.interval = interval
-        self.samples: list[tuple[float, str, int]] = []  # (seconds since start, phase, RSS KiB)
+        self.samples: list[tuple[float, str, dict[str, int]]] = []  # (seconds since start, phase, RSS parts KiB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -116,53 +119,24 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.samples.append((time.perf_counter() - self._t0, current_phase(), _vm_rss_kib()))
+            self.samples.append((time.perf_counter() - self._t0, current_phase(), _rss_kib()))
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
     def by_phase(self) -> dict[str, dict[str, float]]:
-        """Per phase: peak RSS MiB, first and last sample time (s), in order of first appearance."""
+        """Per phase, in order of first appearance: peak RSS MiB (and its anonymous and shared-memory
+        parts at that moment), first and last sample time (s)."""
         out: dict[str, dict[str, float]] = {}
         for t, phase, kib in self.samples:
-            d = out.setdefault(phase, {"peak_mib": 0.0, "from_s": round(t, 1), "to_s": 0.0})
-            d["peak_mib"] = max(d["peak_mib"], round(kib / 1024, 1))
+            d = out.setdefault(phase, {"peak_mib": 0.0, "anon_mib": 0.0, "shmem_mib": 0.0, "from_s": round(t, 1)})
+            if kib.get("VmRSS", 0) / 1024 > d["peak_mib"]:
+                d["peak_mib"] = round(kib["VmRSS"] / 1024, 1)
+                d["anon_mib"] = round(kib.get("RssAnon", 0) / 1024, 1)
+                d["shmem_mib"] = round(kib.get("RssShmem", 0) / 1024, 1)
             d["to_s"] = round(t, 1)
         return out
-
-
-def run_curate(recipe: Path, output: Path, warm: bool = True) -> dict:
-    """Run ``magicvl curate`` in a fresh process; its wall time, peak RSS, start-up record and run manifest.
-
-    ``warm=False`` sets ``MAGICVL_WARM_START=0``: Prefect API, Ray and worker
-    imports one after another, as before the concurrent start-up.
-    """
-    env = {**os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect"), "MAGICVL_WARM_START": "1" if warm else "0"}
-    if output.exists():
-        import shutil
-
-        shutil.rmtree(output)
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, "curate", str(recipe), "--output", str(output)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - t
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("BENCH ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"curate failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    res = json.loads(line[6:])
-    manifest = json.loads((output / "_manifest.json").read_text())
-    steps = manifest["steps"]
-    res["wall"] = wall
-    res["steps_seconds"] = steps["ingest"]["seconds"] + steps["signals"]["seconds"] + steps["combine"]["seconds"]
-    res["records_in"] = manifest["accounting"]["records_in"]
-    res["accounting"] = manifest["accounting"]
-    return res
 
 
 def breakdown(res: dict) -> list[tuple[str, float | None, str]]:

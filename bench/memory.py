@@ -23,7 +23,7 @@ def _peak_phase(res: dict) -> str:
     if not phases:
         return "?"
     name, d = max(phases.items(), key=lambda kv: kv[1]["peak_mib"])
-    return f"{name} ({d['peak_mib']:.0f})"
+    return f"{name} ({d['peak_mib']:.0f}; shm {d.get('shmem_mib', 0):.0f})"
 
 
 def _row(n: int, runs: list[dict], base: float) -> dict:

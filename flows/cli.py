@@ -14,7 +14,7 @@ DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 def cmd_curate(args: argparse.Namespace) -> int:
     """Run the whole job on a recipe: ingest → signals → combine → curated/stage=1..4 shards."""
-    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+    with warm_start(args.recipe, args.output):  # Prefect API, Ray and worker imports at once
         from magicvl.flows.curate import curate
 
         curate(str(args.recipe), output=args.output, force=args.force or [])
@@ -23,7 +23,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Rerun scoring tasks: recompute signals (cache hits skipped unless --force), then combine."""
-    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+    with warm_start(args.recipe, args.output):  # Prefect API, Ray and worker imports at once
         from magicvl.flows.curate import score
 
         score(
@@ -39,7 +39,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_combine(args: argparse.Namespace) -> int:
     """Re-tune: recompute scores and stages from stored signals after editing weights or split rules."""
-    with warm_start(args.recipe):  # Prefect API, Ray and worker imports at once
+    with warm_start(args.recipe, args.output):  # Prefect API, Ray and worker imports at once
         from magicvl.flows.curate import combine
 
         combine(str(args.recipe), output=args.output, force=args.force)

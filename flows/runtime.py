@@ -14,6 +14,7 @@ import logging
 import os
 import pkgutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -237,15 +238,21 @@ def _in_thread(fn, *args) -> tuple[threading.Thread, list[BaseException]]:
     return th, errors
 
 
-def _ray_settings(recipe_path: str | Path) -> tuple[str, int | None]:
+def _ray_settings(recipe_path: str | Path, output: str | None) -> tuple[str, int | None]:
     from magicvl.flows.recipe import load_recipe
 
-    recipe = load_recipe(recipe_path)
+    recipe = load_recipe(recipe_path, {"output": output} if output else None)
     return recipe.ray.address, recipe.ray.num_cpus
 
 
 def _use_prefect_api() -> bool:
     """Find a Prefect API to reuse (sets PREFECT_API_URL for this process); False when none is running."""
+    if "prefect" in sys.modules:  # already imported (tests, a harness): its settings context knows the API
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():
+            STARTUP["prefect_api_source"] = "Prefect settings (already configured)"
+            return True
     api, source = local_prefect_api()
     STARTUP["prefect_api_source"] = source
     if api and not os.environ.get("PREFECT_API_URL"):
@@ -269,14 +276,15 @@ def _warm(refs: list, t_ray: float) -> None:
 
 
 @contextmanager
-def warm_start(recipe_path: str | Path) -> Iterator[dict[str, object]]:
+def warm_start(recipe_path: str | Path, output: str | None = None) -> Iterator[dict[str, object]]:
     """Get the Prefect API, Ray and warm Ray workers ready at once, before a flow on this recipe runs.
 
-    The ephemeral Prefect API (unless a server is running: ``local_prefect_api``)
-    starts in a thread while this thread loads the recipe, starts or connects to
-    Ray and has each worker import the task modules. The flow's ``ray_session``
+    The recipe is validated first (a bad one fails before anything starts).
+    Then the ephemeral Prefect API (unless a server is running:
+    ``local_prefect_api``) starts in a thread while this thread starts or
+    connects to Ray and has each worker import the task modules. The flow's ``ray_session``
     then finds Ray initialised and reuses it; Ray is stopped on exit if started
-    here. Seconds per part land in ``STARTUP``.
+    here. ``output`` overrides the recipe's as the flow's does. Seconds per part land in ``STARTUP``.
     """
     set_quiet_env()
     t0 = time.perf_counter()
@@ -286,11 +294,11 @@ def warm_start(recipe_path: str | Path) -> Iterator[dict[str, object]]:
         yield STARTUP
         return
     STARTUP["mode"] = "concurrent"
+    address, num_cpus = _ray_settings(recipe_path, output)  # a bad recipe fails here, before anything starts
+    STARTUP["recipe_s"] = round(time.perf_counter() - t0, 2)
     thread, errors = (None, []) if _use_prefect_api() else _in_thread(_start_prefect_api, STARTUP)
     started_ray = False
     try:
-        address, num_cpus = _ray_settings(recipe_path)
-        STARTUP["recipe_s"] = round(time.perf_counter() - t0, 2)
         import ray
 
         t_ray = time.perf_counter()

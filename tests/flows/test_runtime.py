@@ -92,3 +92,32 @@ def test_warm_modules_are_the_task_modules_and_import() -> None:
     done = runtime._import_modules(mods + ["magicvl.tasks.no_such_module"])
     assert done["failed"] == ["magicvl.tasks.no_such_module: ModuleNotFoundError"]
     assert done["pid"] == os.getpid() and done["seconds"] >= 0
+
+
+def _recipe(tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(
+        "datasets:\n  - {name: d, format: jsonl, path: d.jsonl, category: ocr}\nsignals: {}\n"
+        "ray: {address: local, num_cpus: 2}\n"
+    )
+    return path
+
+
+def test_warm_start_reuses_a_running_api_and_ray_and_leaves_them_running(
+    tmp_path: Path, ray_local, monkeypatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # given: no ephemeral server is started
+    with runtime.warm_start(_recipe(tmp_path), output=str(tmp_path / "out")) as st:
+        assert st["mode"] == "concurrent"
+        assert st["prefect_api_source"] == "PREFECT_API_URL"
+        assert st["ray"] == "already initialised (reused)"
+        assert st["warm_workers"] >= 1 and st["warm_failed"] == []
+        assert "prefect_api_s" not in st
+    assert ray_local.is_initialized()  # not ours to stop
+    assert "ray_stop_s" not in runtime.STARTUP
+
+
+def test_warm_start_can_be_switched_off(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MAGICVL_WARM_START", "0")
+    with runtime.warm_start(tmp_path / "not-even-read.yaml") as st:
+        assert st == {"mode": "sequential (MAGICVL_WARM_START=0)"}
