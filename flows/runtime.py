@@ -78,16 +78,33 @@ def _pid_alive(pid_file: Path) -> bool:
         return False
 
 
+def _profile_api_url(env: Mapping[str, str]) -> str | None:
+    """PREFECT_API_URL of the active Prefect profile (``profiles.toml``), read without importing Prefect."""
+    import tomllib
+
+    path = Path(env.get("PREFECT_PROFILES_PATH") or prefect_home(env) / "profiles.toml").expanduser()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    name = env.get("PREFECT_PROFILE") or data.get("active") or "ephemeral"
+    url = data.get("profiles", {}).get(name, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
+
+
 def local_prefect_api(env: Mapping[str, str] = os.environ) -> tuple[str | None, str]:
     """The Prefect API a run should use, and where it came from.
 
-    ``PREFECT_API_URL`` when set; else the server that ``prefect server start
+    ``PREFECT_API_URL`` when set (environment, then the active profile); else the server that ``prefect server start
     --background`` left under this PREFECT_HOME (its ``server.pid`` names a live
     process and ``PREFECT_SERVER_API_HOST:PORT`` accepts connections); else
     ``None``: Prefect starts an ephemeral server for the run.
     """
     if env.get("PREFECT_API_URL"):
         return env["PREFECT_API_URL"], "PREFECT_API_URL"
+    profile_url = _profile_api_url(env)
+    if profile_url:
+        return profile_url, "Prefect profile"
     host = env.get("PREFECT_SERVER_API_HOST") or "127.0.0.1"
     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     port = int(env.get("PREFECT_SERVER_API_PORT") or 4200)
@@ -215,12 +232,23 @@ def warm_workers(modules: list[str]) -> list:
 
 
 def _start_prefect_api(record: dict[str, object]) -> None:
-    """Start the ephemeral Prefect API (Prefect's own singleton, which the flow then uses)."""
-    t = time.perf_counter()
-    from prefect.server.api.server import SubprocessASGIServer
+    """Start an ephemeral Prefect API for this run; the flow then uses it.
 
-    record["prefect_import_s"] = round(time.perf_counter() - t, 2)
-    SubprocessASGIServer().start()
+    Before Prefect is imported: our own server process (``flows.apiserver``),
+    announced through PREFECT_API_URL, so the flow process never imports the
+    server code. After (its settings are read already): Prefect's own singleton.
+    """
+    t = time.perf_counter()
+    if "prefect" in sys.modules:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        SubprocessASGIServer().start()
+        record["prefect_api_source"] = "ephemeral (Prefect's own)"
+    else:
+        from magicvl.flows.apiserver import ApiServer
+
+        os.environ["PREFECT_API_URL"] = ApiServer().start()
+        record["prefect_api_source"] = "ephemeral (started for this run)"
     record["prefect_api_s"] = round(time.perf_counter() - t, 2)
 
 

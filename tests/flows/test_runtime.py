@@ -121,3 +121,28 @@ def test_warm_start_can_be_switched_off(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MAGICVL_WARM_START", "0")
     with runtime.warm_start(tmp_path / "not-even-read.yaml") as st:
         assert st == {"mode": "sequential (MAGICVL_WARM_START=0)"}
+
+
+def test_active_profile_api_url_is_reused(tmp_path: Path) -> None:
+    (tmp_path / "profiles.toml").write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:4300/api"\n[profiles.ephemeral]\n'
+    )
+    env = {"PREFECT_HOME": str(tmp_path)}
+    assert runtime.local_prefect_api(env) == ("http://127.0.0.1:4300/api", "Prefect profile")
+    assert runtime.local_prefect_api({**env, "PREFECT_PROFILE": "ephemeral"}) == (None, "ephemeral")
+
+
+def test_api_server_starts_answers_and_stops(tmp_path: Path, monkeypatch) -> None:
+    from magicvl.flows.apiserver import ApiServer, healthy
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    server = ApiServer()
+    url = server.start()
+    proc = server.proc
+    try:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/api")
+        assert healthy(url)
+    finally:
+        server.stop()
+    assert proc.poll() is not None and not healthy(url, timeout=0.5)
+    server.stop()  # idempotent
