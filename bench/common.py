@@ -21,8 +21,8 @@ SIGNALS = {
 
 def prepare(work: Path, records: int) -> Path:
     """Sample data scaled to ``records`` (generated once) and the tiny tokenizer, under ``work``."""
-    from magicvl.sample_data import generate
     from magicvl.model.tiny import build_tokenizer, is_tiny
+    from magicvl.sample_data import generate
 
     work.mkdir(parents=True, exist_ok=True)
     if not is_tiny(work / "models" / "tokenizer"):

@@ -38,6 +38,12 @@ QUIET_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 
+# A Ray started for the run returns task results up to 4 MiB inline to the driver (Ray's default:
+# 100 KiB, above which results go through the shared-memory object store). Results are small
+# summaries and per-shard histograms (~0.6 MiB); read from the object store, each leaves its
+# shared pages counted in the driver's RSS, which then grows with the number of shards.
+RAY_SYSTEM_CONFIG = {"max_direct_call_object_size": 4 * 1024 * 1024}
+
 # Where the start-up seconds of this process went (filled by ``warm_start``; read by bench/).
 STARTUP: dict[str, object] = {}
 
@@ -95,10 +101,11 @@ def _profile_api_url(env: Mapping[str, str]) -> str | None:
 def local_prefect_api(env: Mapping[str, str] = os.environ) -> tuple[str | None, str]:
     """The Prefect API a run should use, and where it came from.
 
-    ``PREFECT_API_URL`` when set (environment, then the active profile); else the server that ``prefect server start
-    --background`` left under this PREFECT_HOME (its ``server.pid`` names a live
-    process and ``PREFECT_SERVER_API_HOST:PORT`` accepts connections); else
-    ``None``: Prefect starts an ephemeral server for the run.
+    ``PREFECT_API_URL`` when set (environment, then the active profile); else
+    the server that ``prefect server start --background`` left under this
+    PREFECT_HOME (its ``server.pid`` names a live process and
+    ``PREFECT_SERVER_API_HOST:PORT`` accepts connections); else ``None``: an
+    ephemeral server is started for the run.
     """
     if env.get("PREFECT_API_URL"):
         return env["PREFECT_API_URL"], "PREFECT_API_URL"
@@ -155,6 +162,7 @@ def _start_local_ray(num_cpus: int | None, attempts: int = 2) -> None:
                 _temp_dir=ray_tmpdir(),
                 configure_logging=False,
                 log_to_driver=True,
+                _system_config=RAY_SYSTEM_CONFIG,
             )
             return
         except Exception as e:
@@ -223,10 +231,10 @@ def _import_modules(modules: list[str]) -> dict[str, object]:
 
 
 def warm_workers(modules: list[str]) -> list:
-    """Start one import task per CPU so every Ray worker has the task modules loaded before step 1."""
+    """Start one import task per CPU (at most 32) so Ray workers have the task modules loaded before step 1."""
     import ray
 
-    cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+    cpus = min(max(int(ray.cluster_resources().get("CPU", 1)), 1), 32)
     remote = ray.remote(_import_modules).options(num_cpus=1, name="warm-up")
     return [remote.remote(modules) for _ in range(cpus)]
 

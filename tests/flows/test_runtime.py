@@ -1,4 +1,4 @@
-"""Start-up decisions of a run: which Prefect API and which Ray to use (plain functions, no servers started)."""
+"""Start-up of a run: which Prefect API and which Ray to use (plain functions), warm_start, the API server process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from magicvl.flows import runtime
 
 
@@ -42,7 +41,8 @@ def test_background_server_of_this_prefect_home_is_reused(tmp_path: Path, listen
 
 def test_wildcard_server_host_is_reached_on_loopback(tmp_path: Path, listening: int) -> None:
     (tmp_path / "server.pid").write_text(str(os.getpid()))
-    env = {"PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_API_HOST": "0.0.0.0", "PREFECT_SERVER_API_PORT": str(listening)}
+    env = {"PREFECT_HOME": str(tmp_path), "PREFECT_SERVER_API_HOST": "0.0.0.0"}
+    env["PREFECT_SERVER_API_PORT"] = str(listening)
     assert runtime.local_prefect_api(env)[0] == f"http://127.0.0.1:{listening}/api"
 
 
