@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# functions that fan a step out on Ray; their `name` argument tags RSS samples (flows.fanout, tasks.executor)
+FAN_OUTS = {"fan_out", "run_tasks", "run_units", "run_on_actors"}
 SIGNALS = {
     "token_length": {"tokenizer": "models/tokenizer"},
     "type_token_ratio": {"tokenizer": "models/tokenizer", "unit": "token"},
@@ -93,7 +95,7 @@ def current_phase() -> str:
             if mod.startswith("magicvl.") and not mod.startswith("magicvl.flows.cli"):
                 if inner is None:
                     inner = f"{mod.removeprefix('magicvl.')}.{f.f_code.co_name}"
-                if f.f_code.co_name == "fan_out" and fan is None:
+                if f.f_code.co_name in FAN_OUTS and fan is None:
                     fan = f.f_locals.get("name")
             f = f.f_back
         if fan or inner:
