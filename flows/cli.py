@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from magicvl.flows.runtime import set_quiet_env
+from magicvl.flows.runtime import set_quiet_env, warm_start
 
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
@@ -40,7 +40,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from magicvl.flows.curate import curate
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()):
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
         curate(str(args.recipe.resolve()), output=output, force=force)
     return 0
 
@@ -54,7 +54,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from magicvl.flows.curate import score
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()):
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
         score(
             str(args.recipe.resolve()),
             signals=args.signal,
@@ -75,7 +75,7 @@ def cmd_combine(args: argparse.Namespace) -> int:
     from magicvl.flows.curate import combine
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()):
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
         combine(str(args.recipe.resolve()), output=output, force=args.force)
     return 0
 

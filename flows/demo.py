@@ -34,8 +34,11 @@ def prepare_demo(work: Path, records: int | None = None) -> Path:
 
 def run_demo(work: Path, records: int | None = None) -> dict:
     """Prepare and run; prints the summary and returns the flow's result."""
-    from magicvl.flows.curate import curate
+    from magicvl.flows.runtime import warm_start
 
     recipe = prepare_demo(work, records)
     print(f"running the curate flow on {recipe} (local Prefect API and a local Ray started for the run)")
-    return curate(str(recipe))
+    with warm_start(recipe):  # Prefect API, Ray and worker imports at once
+        from magicvl.flows.curate import curate
+
+        return curate(str(recipe))
