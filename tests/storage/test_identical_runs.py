@@ -11,6 +11,7 @@ from magicvl.flows.demo import prepare_demo
 from magicvl.flows.recipe import load_recipe
 from magicvl.sample_data.hostile import NOT_AN_IMAGE, deeply_nested_json, jpeg_scan_bomb_bytes, truncated_jpeg_bytes
 from magicvl.storage.ingest import DatasetConfig, plan_dataset
+from magicvl.storage.layout import OutputLayout
 from magicvl.tasks.ingest import fused_signals, ingest_chunk
 
 TURNS = [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]
@@ -47,7 +48,7 @@ def test_two_ingests_of_the_same_data_are_byte_identical(tmp_path):
     a, b = parquet_files(tmp_path / "a"), parquet_files(tmp_path / "b")
     assert len(a) > 10 and a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
-    q = pq.read_table(tmp_path / "a" / "quarantine" / "dataset=hostile").to_pydict()
+    q = pq.read_table(OutputLayout(tmp_path / "a").quarantine_dir("hostile")).to_pydict()
     assert dict(zip(q["source"], q["error_kind"])) == {
         "h.jsonl:line 1": "not_an_image",
         "h.jsonl:line 2": "decode_error",

@@ -42,9 +42,10 @@ def run(tmp_path_factory, tokenizer_dir, ray_local, prefect_harness) -> dict:
     acc = curate(str(root / "recipe.yaml"))["accounting"]
     assert acc["balanced"] and acc["kept"] > 0 and acc["dropped"] > 0 and acc["quarantined"] > 0
     n = acc["samples_after_ingest"]
+    ingested = n + acc["quarantined_by_error"].get("duplicate_id", 0)  # later duplicates stay in samples/
     rows = {
-        "samples": n,
-        "signals/token_length": n,
+        "samples": ingested,
+        "signals/token_length": ingested,
         "scores": n,
         "dropped": acc["dropped"],
         "quarantine": acc["quarantined"],

@@ -80,18 +80,27 @@ def test_same_size_corruption_with_mtime_put_back_needs_verify_mode(source, tmp_
     assert run(source, out)["cached"]  # the quick check cannot see it: documented; MAGICVL_VERIFY=sha256 does
 
 
-def test_a_truncated_signal_file_is_recomputed(source, tmp_path, caplog, monkeypatch):
+def test_a_truncated_signal_file_is_recomputed(source, tmp_path, caplog):
+    """The signal file ingestion wrote (fused) is checked where its reuse is decided: the unit's marker."""
     from magicvl.scoring.signals import get_signal
+    from magicvl.tasks.signals import SignalUnit
 
     out = tmp_path / "out"
     s = get_signal("image_entropy")
     fused = fused_signals([("image_entropy", s.params())])
-    info = run(source, out, fused)["signal_outputs"]["image_entropy"][0]
-    path = info["path"]
-    key = info.get("key") or os.path.basename(path).rsplit("-", 1)[1].removesuffix(".parquet")
-    assert reusable_parquet(path, key)
+    shard = run(source, out, fused)["shards"][0]
+
+    def unit() -> SignalUnit:
+        return SignalUnit(fused[0], "d", shard, str(out), StorageOptions(), 10**8, 10**8)
+
+    done = unit().finished()
+    assert done is not None  # ingestion's fused file is the signal step's finished work
+    path = done["outputs"][0]["path"]
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     with caplog.at_level(logging.WARNING, "magicvl.storage"):
-        assert not reusable_parquet(path, key)
+        assert unit().finished() is None
     assert f"damaged output {path}" in caplog.text
+    again = unit().run()
+    assert not again["cached"] and again["rows"] == 10
+    assert reusable_parquet(path, again["key"]) and unit().finished() is not None
