@@ -78,11 +78,11 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 def cmd_build_tiny_models(args: argparse.Namespace) -> int:
     """Build the tiny randomly initialised checkpoints tests and the demo use (no download)."""
-    from magicvl.model.tiny import build_tokenizer
+    from magicvl.model.tiny import TINY_BUILDERS
 
     out = Path(args.out)
-    path = build_tokenizer(out / "tokenizer")
-    print(f"tokenizer (tiny, trained locally): {path}")
+    for name, build in TINY_BUILDERS.items():
+        print(f"{name} (tiny, random, built locally — not real weights): {build(out / name)}")
     return 0
 
 

@@ -53,13 +53,17 @@ class SignalJob:
         return self.signal.columns
 
     @property
+    def text_columns(self) -> tuple[str, ...]:
+        return self.signal.text_columns
+
+    @property
     def image_side(self) -> int:
         s = self.signal
         return s.image_side(self.params) if s.image_side else 0
 
     def keyed_params(self) -> dict[str, Any]:
         """Parameters as they enter the cache key: a local model is known by its content, not its path."""
-        params = self.params.model_dump(mode="json")
+        params = self.params.model_dump(mode="json", exclude=set(self.params.unkeyed))
         if self.model_id and self.model_id.startswith("local:"):
             for attr in ("model", "tokenizer"):
                 if attr in params:
@@ -98,7 +102,7 @@ def write_signal_file(
     """Write a signal's values for one shard at its keyed path; remove stale versions beside it."""
     key = job.key(shard_sha)
     path = layout.signal_path(job.name, dataset, shard_stem, key)
-    schema = signal_schema(job.columns)
+    schema = signal_schema(job.columns, job.text_columns)
     meta = {
         "cache_key": key,
         "signal": job.name,
@@ -109,6 +113,7 @@ def write_signal_file(
         "code_version": code_version(),
     }
     arrays = [pa.array(ids, pa.string())] + [pa.array(cols[c], pa.float64(), from_pandas=True) for c in job.columns]
+    arrays += [pa.array([v if isinstance(v, str) else None for v in cols[c]], pa.string()) for c in job.text_columns]
     arrays.append(pa.array(errors, pa.string()))
     table = pa.Table.from_arrays(arrays, schema=schema).replace_schema_metadata(
         {**{k.encode(): v.encode() for k, v in meta.items()}}
@@ -129,6 +134,7 @@ def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict
         return out, errors
     except Exception:
         cols = {c: np.full(len(batch), np.nan) for c in s.columns}
+        cols.update({c: np.full(len(batch), None, dtype=object) for c in s.text_columns})
         errors: list[str | None] = [None] * len(batch)
         for i in range(len(batch)):
             one = SampleBatch(
@@ -140,7 +146,7 @@ def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict
             try:
                 res = s.compute(one, job.params, backend)
                 errors[i] = list(res.pop("error", [None]))[0]
-                for c in s.columns:
+                for c in s.columns + s.text_columns:
                     cols[c][i] = res[c][0]
             except Exception as e:
                 errors[i] = f"{type(e).__name__}: {e}"
@@ -199,7 +205,7 @@ def score_shard(
     backend = load_backend(s, job.params)
     columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]
     ids: list[str] = []
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns}
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns + s.text_columns}
     errors: list[str | None] = []
     for rb in iter_batches(shard["path"], columns=columns, batch_size=_BATCH):
         batch = _batch(rb, s.reads, max_pixels, max_image_bytes)
@@ -208,6 +214,8 @@ def score_shard(
         errors += errs
         for c in s.columns:
             cols[c].append(np.asarray(out[c], dtype=np.float64))
+        for c in s.text_columns:
+            cols[c].append(np.asarray(out[c], dtype=object))
     merged = {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
     info = write_signal_file(layout, job, dataset, stem, shard["sha256"], ids, merged, errors)
     return {**base, **info, "cached": False, "seconds": round(time.perf_counter() - t0, 3)}
