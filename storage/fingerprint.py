@@ -58,9 +58,10 @@ def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
 def model_identity(path_or_id: str | None) -> str | None:
     """Identity of a model or tokenizer for cache keys.
 
-    A local folder is identified by its file names and sizes plus the content of
-    its small text files (configs, tokenizer): editing a config or swapping the
-    weights changes the identity. A hub id stands for itself.
+    A local folder is identified by its file names and the SHA-256 of every
+    file's content (configs, tokenizer, weights): retrained weights of the same
+    size change the identity; a copy in another folder keeps it. Digests are
+    remembered per process by (path, size, mtime). A hub id stands for itself.
     """
     if path_or_id is None:
         return None
@@ -70,11 +71,15 @@ def model_identity(path_or_id: str | None) -> str | None:
     h = hashlib.blake2b(digest_size=16)
     for f in sorted(x for x in p.rglob("*") if x.is_file()):
         rel = f.relative_to(p).as_posix()
-        size = f.stat().st_size
-        h.update(f"{rel}{_SEP}{size}{_SEP}".encode())
-        if f.suffix in {".json", ".txt", ".jinja", ".model", ".yaml"} and size < (64 << 20):
-            h.update(f.read_bytes())
+        st = f.stat()
+        h.update(f"{rel}{_SEP}{_file_digest(str(f), st.st_size, st.st_mtime_ns)}{_SEP}".encode())
     return f"local:{h.hexdigest()}"
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, memoised by (path, size, mtime) so a run hashes each checkpoint once."""
+    return sha256_file(path)
 
 
 @lru_cache(maxsize=1)

@@ -10,10 +10,11 @@ Downscale policy (``views``): an image whose longer side is at most
 ``max_side`` is read as it is. A moderately shaped one (aspect ≤
 ``max_aspect``) is downscaled so its longer side is ``max_side``. A long one
 (a scrolling screenshot, a receipt) is downscaled only so its *shorter* side is
-at most ``max_side`` and then cut along its long axis into ``max_side`` tiles
-that overlap by ``overlap`` pixels; a line belongs to the tile that owns its
-centre (ownership splits each overlap in the middle), so no line is counted
-twice and small text is not squashed into illegibility.
+at most ``max_side`` and then cut along its long axis into the fewest
+``max_side`` tiles, evenly spaced, that overlap by at least ``overlap`` pixels.
+A line belongs to the tile that owns its centre (ownership splits each overlap
+in the middle), so no line is counted twice, none is lost at a seam when lines
+are shorter than ``overlap``, and small text is not squashed into illegibility.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def views(width: int, height: int, p: OcrTextDensityParams) -> tuple[float, list
     if length <= p.max_side:
         return scale, [View((0, 0, w, h), (0.0, float(length)))]
     stride = max(1, p.max_side - p.overlap)
-    starts = list(range(0, length - p.max_side, stride)) + [length - p.max_side]
+    n = -(-(length - p.max_side) // stride) + 1  # fewest tiles whose overlaps are all ≥ overlap
+    starts = [round(k * (length - p.max_side) / (n - 1)) for k in range(n)]  # spread evenly
     out = []
     for k, s in enumerate(starts):
         lo = 0.0 if k == 0 else (s + starts[k - 1] + p.max_side) / 2
