@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
     from magicvl.flows.demo import run_demo
 
-    run_demo(Path(args.work), records=args.records)
+    run_demo(Path(args.work), records=args.records, recipe_name="demo-models.yaml" if args.all_signals else "demo.yaml")
     return 0
 
 
@@ -148,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     e = add("demo", cmd_demo)
     e.add_argument("--work", type=Path, default=Path("work/demo"), help="working folder (default work/demo)")
     e.add_argument("--records", type=int, default=None, help="scale the sample data to this many records")
+    e.add_argument(
+        "--all-signals",
+        action="store_true",
+        help="all six signals incl. OCR and detection (recipes/demo-models.yaml; minutes on a CPU)",
+    )
     return p
 
 

@@ -76,7 +76,16 @@ class SignalJob:
             "version": self.signal.version,
             "params": self.params.model_dump(mode="json"),
             "model": self.model_id,
+            "model_is_tiny_random": self.tiny_random,
         }
+
+    @property
+    def tiny_random(self) -> bool:
+        """True when the model/tokenizer is a tiny random checkpoint built locally (values are not meaningful)."""
+        from magicvl.model.tiny import is_tiny
+
+        ref = self.signal.model_ref(self.params)
+        return bool(ref) and is_tiny(ref)
 
     def key(self, shard_sha: str) -> str:
         s = self.signal
@@ -109,6 +118,7 @@ def write_signal_file(
         "version": job.signal.version,
         "params": job.params.model_dump_json(),
         "model": str(job.model_id),
+        "model_is_tiny_random": str(job.tiny_random).lower(),
         "input_sha256": shard_sha,
         "code_version": code_version(),
     }

@@ -110,7 +110,8 @@ class GroundingDinoPyDetector:
         import groundingdino.datasets.transforms as T
         from groundingdino.util.inference import predict
 
-        transform = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+        normalize = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+        transform = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(), normalize])
         out = []
         for im in images:
             tensor, _ = transform(im, None)  # [3, H, W]
@@ -118,12 +119,11 @@ class GroundingDinoPyDetector:
                 self.model, tensor, query_text(labels), box_threshold, text_threshold, device=self.device
             )
             w, h = im.width, im.height
-            out.append(
-                [
-                    Detection(((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h), ph, float(s))
-                    for (cx, cy, bw, bh), s, ph in zip(boxes.tolist(), logits.tolist(), phrases)
-                ]
-            )
+            dets = []
+            for (cx, cy, bw, bh), score, phrase in zip(boxes.tolist(), logits.tolist(), phrases):  # normalised cxcywh
+                box = ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+                dets.append(Detection(box, phrase, float(score)))
+            out.append(dets)
         return out
 
 

@@ -75,9 +75,7 @@ class PaddleOcrEngine:
         except ImportError as e:
             raise BackendError("OCR engine 'paddleocr' needs the paddle extra: pip install paddleocr") from e
         try:
-            self.engine = PaddleOCR(
-                use_doc_orientation_classify=False, use_doc_unwarping=False, cpu_threads=threads
-            )
+            self.engine = PaddleOCR(use_doc_orientation_classify=False, use_doc_unwarping=False, cpu_threads=threads)
         except Exception as e:
             raise BackendError(f"cannot start paddleocr: {type(e).__name__}: {e}") from e
 

@@ -115,7 +115,9 @@ def to_columns(rows: list[dict[str, Any] | None], columns: tuple[str, ...], erro
     return cols
 
 
-def map_rgb_images(batch: SampleBatch, fn: Callable[[Image.Image], dict[str, Any]], columns: tuple[str, ...]) -> Columns:
+def map_rgb_images(
+    batch: SampleBatch, fn: Callable[[Image.Image], dict[str, Any]], columns: tuple[str, ...]
+) -> Columns:
     """Apply a per-image function over a batch's full-size RGB images (a failing row gets its error)."""
     rows: list[dict[str, Any] | None] = [None] * len(batch)
     errors: list[str | None] = [None] * len(batch)

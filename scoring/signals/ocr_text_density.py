@@ -85,8 +85,12 @@ def views(width: int, height: int, p: OcrTextDensityParams) -> tuple[float, list
 def read_lines(engine: Any, image: Image.Image, p: OcrTextDensityParams) -> list[OcrLine]:
     """The engine's lines over all views, boxes mapped back to the original image's pixels."""
     scale, vs = views(image.width, image.height, p)
-    scaled = image if scale == 1.0 else image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+    scaled = (
+        image
+        if scale == 1.0
+        else image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+        )
     )
     axis = 0 if scaled.width >= scaled.height else 1
     lines: list[OcrLine] = []

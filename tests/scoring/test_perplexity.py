@@ -70,10 +70,12 @@ def test_multi_turn_scores_every_assistant_turn_given_everything_before(signal_l
     nll, n = by_hand(
         lm,
         [
-            ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is written on the sign?<|im_end|>\n", False),
+            ("<|im_start|>system\nBe brief.<|im_end|>\n", False),
+            ("<|im_start|>user\nWhat is written on the sign?<|im_end|>\n", False),
             ("<|im_start|>assistant\n", False),
             ("The sign says STOP.", True),
-            ("<|im_end|>\n<|im_start|>user\nHow many people are in the picture?<|im_end|>\n<|im_start|>assistant\n", False),
+            ("<|im_end|>\n<|im_start|>user\nHow many people are in the picture?<|im_end|>\n", False),
+            ("<|im_start|>assistant\n", False),
             ("Two people are walking.", True),
             ("<|im_end|>\n", False),
         ],
