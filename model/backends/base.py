@@ -79,7 +79,7 @@ def load_text_tokenizer(path_or_id: str) -> Any:
 
 
 def _plain_fast_tokenizer(folder: Path) -> bool:
-    """True when tokenizer_config.json asks for nothing the raw tokenizer.json lacks (prefix-space/legacy hacks)."""
+    """True when tokenizer_config.json asks for nothing the raw tokenizer.json lacks (a prefix-space override)."""
     cfg = folder / "tokenizer_config.json"
     if not cfg.is_file():
         return True
@@ -87,4 +87,6 @@ def _plain_fast_tokenizer(folder: Path) -> bool:
         data = json.loads(cfg.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return not any(k in data for k in ("add_prefix_space", "legacy", "add_bos_token", "add_eos_token"))
+    # transformers rewrites the pre-tokenizer when add_prefix_space is set; ids without special tokens
+    # are otherwise those of tokenizer.json (add_bos/eos only matter with add_special_tokens=True).
+    return not data.get("add_prefix_space")

@@ -109,3 +109,14 @@ def test_token_signals_load_a_light_tokenizer_with_identical_ids(tokenizer_dir):
     texts = ["A photograph of a cat.", "", "unseen wörds — 你好 <|im_end|> <image>", "  x  \n y"]
     want = AutoTokenizer.from_pretrained(tokenizer_dir)(texts, add_special_tokens=False)["input_ids"]
     assert tok(texts, add_special_tokens=False)["input_ids"] == want
+
+
+def test_a_tokenizer_config_that_rewrites_the_pre_tokenizer_falls_back_to_transformers(tokenizer_dir, tmp_path):
+    from magicvl.model.backends.base import load_text_tokenizer
+
+    other = tmp_path / "tok"
+    shutil.copytree(tokenizer_dir, other)
+    cfg = json.loads((other / "tokenizer_config.json").read_text())
+    (other / "tokenizer_config.json").write_text(json.dumps({**cfg, "add_prefix_space": True}))
+    assert not isinstance(load_text_tokenizer(str(other)), LightTokenizer)
+    assert isinstance(load_text_tokenizer(str(tokenizer_dir)), LightTokenizer)
