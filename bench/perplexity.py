@@ -1,6 +1,6 @@
 """Perplexity signal throughput vs a bare forward loop over the same samples in ideal batches.
 
-    python -m bench.perplexity [--samples 48] [--big-samples 12] [--batch-size 8] [--threads 2]
+    python -m bench.perplexity [--samples 48] [--batch-size 8] [--big-samples 8] [--big-batch-size 4] [--threads 2]
 
 Both sides run the same model on the same token sequences. "signal" is the
 whole ``perplexity`` compute (chat template, tokenization, length-sorted
@@ -81,6 +81,7 @@ def measure(name: str, lm, convs, batch_size: int) -> dict:
     return {
         "model": name,
         "samples": len(convs),
+        "batch": batch_size,
         "tokens": stats.tokens,
         "signal tok/s": stats.tokens / sig_s,
         "bare tok/s": bare_tokens / bare_s,
@@ -93,7 +94,8 @@ def measure(name: str, lm, convs, batch_size: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=48)
-    ap.add_argument("--big-samples", type=int, default=12, help="0 skips the 0.5B-shaped model")
+    ap.add_argument("--big-samples", type=int, default=8, help="0 skips the 0.5B-shaped model")
+    ap.add_argument("--big-batch-size", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -104,32 +106,30 @@ def main() -> None:
     from magicvl.model.tiny import build_tiny_causal_lm, qwen2_causal_config
 
     torch.set_num_threads(args.threads)
+    print(f"perplexity signal vs bare forward loop, {args.threads} torch threads\n")
+    print("  ".join(f"{c:>12}" if c != "model" else f"{c:<26}" for c in COLUMNS), flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench-ppl-"))
     tiny = build_tiny_causal_lm(work / "causal_lm")
-    rows = [
-        measure(
-            "tiny qwen2 (bf16)",
-            TransformersCausalLM.load(str(tiny), "bfloat16", "cpu", 4096, args.batch_size),
-            conversations(args.samples),
-            args.batch_size,
-        )
-    ]
+    lm = TransformersCausalLM.load(str(tiny), "bfloat16", "cpu", 4096, args.batch_size)
+    show(measure("tiny qwen2 (bf16)", lm, conversations(args.samples), args.batch_size))
     if args.big_samples:
-        tok = AutoTokenizer.from_pretrained(tiny)
-        torch.manual_seed(0)
-        big = Qwen2ForCausalLM(qwen2_causal_config(151936, "qwen2.5-0.5b")).to(torch.bfloat16)
-        lm = TransformersCausalLM(big, tok, 4096, args.batch_size)
-        rows.append(measure("Qwen2.5-0.5B shape (bf16)", lm, conversations(args.big_samples, seed=1), args.batch_size))
-    print(f"perplexity signal vs bare forward loop, batch size {args.batch_size}, {args.threads} torch threads\n")
-    cols = list(rows[0])
-    print("  ".join(f"{c:>13}" if c != "model" else f"{c:<26}" for c in cols))
-    for r in rows:
-        print(
-            "  ".join(
-                f"{r[c]:<26}" if c == "model" else (f"{r[c]:>13.3f}" if isinstance(r[c], float) else f"{r[c]:>13}")
-                for c in cols
-            )
-        )
+        config = qwen2_causal_config(151936, "qwen2.5-0.5b")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            big = Qwen2ForCausalLM._from_config(config, dtype=torch.bfloat16)
+        lm = TransformersCausalLM(big, AutoTokenizer.from_pretrained(tiny), 4096, args.big_batch_size)
+        show(measure("Qwen2.5-0.5B shape (bf16)", lm, conversations(args.big_samples, seed=1), args.big_batch_size))
+
+
+COLUMNS = ("model", "samples", "batch", "tokens", "signal tok/s", "bare tok/s", "ratio", "padding", "batches")
+
+
+def show(row: dict) -> None:
+    cells = []
+    for c in COLUMNS:
+        v = row[c]
+        cells.append(f"{v:<26}" if c == "model" else (f"{v:>12.3f}" if isinstance(v, float) else f"{v:>12}"))
+    print("  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":
