@@ -139,11 +139,11 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 def cmd_build_tiny_models(args: argparse.Namespace) -> int:
     """Build the tiny randomly initialised checkpoints tests and the demo use (no download)."""
-    from magicvl.model.tiny import build_tokenizer
+    from magicvl.model.tiny import TINY_BUILDERS
 
     out = Path(args.out)
-    path = build_tokenizer(out / "tokenizer")
-    print(f"tokenizer (tiny, trained locally): {path}")
+    for name, build in TINY_BUILDERS.items():
+        print(f"{name} (tiny, random, built locally — not real weights): {build(out / name)}")
     from magicvl.model.tiny_vl import build_tiny_vlms
 
     for name, p in build_tiny_vlms(out / "vlm").items():
@@ -173,7 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from magicvl.flows.interrupt import stop_on_interrupt
 
     with stop_on_interrupt(_resume_hint()):
-        run_demo(Path(args.work), records=args.records)
+        recipe_name = "demo-models.yaml" if args.all_signals else "demo.yaml"
+        run_demo(Path(args.work), records=args.records, recipe_name=recipe_name)
     return 0
 
 
@@ -261,6 +262,11 @@ def _parser() -> argparse.ArgumentParser:
     e = add("demo", cmd_demo)
     e.add_argument("--work", type=Path, default=Path("work/demo"), help="working folder (default work/demo)")
     e.add_argument("--records", type=int, default=None, help="scale the sample data to this many records")
+    e.add_argument(
+        "--all-signals",
+        action="store_true",
+        help="all six signals incl. OCR and detection (recipes/demo-models.yaml; minutes on a CPU)",
+    )
     ts = add("train-stage", cmd_train_stage)
     ts.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     ts.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to train")

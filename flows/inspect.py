@@ -122,6 +122,10 @@ def _inspect_table(folder: Path, rows: int) -> str:
             f"manifest: {m.get('rows')} rows in {len(m.get('shards', []))} shard(s), recipe {m.get('recipe_hash')}, "
             f"code {m.get('code_version')}"
         )
+        sig = m.get("signal") or {}
+        if sig.get("model"):
+            random = "  — a TINY RANDOM model: values are not meaningful" if sig.get("model_is_tiny_random") else ""
+            out.append(f"signal {sig.get('name')} v{sig.get('version')} by model {sig['model']}{random}")
     out += ["", "schema:"] + [f"  {n}: {t}" for n, t in schema.items()]
     for part in (_stage_category(lf, names), _group_counts(lf, names), _numeric(lf, schema)):
         if part:

@@ -160,3 +160,122 @@ def build_tiny_magicvl(out_dir: str | Path, lm: str = "qwen2", seed: int = 0) ->
     model.save_pretrained(out)
     _mark(out)
     return out
+
+
+# Causal LMs for perplexity: the tiny one for tests/demo, Qwen2.5-0.5B's shape for benchmarks.
+QWEN2_SHAPES: dict[str, dict] = {
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+    },
+    "qwen2.5-0.5b": {
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+    },
+}
+
+
+def qwen2_causal_config(vocab_size: int, shape: str = "tiny"):
+    """A ``Qwen2Config`` of the named shape (``QWEN2_SHAPES``) for a tokenizer of ``vocab_size``."""
+    from transformers import Qwen2Config
+
+    if shape not in QWEN2_SHAPES:
+        raise ValueError(f"shape must be one of {sorted(QWEN2_SHAPES)}, got {shape!r}")
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        initializer_range=0.2 if shape == "tiny" else 0.02,
+        **QWEN2_SHAPES[shape],
+    )
+
+
+def build_tiny_causal_lm(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random Qwen2ForCausalLM with the tiny tokenizer (and chat template) saved beside it.
+
+    Loads with ``AutoModelForCausalLM.from_pretrained(out_dir)`` and
+    ``AutoTokenizer.from_pretrained(out_dir)``; deterministic for a seed, global RNG untouched.
+    """
+    import torch
+    from transformers import AutoTokenizer, Qwen2ForCausalLM
+
+    out = build_tokenizer(out_dir)
+    config = qwen2_causal_config(len(AutoTokenizer.from_pretrained(out)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(config)
+    model.save_pretrained(out)
+    _mark(out)
+    return out
+
+
+# Grounding DINO: Swin embed 16, depths [1,1,1,1], BERT hidden 32, d_model 32, 2 decoder layers (1 fails tying).
+DETECTOR_VOCAB: tuple[str, ...] = (
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "a", "an", "the",
+    "person", "people", "car", "cat", "dog", "text", "table", "chart", "button", "icon",
+    "sign", "tree", "building", "screen", "window", "logo", "bar", "line", "object", "animal",
+)  # fmt: skip
+
+
+def build_tiny_grounding_dino(out_dir: str | Path, seed: int = 0) -> Path:
+    """A tiny random Grounding DINO (model + processor) loadable with AutoModelForZeroShotObjectDetection."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessorPil,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    out = Path(out_dir)
+    # transformers 5 ignores BertTokenizer(vocab_file=...): pass the vocabulary itself.
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(DETECTOR_VOCAB)})
+    backbone = SwinConfig(
+        embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], out_features=["stage2", "stage3", "stage4"]
+    )
+    text = BertConfig(
+        vocab_size=len(DETECTOR_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_queries=20,
+        max_text_len=32,
+        num_feature_levels=3,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GroundingDinoForObjectDetection(config)
+    image_processor = GroundingDinoImageProcessorPil(size={"shortest_edge": 128, "longest_edge": 256})
+    model.save_pretrained(out)
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    _mark(out)
+    return out
+
+
+TINY_BUILDERS = {
+    "tokenizer": build_tokenizer,
+    "causal_lm": build_tiny_causal_lm,
+    "grounding_dino": build_tiny_grounding_dino,
+}  # folder name under the models root → builder; `magicvl build-tiny-models` builds them all

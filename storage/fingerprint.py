@@ -105,6 +105,12 @@ def model_identity(path_or_id: str | None) -> str | None:
     return f"local:{h.hexdigest()}"
 
 
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, memoised by (path, size, mtime) so a run hashes each checkpoint once."""
+    return sha256_file(path)
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus the git commit (and '+dirty') when run from a checkout."""

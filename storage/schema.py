@@ -128,10 +128,11 @@ SCORES_BASE_FIELDS = [
 ]
 
 
-def signal_schema(columns: tuple[str, ...]) -> pa.Schema:
-    """Schema of one signal's output: the sample key, its float columns and a per-row error."""
+def signal_schema(columns: tuple[str, ...], text_columns: tuple[str, ...] = ()) -> pa.Schema:
+    """Schema of one signal's output: the sample key, its float columns, string extras (e.g. JSON), an error."""
     fields = [pa.field("sample_id", pa.string(), nullable=False)]
     fields += [pa.field(c, pa.float64()) for c in columns]
+    fields += [pa.field(c, pa.string()) for c in text_columns]
     fields.append(pa.field("error", pa.string()))
     return pa.schema(fields)
 

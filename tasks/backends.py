@@ -1,28 +1,89 @@
-"""Models and tokenizers loaded once per worker process (Ray reuses workers)."""
+"""What each signal needs besides the batch, loaded once per worker (actor) and reused.
+
+``load_backend(signal, params)`` by ``signal.backend``:
+
+* ``tokenizer``: a light ``tokenizers.Tokenizer`` when the path is a local
+  folder with a plain ``tokenizer.json`` (no transformers/torch import: fast
+  worker start), else ``AutoTokenizer.from_pretrained`` (hub ids);
+* ``lm``: a causal-LM scorer (``TransformersCausalLM`` or ``VllmCausalLM``);
+* ``ocr``: ``OcrBackend(engine, tokenizer)``;
+* ``detector``: a Grounding DINO detector;
+* ``vlm``: a VLM response-loss scorer (``model.backends.vlm.load_vlm_backend``).
+
+``check_backend`` loads it once up front (the step calls it before any shard
+runs), so a model that cannot load is one clear error, not one per shard.
+Loads are memoised per process: Ray reuses workers, actors call this once.
+"""
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
+from magicvl.model.backends.base import BackendError
 from magicvl.scoring.signals import Signal, SignalParams
 
 
 @lru_cache(maxsize=4)
 def tokenizer(path_or_id: str) -> Any:
-    """A tokenizer loaded with the ordinary ``AutoTokenizer.from_pretrained``."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one task per core already
-    from transformers import AutoTokenizer
+    """A tokenizer for counting ids (``model.backends.base.load_text_tokenizer``)."""
+    from magicvl.model.backends.base import load_text_tokenizer
 
-    return AutoTokenizer.from_pretrained(path_or_id)
+    return load_text_tokenizer(path_or_id)
+
+
+@lru_cache(maxsize=2)
+def causal_lm(path_or_id: str, backend: str, dtype: str, max_length: int, batch_size: int) -> Any:
+    """A causal-LM scorer for perplexity."""
+    from magicvl.model.backends.causal_lm import TransformersCausalLM, VllmCausalLM
+
+    if backend == "vllm":
+        return VllmCausalLM.load(path_or_id, dtype, max_length)
+    return TransformersCausalLM.load(path_or_id, dtype, "auto", max_length, batch_size)
+
+
+@lru_cache(maxsize=2)
+def ocr(engine: str, tokenizer_path: str, threads: int) -> Any:
+    """An OCR engine and the tokenizer that counts its text."""
+    from magicvl.model.backends.ocr import OcrBackend, load_ocr
+
+    return OcrBackend(load_ocr(engine, threads), tokenizer(tokenizer_path))
+
+
+@lru_cache(maxsize=2)
+def detector(backend: str, path_or_id: str, dtype: str) -> Any:
+    """An open-vocabulary detector."""
+    from magicvl.model.backends.detector import load_detector
+
+    return load_detector(backend, path_or_id, dtype)
 
 
 def load_backend(signal: Signal, params: SignalParams) -> Any:
     """What ``signal.compute`` needs besides the batch (None for model-free signals)."""
-    if signal.backend is None:
+    kind = signal.backend
+    if kind is None:
         return None
-    if signal.backend == "tokenizer":
-        path = getattr(params, "tokenizer", None)  # read once: unit=word needs none
+    if kind == "tokenizer":
+        path = getattr(params, "tokenizer", None)  # read once: type_token_ratio with unit=word needs none
         return tokenizer(path) if path else None
-    raise ValueError(f"signal {signal.name!r} needs backend {signal.backend!r}, which this build does not provide")
+    if kind == "lm":
+        return causal_lm(params.model, params.backend, params.dtype, params.max_length, params.batch_size)
+    if kind == "ocr":
+        return ocr(params.engine, params.tokenizer, params.threads)
+    if kind == "detector":
+        return detector(params.backend, params.model, params.dtype)
+    if kind == "vlm":
+        from magicvl.model.backends.vlm import load_vlm_backend
+
+        return load_vlm_backend(params)
+    raise ValueError(f"signal {signal.name!r} needs backend {kind!r}, which this build does not provide")
+
+
+def check_backend(signal: Signal, params: SignalParams) -> None:
+    """Load the signal's backend now; raise one BackendError naming the signal if it cannot load."""
+    try:
+        load_backend(signal, params)
+    except BackendError as e:
+        raise BackendError(f"signal {signal.name!r}: {e}") from e
+    except Exception as e:
+        raise BackendError(f"signal {signal.name!r}: cannot load its {signal.backend}: {type(e).__name__}: {e}") from e

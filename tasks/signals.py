@@ -57,6 +57,10 @@ class SignalJob:
         return self.signal.columns
 
     @property
+    def text_columns(self) -> tuple[str, ...]:
+        return self.signal.text_columns
+
+    @property
     def model_backed(self) -> bool:
         """Needs a loaded backend (tokenizer or model): runs on an actor pool, one load per actor."""
         return self.signal.backend is not None
@@ -68,7 +72,7 @@ class SignalJob:
 
     def keyed_params(self) -> dict[str, Any]:
         """Parameters as they enter the cache key: a local model is known by its content, not its path."""
-        params = self.params.model_dump(mode="json")
+        params = self.params.model_dump(mode="json", exclude=set(self.params.unkeyed))
         if self.model_id and self.model_id.startswith("local:"):
             for attr in ("model", "tokenizer"):
                 if attr in params:
@@ -81,7 +85,16 @@ class SignalJob:
             "version": self.signal.version,
             "params": self.params.model_dump(mode="json"),
             "model": self.model_id,
+            "model_is_tiny_random": self.tiny_random,
         }
+
+    @property
+    def tiny_random(self) -> bool:
+        """True when the model/tokenizer is a tiny random checkpoint built locally (values are not meaningful)."""
+        from magicvl.model.tiny import is_tiny
+
+        ref = self.signal.model_ref(self.params)
+        return bool(ref) and is_tiny(ref)
 
     def unit_key(self, shard_sha: str) -> UnitKey:
         return UnitKey(shard_sha, self.name, self.signal.version, self.keyed_params(), self.model_id)
@@ -105,6 +118,7 @@ def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict
         return out, errors
     except Exception:
         cols = {c: np.full(len(batch), np.nan) for c in s.columns}
+        cols.update({c: np.full(len(batch), None, dtype=object) for c in s.text_columns})
         errors: list[str | None] = [None] * len(batch)
         for i in range(len(batch)):
             one = SampleBatch(
@@ -116,7 +130,7 @@ def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict
             try:
                 res = s.compute(one, job.params, backend)
                 errors[i] = list(res.pop("error", [None]))[0]
-                for c in s.columns:
+                for c in s.columns + s.text_columns:
                     cols[c][i] = res[c][0]
             except Exception as e:
                 errors[i] = f"{type(e).__name__}: {e}"
@@ -176,7 +190,7 @@ class SignalUnit(Unit):
         s = self.job.signal
         columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]
         ids: list[str] = []
-        cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns}
+        cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns + s.text_columns}
         errors: list[str | None] = []
         for rb in iter_batches(self.shard["path"], columns=columns, batch_size=self.batch_size):
             batch = _batch(rb, s.reads, self.max_pixels, self.max_image_bytes)
@@ -185,6 +199,8 @@ class SignalUnit(Unit):
             errors += errs
             for c in s.columns:
                 cols[c].append(np.asarray(vals[c], dtype=np.float64))
+            for c in s.text_columns:
+                cols[c].append(np.asarray(vals[c], dtype=object))
         merged = {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
         return self.write(out, ids, merged, errors)
 
@@ -198,13 +214,15 @@ class SignalUnit(Unit):
             "version": self.job.signal.version,
             "params": self.job.params.model_dump_json(),
             "model": str(self.job.model_id),
+            "model_is_tiny_random": str(self.job.tiny_random).lower(),
             "input_sha256": self.shard["sha256"],
             "code_version": code_version(),
         }
         arrays = [pa.array(ids, pa.string())]
         arrays += [pa.array(cols[c], pa.float64(), from_pandas=True) for c in self.job.columns]
+        arrays += [pa.array([v if isinstance(v, str) else None for v in cols[c]], pa.string()) for c in self.job.text_columns]
         arrays.append(pa.array(errors, pa.string()))
-        table = pa.Table.from_arrays(arrays, schema=signal_schema(self.job.columns))
+        table = pa.Table.from_arrays(arrays, schema=signal_schema(self.job.columns, self.job.text_columns))
         table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})
         info = out.table(path, table, prefix=f"{self.stem}-")
         return {

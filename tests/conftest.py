@@ -50,3 +50,19 @@ def prefect_harness():
         yield
         logging.disable(logging.INFO)  # the harness logs its shutdown after pytest closed the streams
     logging.disable(logging.NOTSET)
+
+
+@pytest.fixture(scope="session")
+def causal_lm_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2ForCausalLM with the tiny tokenizer and chat template beside it."""
+    from magicvl.model.tiny import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("models") / "causal_lm")
+
+
+@pytest.fixture(scope="session")
+def grounding_dino_dir(tmp_path_factory) -> Path:
+    """A tiny random Grounding DINO (model + processor)."""
+    from magicvl.model.tiny import build_tiny_grounding_dino
+
+    return build_tiny_grounding_dino(tmp_path_factory.mktemp("models") / "grounding_dino")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,10 @@ class SignalParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Fields that change how values are computed (batching, threads) but not the values:
+    # left out of the cache key, so retuning them reuses stored results.
+    unkeyed: ClassVar[tuple[str, ...]] = ()
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -32,6 +36,7 @@ class Signal:
     ``columns[0]`` is the metric ``combine`` uses and equals ``name``.
     ``backend`` names what the task layer must load and pass in (e.g. a
     tokenizer from the path in ``params.tokenizer``); None for model-free ones.
+    ``text_columns`` are string-valued extras (None where absent), e.g. JSON.
     ``per_image`` marks a model-free image signal that ingestion can evaluate
     on the luma image it has just decoded (one decode for check + signal).
     """
@@ -47,6 +52,7 @@ class Signal:
     backend: Literal["tokenizer", "lm", "vlm", "ocr", "detector"] | None = None
     per_image: Callable[[Image.Image, Any], dict[str, float]] | None = None
     image_side: Callable[[Any], int] | None = None
+    text_columns: tuple[str, ...] = ()  # extra string columns (e.g. JSON boxes), after the float ones
 
     def __post_init__(self) -> None:
         if not self.columns or self.columns[0] != self.name:
@@ -77,3 +83,51 @@ def map_images(
     if any(errors):
         out["error"] = np.array(errors, dtype=object)
     return out
+
+
+def rgb_images(batch: SampleBatch) -> list[Image.Image | Exception | None]:
+    """Per row: the full-size 8-bit RGB image, None without one, or the decode error."""
+    from magicvl.storage.images import open_checked, to_rgb
+
+    out: list[Image.Image | Exception | None] = []
+    for data in batch.images or [None] * len(batch):
+        if data is None:
+            out.append(None)
+            continue
+        try:
+            out.append(to_rgb(open_checked(data, batch.max_pixels)))
+        except Exception as e:
+            out.append(e)
+    return out
+
+
+def to_columns(rows: list[dict[str, Any] | None], columns: tuple[str, ...], errors: list[str | None]) -> Columns:
+    """Per-row dicts → column arrays (float, NaN where missing; object for string columns) + ``error``."""
+    cols: Columns = {}
+    for c in columns:
+        vals = [None if r is None else r.get(c) for r in rows]
+        if any(isinstance(v, str) for v in vals):
+            cols[c] = np.array(vals, dtype=object)
+        else:
+            cols[c] = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
+    if any(errors):
+        cols["error"] = np.array(errors, dtype=object)
+    return cols
+
+
+def map_rgb_images(
+    batch: SampleBatch, fn: Callable[[Image.Image], dict[str, Any]], columns: tuple[str, ...]
+) -> Columns:
+    """Apply a per-image function over a batch's full-size RGB images (a failing row gets its error)."""
+    rows: list[dict[str, Any] | None] = [None] * len(batch)
+    errors: list[str | None] = [None] * len(batch)
+    for i, img in enumerate(rgb_images(batch)):
+        if img is None:
+            continue
+        try:
+            if isinstance(img, Exception):
+                raise img
+            rows[i] = fn(img)
+        except Exception as e:
+            errors[i] = f"{type(e).__name__}: {e}"
+    return to_columns(rows, columns, errors)

@@ -1,0 +1,111 @@
+"""Text recognisers for OCR text density: RapidOCR (PP-OCR models inside its wheel) or PaddleOCR.
+
+Both are imported lazily inside ``load_ocr``. An engine takes one RGB image
+(PIL) and returns the text lines it found, boxes in that image's pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from PIL import Image
+
+from magicvl.model.backends.base import BackendError
+
+OcrEngineName = Literal["rapidocr", "paddleocr"]
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One recognised line: quadrilateral ``box`` [4, 2] (x, y pixels), its text and confidence."""
+
+    box: np.ndarray
+    text: str
+    score: float
+
+
+class OcrEngine(Protocol):
+    name: str
+
+    def read(self, image: Image.Image) -> list[OcrLine]: ...
+
+
+class RapidOcrEngine:
+    """``rapidocr.RapidOCR`` with its bundled PP-OCR det/cls/rec models (no download)."""
+
+    name = "rapidocr"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            from rapidocr import RapidOCR
+        except ImportError as e:
+            raise BackendError("OCR engine 'rapidocr' needs the ocr extra: pip install rapidocr onnxruntime") from e
+        params = {
+            "Global.log_level": "error",
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+        try:
+            self.engine = RapidOCR(params=params)
+        except Exception as e:
+            raise BackendError(f"cannot start rapidocr: {type(e).__name__}: {e}") from e
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        res = self.engine(image)
+        if res is None or res.boxes is None or res.txts is None:
+            return []
+        return [
+            OcrLine(np.asarray(b, dtype=np.float64), str(t), float(s))
+            for b, t, s in zip(res.boxes, res.txts, res.scores)
+        ]
+
+
+class PaddleOcrEngine:
+    """PaddleOCR 3.x (``pip install paddleocr``; its models must be available locally)."""
+
+    name = "paddleocr"
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            from paddleocr import PaddleOCR
+        except ImportError as e:
+            raise BackendError("OCR engine 'paddleocr' needs the paddle extra: pip install paddleocr") from e
+        try:
+            self.engine = PaddleOCR(use_doc_orientation_classify=False, use_doc_unwarping=False, cpu_threads=threads)
+        except Exception as e:
+            raise BackendError(f"cannot start paddleocr: {type(e).__name__}: {e}") from e
+
+    def read(self, image: Image.Image) -> list[OcrLine]:
+        lines: list[OcrLine] = []
+        for page in self.engine.predict(np.asarray(image)[:, :, ::-1]):  # BGR, as cv2 would load it
+            for poly, text, score in zip(page["rec_polys"], page["rec_texts"], page["rec_scores"]):
+                lines.append(OcrLine(np.asarray(poly, dtype=np.float64), str(text), float(score)))
+        return lines
+
+
+OCR_ENGINES: dict[str, type] = {"rapidocr": RapidOcrEngine, "paddleocr": PaddleOcrEngine}
+
+
+def load_ocr(name: str, threads: int = 1) -> Any:
+    """The OCR engine called ``name`` (BackendError when it is not installed or does not start)."""
+    if name not in OCR_ENGINES:
+        raise BackendError(f"unknown OCR engine {name!r}; known: {sorted(OCR_ENGINES)}")
+    return OCR_ENGINES[name](threads)
+
+
+def polygon_area(box: np.ndarray) -> float:
+    """Area of a polygon [K, 2] by the shoelace formula."""
+    x, y = box[:, 0], box[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+@dataclass
+class OcrBackend:
+    """What the OCR text-density signal receives: the engine and the tokenizer that counts its text."""
+
+    engine: Any
+    tokenizer: Any

@@ -1,0 +1,97 @@
+"""D_obj: open-vocabulary detections per megapixel of the image (object density).
+
+Grounding DINO (paper's choice) is prompted with the recipe's ``labels``
+("person. car. ...") and keeps boxes whose best phrase score passes
+``box_threshold`` and phrase tokens passing ``text_threshold``.
+``object_density`` = detections / (width × height / 10⁶) of the original
+image; ``object_density_count`` is the count and ``object_density_boxes`` a
+JSON list of ``{"box": [x0, y0, x1, y1], "label": ..., "score": ...}`` in the
+original image's pixels. The detector's processor does its own resizing
+(shortest side 800, longest 1333 for the real models).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Literal
+
+from PIL import Image
+from pydantic import Field
+
+from magicvl.model.backends.detector import Detection
+from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.signals.base import Columns, Signal, SignalParams, rgb_images, to_columns
+
+COLUMNS = ("object_density", "object_density_count")
+TEXT_COLUMNS = ("object_density_boxes",)
+DEFAULT_LABELS = (
+    "person", "animal", "car", "building", "tree", "furniture", "food", "sign",
+    "text", "screen", "button", "icon", "chart", "table", "logo", "object",
+)  # fmt: skip
+
+
+class ObjectDensityParams(SignalParams):
+    unkeyed: ClassVar[tuple[str, ...]] = ("batch_size",)
+
+    model: str = Field(description="Grounding DINO path or hub id, e.g. IDEA-Research/grounding-dino-tiny.")
+    backend: Literal["transformers", "groundingdino-py"] = Field(default="transformers", description="Detector.")
+    labels: tuple[str, ...] = Field(default=DEFAULT_LABELS, min_length=1, description="Query vocabulary.")
+    box_threshold: float = Field(default=0.35, gt=0.0, lt=1.0, description="Minimum box score.")
+    text_threshold: float = Field(default=0.25, gt=0.0, lt=1.0, description="Minimum phrase-token score.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Weights dtype.")
+    batch_size: int = Field(default=4, ge=1, le=256, description="Images per forward pass (not part of the key).")
+
+
+def measure(dets: list[Detection], width: int, height: int) -> dict[str, Any]:
+    """The signal's columns for one image from its detections."""
+    boxes = [{"box": [round(v, 2) for v in d.box], "label": d.label, "score": round(d.score, 4)} for d in dets]
+    return {
+        "object_density": len(dets) / (width * height / 1e6),
+        "object_density_count": float(len(dets)),
+        "object_density_boxes": json.dumps(boxes, ensure_ascii=False),
+    }
+
+
+def compute(batch: SampleBatch, params: ObjectDensityParams, detector) -> Columns:
+    """Detect on every image of the batch in chunks of ``batch_size``; NaN/None for text-only rows."""
+    images = rgb_images(batch)
+    rows: list[dict[str, Any] | None] = [None] * len(batch)
+    errors: list[str | None] = [f"{type(x).__name__}: {x}" if isinstance(x, Exception) else None for x in images]
+    todo = [i for i, x in enumerate(images) if isinstance(x, Image.Image)]
+    for k in range(0, len(todo), params.batch_size):
+        chunk = todo[k : k + params.batch_size]
+        for i, dets in zip(chunk, _detect(detector, [images[i] for i in chunk], params, errors, chunk)):
+            if dets is not None:
+                rows[i] = measure(dets, images[i].width, images[i].height)
+    return to_columns(rows, COLUMNS + TEXT_COLUMNS, errors)
+
+
+def _detect(
+    detector: Any, images: list[Image.Image], p: ObjectDensityParams, errors: list[str | None], rows: list[int]
+) -> list[list[Detection] | None]:
+    """Detections per image; when the batch fails, one image at a time so only the bad one errs."""
+    try:
+        return detector.detect(images, p.labels, p.box_threshold, p.text_threshold)
+    except Exception:
+        out: list[list[Detection] | None] = []
+        for im, i in zip(images, rows):
+            try:
+                out.append(detector.detect([im], p.labels, p.box_threshold, p.text_threshold)[0])
+            except Exception as e:
+                errors[i] = f"object_density: {type(e).__name__}: {e}"
+                out.append(None)
+        return out
+
+
+SIGNAL = Signal(
+    name="object_density",
+    version="1",
+    axis="image",
+    description="Open-vocabulary detections (Grounding DINO) per megapixel (D_obj).",
+    params=ObjectDensityParams,
+    compute=compute,
+    columns=COLUMNS,
+    reads="image",
+    backend="detector",
+    text_columns=TEXT_COLUMNS,
+)
