@@ -16,9 +16,14 @@ from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.backends import check_backend, load_backend
 from magicvl.tasks.ingest import fused_signals, ingest_chunk
-from magicvl.tasks.signals import SignalJob, score_shard
+from magicvl.tasks.signals import SignalJob, SignalUnit
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
+
+
+def score_shard(job: SignalJob, dataset: str, sh: dict, out: str) -> dict:
+    """One signal over one samples shard through the signal step's unit of work."""
+    return SignalUnit(job, dataset, sh, out, StorageOptions(), 10**8, 10**8).run()
 
 
 def shard(dataset, out):
@@ -32,7 +37,7 @@ def test_object_density_end_to_end_boxes_stored_and_counted(dataset, tmp_path, g
     sh = shard(dataset, out)
     s = get_signal("object_density")
     job = SignalJob.of(s, s.params(model=str(grounding_dino_dir), labels=("cat", "text"), box_threshold=0.05))
-    res = score_shard(job, "d", sh, str(out), 10**8, 10**8)
+    res = score_shard(job, "d", sh, str(out))
     assert res["rows"] == 25 and res["errors"] == 0
     table = pq.read_table(res["path"]).to_pylist()
     samples = pq.read_table(sh["path"], columns=["sample_id", "width", "height"]).to_pylist()  # same row order
@@ -57,7 +62,7 @@ def test_perplexity_through_score_shard(dataset, tmp_path, causal_lm_dir):
     out = tmp_path / "out"
     sh = shard(dataset, out)
     s = get_signal("perplexity")
-    res = score_shard(SignalJob.of(s, s.params(model=str(causal_lm_dir))), "d", sh, str(out), 10**8, 10**8)
+    res = score_shard(SignalJob.of(s, s.params(model=str(causal_lm_dir))), "d", sh, str(out))
     t = pq.read_table(res["path"]).to_pydict()
     assert res["rows"] == 25 and res["errors"] == 0
     assert all(p > 1 for p in t["perplexity"])
