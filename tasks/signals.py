@@ -37,12 +37,16 @@ class SignalJob:
     signal: Signal
     params: SignalParams
     model_id: str | None  # storage.fingerprint.model_identity of the model/tokenizer, computed once
+    tiny: bool = False  # the model/tokenizer is a tiny random local checkpoint (values are not meaningful)
 
     @classmethod
     def of(cls, signal: Signal, params: SignalParams) -> SignalJob:
         from magicvl.storage.fingerprint import model_identity
 
-        return cls(signal, params, model_identity(signal.model_ref(params)))
+        from magicvl.model.tiny import is_tiny
+
+        ref = signal.model_ref(params)
+        return cls(signal, params, model_identity(ref), bool(ref) and is_tiny(ref))
 
     @classmethod
     def named(cls, name: str, params: SignalParams) -> SignalJob:
@@ -90,11 +94,8 @@ class SignalJob:
 
     @property
     def tiny_random(self) -> bool:
-        """True when the model/tokenizer is a tiny random checkpoint built locally (values are not meaningful)."""
-        from magicvl.model.tiny import is_tiny
-
-        ref = self.signal.model_ref(self.params)
-        return bool(ref) and is_tiny(ref)
+        """True when the model/tokenizer is a tiny random checkpoint built locally (decided once, in ``of``)."""
+        return self.tiny
 
     def unit_key(self, shard_sha: str) -> UnitKey:
         return UnitKey(shard_sha, self.name, self.signal.version, self.keyed_params(), self.model_id)

@@ -47,7 +47,7 @@ def test_prefect_yaml_parses_and_entrypoints_are_flows() -> None:
     for dep in spec["deployments"]:
         assert dep["description"] and dep["work_pool"]["name"] == spec["definitions"]["work_pool"]["name"]
         flow = load_flow_from_entrypoint(str(REPO / dep["entrypoint"]))
-        assert flow.name == dep["entrypoint"].rsplit(":", 1)[1]
+        assert flow.name.replace("-", "_") == dep["entrypoint"].rsplit(":", 1)[1]  # train-stage → train_stage
         assert "recipe_path" in flow.parameters.properties
 
 

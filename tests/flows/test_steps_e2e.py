@@ -46,7 +46,7 @@ def quarantine_rows(out: Path) -> list[dict]:
     return [r for p in list_shards(out / "quarantine") for r in pq.read_table(p).to_pylist()]
 
 
-def test_planted_broken_records_end_in_their_quarantine_kinds(tmp_path, tokenizer_dir, ray_local):
+def test_planted_broken_records_end_in_their_quarantine_kinds(tmp_path, tokenizer_dir, causal_lm_dir, ray_local):
     from magicvl.sample_data import generate
 
     sample = generate(tmp_path / "data")
@@ -54,6 +54,7 @@ def test_planted_broken_records_end_in_their_quarantine_kinds(tmp_path, tokenize
     data = yaml.safe_load(demo.read_text())
     data["signals"]["token_length"]["tokenizer"] = str(tokenizer_dir)
     data["signals"]["type_token_ratio"]["tokenizer"] = str(tokenizer_dir)
+    data["signals"]["perplexity"]["model"] = str(causal_lm_dir)
     recipe = parse_recipe(data, tmp_path)
     acc = run(recipe)
     assert acc["balanced"] and acc["records_in"] == sample.total_records
