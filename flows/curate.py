@@ -21,9 +21,10 @@ from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, steps
+from magicvl.tasks.quality_step import quality
 
 log = logging.getLogger("magicvl")
-STEPS = ("ingest", "signals", "combine")
+STEPS = ("ingest", "quality", "signals", "combine")
 
 
 def _run_id() -> str | None:
@@ -48,6 +49,12 @@ def _logger():
 def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Read, check and store every source record (or quarantine it); then deduplicate ids."""
     return steps.ingest(recipe, force=force)
+
+
+@task(name="quality", cache_policy=NO_CACHE)
+def quality_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Filters, categories, judges and cross-dataset dedup → one verdict per sample (cached units)."""
+    return quality(recipe, force=force)
 
 
 @task(name="signals", cache_policy=NO_CACHE)
@@ -102,9 +109,11 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
     _logger().info("curate: %d datasets → %s (recipe %s)", len(recipe.datasets), recipe.output_root, recipe.digest())
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         ing = ingest_task(recipe, force="ingest" in force)
+        qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
-    info = {"ingest": report.ingest_stats(ing), "signals": report.slim(sig), "combine": report.slim(comb)}
+    info = {"ingest": report.ingest_stats(ing), "quality": qual, "signals": report.slim(sig),
+            "combine": report.slim(comb)}  # fmt: skip
     return finish(recipe, recipe_path, started, info, comb)
 
 
@@ -125,10 +134,11 @@ def score(
         raise ValueError(f"signals {unknown} are not configured in the recipe (configured: {list(recipe.signals)})")
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
+        qual = quality_task(recipe) if then_combine else None
         comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}
-    info = {"signals": report.slim(sig), "combine": report.slim(comb)}
+    info = {"signals": report.slim(sig), "quality": qual, "combine": report.slim(comb)}
     return finish(recipe, recipe_path, started, info, comb, "score")
 
 
@@ -138,5 +148,7 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
+        qual = quality_task(recipe)  # cached units: a threshold edit re-runs only the verdicts
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")
+    info = {"quality": qual, "combine": report.slim(comb)}
+    return finish(recipe, recipe_path, started, info, comb, "combine")

@@ -12,7 +12,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.crossmodal import CrossModalConfig, check_pairs
+from magicvl.scoring.dedup import DedupConfig
+from magicvl.scoring.filters.config import FiltersConfig
+from magicvl.scoring.judge import JudgesConfig
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
@@ -43,6 +47,9 @@ class ResourcesConfig(BaseModel):
     ingest: StepResources = Field(default_factory=StepResources)
     dedup: StepResources = Field(default_factory=StepResources)
     combine: StepResources = Field(default_factory=StepResources)
+    quality: StepResources = Field(default_factory=StepResources, description="Filters, dedup hashing, verdicts.")
+    judge: StepResources = Field(default_factory=StepResources, description="Each LLM/VLM judge's actors.")
+    categorize: StepResources = Field(default_factory=StepResources, description="The VLM classifier's actors.")
     signals: dict[str, StepResources] = Field(default_factory=dict, description="Signal name → its resources.")
 
     def signal(self, name: str) -> StepResources:
@@ -65,6 +72,10 @@ class Recipe(BaseModel):
     cross_modal: CrossModalConfig | None = Field(
         default=None, description="VLMs whose response losses give S_task (one vlm_loss@<name> job each)."
     )
+    filters: FiltersConfig = Field(default_factory=FiltersConfig, description="Heuristic and repetition filters.")
+    categorize: CategorizeConfig = Field(default_factory=CategorizeConfig, description="Category of unlabelled samples.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicates across all datasets of the run.")
+    judge: JudgesConfig = Field(default_factory=JudgesConfig, description="LLM/VLM judges (off unless configured).")
     ray: RayOptions = Field(default_factory=RayOptions)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")

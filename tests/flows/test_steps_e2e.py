@@ -15,6 +15,7 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards
 from magicvl.tasks import report, steps
+from magicvl.tasks.quality_step import quality
 from tests.helpers import HOSTILE_LINES, make_dataset
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,7 @@ PLANTED_AS = {
 
 def run(recipe: Recipe) -> dict:
     steps.ingest(recipe)
+    quality(recipe)
     steps.signals(recipe)
     comb = steps.combine(recipe)
     return report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
