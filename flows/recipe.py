@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.categorize import CategorizeConfig
+from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.crossmodal import CrossModalConfig, check_pairs
 from magicvl.scoring.dedup import DedupConfig
 from magicvl.scoring.filters.config import FiltersConfig
@@ -73,7 +73,7 @@ class Recipe(BaseModel):
         default=None, description="VLMs whose response losses give S_task (one vlm_loss@<name> job each)."
     )
     filters: FiltersConfig = Field(default_factory=FiltersConfig, description="Heuristic and repetition filters.")
-    categorize: CategorizeConfig = Field(default_factory=CategorizeConfig, description="Category of unlabelled samples.")
+    categorize: CategorizeConfig = Field(default_factory=CategorizeConfig, description="Unlabelled samples.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicates across all datasets of the run.")
     judge: JudgesConfig = Field(default_factory=JudgesConfig, description="LLM/VLM judges (off unless configured).")
     ray: RayOptions = Field(default_factory=RayOptions)

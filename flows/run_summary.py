@@ -55,7 +55,7 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: list[str]) -> str:
     """The run summary as markdown (for the Prefect UI)."""
     acc = manifest["accounting"]
-    from magicvl.flows.report import stage_table
+    from magicvl.tasks.report import stage_table
 
     ok = "balanced" if acc["balanced"] else "**DOES NOT BALANCE**"
     steps = [
@@ -75,7 +75,8 @@ def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: l
         *_md_table(stage_table(acc)),
         "",
         "## Dropped by reason",
-        *_md_table([{"reason": r, "n": n} for r, n in acc["dropped_by_reason"].items()]),
+        *_md_table([{"reason": r, "n": n, "examples": "; ".join(acc.get("drop_examples", {}).get(r, []))[:300]}
+                    for r, n in acc["dropped_by_reason"].items()]),  # fmt: skip
         "",
         "## Quarantined by error",
         *_md_table([{"error": k, "n": n} for k, n in acc["quarantined_by_error"].items()]),

@@ -16,4 +16,4 @@ def dataset(tmp_path) -> Path:
     return tmp_path
 
 
-from tests.scoring.conftest import tiny_lm_dir  # noqa: E402,F401  (the judge's tiny local LM)
+from tests.scoring.conftest import tiny_lm_dir, tiny_vlm_dir  # noqa: E402,F401  (tiny local judge/classifier)

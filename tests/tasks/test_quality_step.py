@@ -4,7 +4,6 @@ threshold re-tuning without re-measuring, and the LLM judge's policy path with a
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -190,3 +189,18 @@ def test_a_judge_model_that_fails_to_load_is_one_error_before_any_shard(tmp_path
     with pytest.raises(StepFailed, match="judge:coherence: the backend failed to load, no unit ran"):
         quality(recipe)
     assert not (tmp_path / "out" / "quality" / "judge-coherence").exists()
+
+
+def test_vlm_classifier_on_actors_records_its_answers_and_falls_back_to_rules(
+    tmp_path, tokenizer_dir, tiny_vlm_dir, ray_local
+):
+    make_data(tmp_path)
+    categorize = {"method": "vlm", "vlm": {"backend": "magicvl", "model": str(tiny_vlm_dir), "max_new_tokens": 6}}
+    q, acc = run(recipe_of(tmp_path, tokenizer_dir, categorize=categorize))
+    assert acc["balanced"] and q["categorize"]["executor"] == "actors"
+    cats = {r["sample_id"]: r for r in rows(tmp_path / "out" / "quality" / "categories")}
+    assert cats["a0"]["category_source"] == "label" and cats["a0"]["vlm_error"] is None  # labels are not asked
+    # the random tiny VLM's garbage is refused by the strict parser, recorded, and the rules decide
+    unlabelled = [cats[s] for s in ("a1", "a2", "a3", "b-chart", "b-text")]
+    assert all(c["vlm_error"] and c["category_source"] == "rules" for c in unlabelled)
+    assert {r["sample_id"] for r in rows(tmp_path / "out" / "curated")} >= {"a1", "a2", "a3", "b-chart", "b-text"}
