@@ -21,7 +21,7 @@ from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, steps
-from magicvl.tasks.quality_step import quality
+from magicvl.tasks.quality_step import quality, summary_line
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "quality", "signals", "combine")
@@ -86,6 +86,7 @@ def finish(
     report.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
+    notes += [summary_line(step_info["quality"])] if step_info.get("quality") else []
     notes += report.run_notes(recipe, combine_res["decision"])
     notes += [f"report: {plots[0]}"] if plots else []
     summary = report.format_summary(acc, layout, notes, step)

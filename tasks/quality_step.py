@@ -153,6 +153,14 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     }
 
 
+def summary_line(q: dict[str, Any]) -> str:
+    """One line for the run summary: where categories came from, drops per rule, cache reuse."""
+    src = ", ".join(f"{k} {n}" for k, n in sorted(q["categorize"]["sources"].items())) or "none"
+    drops = ", ".join(f"{k} {n}" for k, n in q["dropped_by_rule"].items()) or "none"
+    return (f"quality: categories from {src}; dropped by filters/dedup/judges: {drops}; "
+            f"filter measures {q['measures']['cached']} of {q['measures']['units']} shards cached")  # fmt: skip
+
+
 def verdict_paths(recipe: Recipe) -> dict[tuple[str, str], tuple[str, str]]:
     """(dataset, shard stem) → (verdicts file, its SHA-256), from the verdicts manifests (for combine)."""
     layout = OutputLayout(recipe.output_root)

@@ -12,12 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from magicvl.flows.inspect import inspect_folder
 from magicvl.flows.recipe import Recipe, parse_recipe
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
 from magicvl.tasks import report, steps
 from magicvl.tasks.executor import StepFailed
-from magicvl.tasks.quality_step import quality
+from magicvl.tasks.quality_step import quality, summary_line
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +120,8 @@ def test_default_quality_drops_categorizes_and_balances(tmp_path, tokenizer_dir,
     assert acc["kept"] == 6 and acc["dropped"] == 6
     dropped = {r["sample_id"]: r for r in rows(out / "dropped")}
     assert set(dropped) == set(EXPECTED_DROPS)
-    ids = {r["source_key"]: r["sample_id"] for r in pq.read_table(list_shards(out / "samples" / "a")[0]).to_pylist()}
+    ids = {r["source_key"]: r["sample_id"] for p in list_shards(out / "samples")
+           for r in pq.read_table(p, columns=["source_key", "sample_id"]).to_pylist()}  # fmt: skip
     for sid, (step, rule, reason) in EXPECTED_DROPS.items():
         d = dropped[sid]
         reason = reason.replace("a/a0", f"a/{ids['a0']}")
@@ -142,6 +144,9 @@ def test_default_quality_drops_categorizes_and_balances(tmp_path, tokenizer_dir,
     assert q["dropped_by_rule"] == {r: 1 for _, r, _ in EXPECTED_DROPS.values()}
     summary = report.format_summary(acc, OutputLayout(out), [])
     assert "filter:repetition: 1" in summary and f"e.g. a/{ids['rep']}: repetition:" in summary
+    text = inspect_folder(out / "dropped")
+    assert "rows per rule, with examples" in text and "dedup:near_image" in text
+    assert "dedup:exact 1" in summary_line(q) and "categories from label 1, rules 11" in summary_line(q)
 
     # a threshold edit: no measure is recomputed, only the verdicts; the sample comes back
     data = recipe.model_dump(mode="json", exclude={"base_dir"})
