@@ -3,7 +3,10 @@
 No model runs here: only signal tables and sample metadata are read, except in
 the final write (``CombineUnit``), which copies each kept sample (image bytes
 included) into ``curated/stage-<k>/``. Rows the dedup step quarantined (later
-duplicates, matched by their ``source``) are left out of every pass.
+duplicates, matched by their ``source``) are left out of every pass. Rows the
+quality step dropped (``tasks.verdict``) are left out of scoring and written to
+``dropped/`` and ``scores/`` with their step, rule and reason; the others take
+their category and ``category_source`` from the verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "2"  # 2: rows dedup quarantined are left out
+COMBINE_VERSION = "3"  # 2: rows dedup quarantined are left out; 3: quality verdicts
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -59,7 +62,7 @@ class ShardColumns:
     metrics: dict[str, np.ndarray]
     errors: list[list[str]]
     category_sources: list[str | None]
-    pre_dropped: list[dict[str, Any]]  # rows the quality step dropped: dropped/ rows (step, rule, reason)
+    pre_dropped: list[dict[str, Any]]  # rows the quality step dropped (step, rule, reason): in dropped/ and scores/
 
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
@@ -70,8 +73,8 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
     verdict, sources = _verdicts(inp, meta)
     pre_dropped = [
         {"sample_id": meta["sample_id"][i], "dataset": meta["dataset"][i], "source": src,
-         "category": verdict["category"][i], "step": verdict["step"][i], "rule": verdict["rule"][i],
-         "reason": verdict["reason"][i]}  # fmt: skip
+         "category": verdict["category"][i], "category_source": sources[i], "step": verdict["step"][i],
+         "rule": verdict["rule"][i], "reason": verdict["reason"][i]}  # fmt: skip
         for i, src in enumerate(meta["source"])
         if src not in dups and not verdict["keep"][i]
     ]
@@ -220,9 +223,9 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
     for m in metrics:
         ledger[m] = _opt(c.metrics[m])
         ledger[f"{m}_norm"] = _opt(rows.normalized[m])
-    out.writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics)).write(
-        pa.table(ledger, schema=scores_schema(metrics))
-    )
+    ledger_writer = out.writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics))
+    ledger_writer.write(pa.table(ledger, schema=scores_schema(metrics)))
+    ledger_writer.write_rows([{**d, "fate": "dropped"} for d in c.pre_dropped])  # the quality step's drops
     dropped = [
         {
             "sample_id": c.sample_ids[i],

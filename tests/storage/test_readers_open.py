@@ -24,7 +24,7 @@ TABLES = ("samples", "signals/token_length", "scores", "dropped", "quarantine", 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tokenizer_dir, ray_local, prefect_harness) -> dict:
-    """One curate run: dataset `d` is labelled (kept), `u` has no labels (all dropped: uncategorized)."""
+    """One curate run: dataset `d` is labelled, `u` is the same records unlabelled (dropped as duplicates of `d`)."""
     from magicvl.flows.curate import curate
 
     root = tmp_path_factory.mktemp("readers")
