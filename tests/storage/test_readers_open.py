@@ -37,6 +37,7 @@ def run(tmp_path_factory, tokenizer_dir, ray_local, prefect_harness) -> dict:
         "storage": {"shard_max_rows": 7},
         "signals": {"token_length": {"tokenizer": str(tokenizer_dir)}, "image_entropy": {"max_side": 64}},
         "combine": {"granularity": "sample"},
+        "filters": {"repetition": {"enabled": False}},  # tests.helpers' responses are synthetic repeats
     }
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     acc = curate(str(root / "recipe.yaml"))["accounting"]
