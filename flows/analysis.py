@@ -75,7 +75,7 @@ def extremes(lf: pl.LazyFrame, k: int = 2, column: str = "complexity") -> pl.Dat
 
 def reason_counts(lf: pl.LazyFrame, column: str, examples: int = 2) -> pl.DataFrame:
     """Rows per reason (or error kind), most frequent first, with a few example sample ids / sources."""
-    ex = "sample_id" if column == "reason" else "source"
+    ex = "source" if column == "error_kind" else "sample_id"
     return (
         lf.group_by(column)
         .agg(pl.len().alias("n"), pl.col(ex).head(examples).alias("examples"))

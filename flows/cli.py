@@ -18,7 +18,7 @@ from magicvl.flows.runtime import set_quiet_env, warm_start
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 
-STEPS = ("ingest", "signals", "combine")
+STEPS = ("ingest", "quality", "signals", "combine")
 
 
 def forced_steps(force: list[str] | None) -> list[str]:
@@ -218,9 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--force",
         nargs="*",
-        choices=["ingest", "signals", "combine"],
+        choices=list(STEPS),
         metavar="STEP",
-        help="recompute these steps even where outputs exist (ingest, signals, combine); "
+        help="recompute these steps even where outputs exist (ingest, quality, signals, combine); "
         "--force alone recomputes every step",
     )
     _verify_flag(c)

@@ -22,9 +22,10 @@ from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, steps
+from magicvl.tasks.quality_step import quality, summary_line
 
 log = logging.getLogger("magicvl")
-STEPS = ("ingest", "signals", "combine")
+STEPS = ("ingest", "quality", "signals", "combine")
 
 
 def _run_id() -> str | None:
@@ -49,6 +50,12 @@ def _logger():
 def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Read, check and store every source record (or quarantine it); then deduplicate ids."""
     return steps.ingest(recipe, force=force)
+
+
+@task(name="quality", cache_policy=NO_CACHE)
+def quality_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Filters, categories, judges and cross-dataset dedup → one verdict per sample (cached units)."""
+    return quality(recipe, force=force)
 
 
 @task(name="signals", cache_policy=NO_CACHE)
@@ -80,6 +87,7 @@ def finish(
     report.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
+    notes += [summary_line(step_info["quality"])] if step_info.get("quality") else []
     notes += report.run_notes(recipe, combine_res["decision"])
     notes += [f"report: {plots[0]}"] if plots else []
     summary = report.format_summary(acc, layout, notes, step)
@@ -106,9 +114,11 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         ray_session(recipe.ray.address, recipe.ray.num_cpus),
     ):
         ing = ingest_task(recipe, force="ingest" in force)
+        qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
-    info = {"ingest": report.ingest_stats(ing), "signals": report.slim(sig), "combine": report.slim(comb)}
+    info = {"ingest": report.ingest_stats(ing), "quality": qual, "signals": report.slim(sig),
+            "combine": report.slim(comb)}  # fmt: skip
     return finish(recipe, recipe_path, started, info, comb)
 
 
@@ -131,10 +141,11 @@ def score(
     with lock_output(recipe.output_root, "score", parts), ray_session(recipe.ray.address, recipe.ray.num_cpus):
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
         with lock_part(recipe.output_root, "combine"):  # one combine at a time; waits for another score's
+            qual = quality_task(recipe) if then_combine else None
             comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}
-    info = {"signals": report.slim(sig), "combine": report.slim(comb)}
+    info = {"signals": report.slim(sig), "quality": qual, "combine": report.slim(comb)}
     return finish(recipe, recipe_path, started, info, comb, "score")
 
 
@@ -147,5 +158,7 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
         lock_output(recipe.output_root, "combine", ["combine"]),
         ray_session(recipe.ray.address, recipe.ray.num_cpus),
     ):
+        qual = quality_task(recipe)  # cached units: a threshold edit re-runs only the verdicts
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")
+    info = {"quality": qual, "combine": report.slim(comb)}
+    return finish(recipe, recipe_path, started, info, comb, "combine")

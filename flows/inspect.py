@@ -191,7 +191,7 @@ def _analysis(folder: Path, lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
             ex.to_dicts(),
             [c for c in ("category", "end", "complexity", "stage", "dataset", "sample_id") if c in ex.columns],
         )
-    for col in ("reason", "error_kind"):
+    for col in ("rule", "reason", "error_kind"):
         if col in names and "fate" not in names:
             rc = an.reason_counts(lf, col, examples=2)
             rows = [{col: r[col], "n": r["n"], "examples": ", ".join(r["examples"])} for r in rc.iter_rows(named=True)]

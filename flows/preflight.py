@@ -47,6 +47,13 @@ def check_inputs(recipe: Recipe, recipe_path: Path) -> None:
                     "`magicvl curate work/demo/recipe.yaml`"
                 )
             raise UsageError(msg) from None
+        if cfg.review:  # the inspection decision is read by the quality step: check it before anything runs
+            from magicvl.flows.review import load_decision
+
+            try:
+                load_decision(recipe.path(cfg.review))
+            except ValueError as e:
+                raise UsageError(f"datasets[{cfg.name}].review: {e}") from None
 
 
 def check_run(

@@ -9,16 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from magicvl.model.train_config import TrainConfig
+from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.crossmodal import CrossModalConfig, check_pairs
+from magicvl.scoring.dedup import DedupConfig
+from magicvl.scoring.filters.config import FiltersConfig
+from magicvl.scoring.judge import JudgesConfig
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
-from magicvl.tasks.resources import StepResources
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from magicvl.storage.overlap import output_overlap
+from magicvl.tasks.resources import StepResources
 
 
 class RecipeError(ValueError):
@@ -44,6 +49,9 @@ class ResourcesConfig(BaseModel):
     ingest: StepResources = Field(default_factory=StepResources)
     dedup: StepResources = Field(default_factory=StepResources)
     combine: StepResources = Field(default_factory=StepResources)
+    quality: StepResources = Field(default_factory=StepResources, description="Filters, dedup hashing, verdicts.")
+    judge: StepResources = Field(default_factory=StepResources, description="Each LLM/VLM judge's actors.")
+    categorize: StepResources = Field(default_factory=StepResources, description="The VLM classifier's actors.")
     signals: dict[str, StepResources] = Field(default_factory=dict, description="Signal name → its resources.")
 
     def signal(self, name: str) -> StepResources:
@@ -66,6 +74,10 @@ class Recipe(BaseModel):
     cross_modal: CrossModalConfig | None = Field(
         default=None, description="VLMs whose response losses give S_task (one vlm_loss@<name> job each)."
     )
+    filters: FiltersConfig = Field(default_factory=FiltersConfig, description="Heuristic and repetition filters.")
+    categorize: CategorizeConfig = Field(default_factory=CategorizeConfig, description="Unlabelled samples.")
+    dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicates across all datasets of the run.")
+    judge: JudgesConfig = Field(default_factory=JudgesConfig, description="LLM/VLM judges (off unless configured).")
     ray: RayOptions = Field(default_factory=RayOptions)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     train: TrainConfig | None = Field(default=None, description="Stage training (model/train_config.py).")

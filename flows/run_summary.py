@@ -75,7 +75,8 @@ def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: l
         *_md_table(stage_table(acc)),
         "",
         "## Dropped by reason",
-        *_md_table([{"reason": r, "n": n} for r, n in acc["dropped_by_reason"].items()]),
+        *_md_table([{"reason": r, "n": n, "examples": "; ".join(acc.get("drop_examples", {}).get(r, []))[:300]}
+                    for r, n in acc["dropped_by_reason"].items()]),  # fmt: skip
         "",
         "## Quarantined by error",
         *_md_table([{"error": k, "n": n} for k, n in acc["quarantined_by_error"].items()]),

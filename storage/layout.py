@@ -125,6 +125,14 @@ class OutputLayout:
         """A signal's output for one samples shard: the path is derived from its cache key."""
         return self.signal_dir(signal, dataset) / f"{shard_stem}-{key[:16]}.parquet"
 
+    @property
+    def quality(self) -> Path:
+        """Filter measures and decisions, categories, judge answers, duplicates, verdicts."""
+        return self.root / "quality"
+
+    def quality_dir(self, kind: str, dataset: str | None = None) -> Path:
+        return self.quality / kind / dataset if dataset else self.quality / kind
+
     def scores_dir(self, dataset: str) -> Path:
         return self.scores / dataset
 

@@ -72,6 +72,7 @@ def _with_hf_features(fields: list[pa.Field], extra: dict | None = None) -> pa.S
 SAMPLE_SCHEMA = _with_hf_features(_SAMPLE_FIELDS)
 
 CURATED_EXTRA_FIELDS = [
+    pa.field("category_source", pa.string()),  # label | inspection | vlm | rules
     pa.field("stage", pa.int8(), nullable=False),
     pa.field("complexity", pa.float64()),
     pa.field("s_text", pa.float64()),
@@ -81,6 +82,7 @@ CURATED_EXTRA_FIELDS = [
 CURATED_SCHEMA = _with_hf_features(
     _SAMPLE_FIELDS + CURATED_EXTRA_FIELDS,
     {
+        "category_source": {"dtype": "string", "_type": "Value"},
         "stage": {"dtype": "int8", "_type": "Value"},
         "complexity": {"dtype": "float64", "_type": "Value"},
         "s_text": {"dtype": "float64", "_type": "Value"},
@@ -110,6 +112,7 @@ DROPPED_SCHEMA = pa.schema(
         pa.field("category", pa.string()),
         pa.field("step", pa.string(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("rule", pa.string()),  # what dropped it, without values: filter:repetition, dedup:exact, ...
     ]
 )
 
@@ -118,6 +121,7 @@ SCORES_BASE_FIELDS = [
     pa.field("sample_id", pa.string(), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
     pa.field("category", pa.string()),
+    pa.field("category_source", pa.string()),  # label | inspection | vlm | rules
     pa.field("fate", pa.string(), nullable=False),  # kept | dropped | quarantined
     pa.field("reason", pa.string()),  # drop reason or quarantine error
     pa.field("stage", pa.int8()),

@@ -3,7 +3,10 @@
 No model runs here: only signal tables and sample metadata are read, except in
 the final write (``CombineUnit``), which copies each kept sample (image bytes
 included) into ``curated/stage-<k>/``. Rows the dedup step quarantined (later
-duplicates, matched by their ``source``) are left out of every pass.
+duplicates, matched by their ``source``) are left out of every pass. Rows the
+quality step dropped (``tasks.verdict``) are left out of scoring and written to
+``dropped/`` and ``scores/`` with their step, rule and reason; the others take
+their category and ``category_source`` from the verdicts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "2"  # 2: rows dedup quarantined are left out
+COMBINE_VERSION = "3"  # 2: rows dedup quarantined are left out; 3: quality verdicts
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -38,6 +41,8 @@ class ShardInputs:
     signal_paths: dict[str, str]  # metric → signal file
     signal_keys: dict[str, str]  # metric → cache key (for the write marker)
     duplicate_paths: tuple[str, ...] = ()  # the dataset's dedup quarantine files (their rows are left out)
+    verdict_path: str | None = None  # the quality step's verdicts (tasks.verdict): fates and categories
+    verdict_sha: str | None = None
 
     @property
     def stem(self) -> str:
@@ -56,6 +61,8 @@ class ShardColumns:
     sources: list[str]
     metrics: dict[str, np.ndarray]
     errors: list[list[str]]
+    category_sources: list[str | None]
+    pre_dropped: list[dict[str, Any]]  # rows the quality step dropped (step, rule, reason): in dropped/ and scores/
 
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
@@ -63,7 +70,17 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
     meta = read_table(inp.path, columns=_META).to_pydict()
     n = len(meta["sample_id"])
     dups = set(column_values(list(inp.duplicate_paths), "source")) if inp.duplicate_paths else set()
-    index = np.array([i for i, src in enumerate(meta["source"]) if src not in dups], dtype=np.int64)
+    verdict, sources = _verdicts(inp, meta)
+    pre_dropped = [
+        {"sample_id": meta["sample_id"][i], "dataset": meta["dataset"][i], "source": src,
+         "category": verdict["category"][i], "category_source": sources[i], "step": verdict["step"][i],
+         "rule": verdict["rule"][i], "reason": verdict["reason"][i]}  # fmt: skip
+        for i, src in enumerate(meta["source"])
+        if src not in dups and not verdict["keep"][i]
+    ]
+    index = np.array(
+        [i for i, src in enumerate(meta["source"]) if src not in dups and verdict["keep"][i]], dtype=np.int64
+    )
     pick = lambda col: [col[i] for i in index]  # noqa: E731
     ids = pick(meta["sample_id"])
     errors: list[list[str]] = [[] for _ in ids]
@@ -75,8 +92,20 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
             if errs[i] is not None:
                 errors[j].append(f"{metric}: {errs[i]}")
         metrics[metric] = values[index]
-    return ShardColumns(n, index, ids, pick(meta["dataset"]), pick(meta["category"]), pick(meta["source"]),
-                        metrics, errors)  # fmt: skip
+    return ShardColumns(n, index, ids, pick(meta["dataset"]), pick(verdict["category"]), pick(meta["source"]),
+                        metrics, errors, pick(sources), pre_dropped)  # fmt: skip
+
+
+def _verdicts(inp: ShardInputs, meta: dict[str, list]) -> tuple[dict[str, list], list[str | None]]:
+    """The quality step's fate and category per row (shard order); without one, every row kept with its label."""
+    n = len(meta["sample_id"])
+    if inp.verdict_path is None:
+        labels = meta["category"]
+        return {"keep": [True] * n, "category": labels}, ["label" if c else None for c in labels]
+    v = read_table(inp.verdict_path).to_pydict()
+    if v["source"] != meta["source"]:
+        raise ValueError(f"verdicts {inp.verdict_path} do not follow samples shard {inp.path}: rerun the quality step")
+    return v, v["category_source"]
 
 
 def _signal_column(t: dict[str, list], metric: str, ids: list[str]) -> tuple[np.ndarray, list[str | None]]:
@@ -144,6 +173,7 @@ class CombineUnit(Unit):
             "cfg": self.cfg.model_dump(mode="json"),
             "decision": stable_hash(self.decision),
             "signals": self.inp.signal_keys,
+            "verdicts": self.inp.verdict_sha,
             "duplicates": [Path(p).name for p in self.inp.duplicate_paths],
             "storage": self.storage.model_dump(),
         }
@@ -162,12 +192,15 @@ class CombineUnit(Unit):
         _write_ledger(out, layout, inp, stem, c, rows)
         _write_curated(out, layout, inp, stem, c, rows, self.batch_size)
         kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
+        dropped = Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")
+        dropped.update(d["rule"] for d in c.pre_dropped)
         return {
             "dataset": inp.dataset,
             "shard": inp.stem,
             "rows": len(c.sample_ids),
             "kept": dict(kept),
-            "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
+            "dropped": dict(dropped),
+            "drop_examples": drop_examples(c.pre_dropped),
             "quarantined": sum(f == "quarantined" for f in rows.fate),
         }
 
@@ -178,6 +211,7 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
         "sample_id": c.sample_ids,
         "dataset": c.datasets,
         "category": c.categories,
+        "category_source": c.category_sources,
         "fate": rows.fate,
         "reason": rows.reason,
         "stage": [int(s) if s else None for s in rows.stage],
@@ -189,9 +223,9 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
     for m in metrics:
         ledger[m] = _opt(c.metrics[m])
         ledger[f"{m}_norm"] = _opt(rows.normalized[m])
-    out.writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics)).write(
-        pa.table(ledger, schema=scores_schema(metrics))
-    )
+    ledger_writer = out.writer(layout.scores_dir(inp.dataset), stem, scores_schema(metrics))
+    ledger_writer.write(pa.table(ledger, schema=scores_schema(metrics)))
+    ledger_writer.write_rows([{**d, "fate": "dropped"} for d in c.pre_dropped])  # the quality step's drops
     dropped = [
         {
             "sample_id": c.sample_ids[i],
@@ -199,11 +233,12 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
             "source": c.sources[i],
             "category": c.categories[i],
             "step": "combine",
+            "rule": f"combine:{rows.reason[i]}",
             "reason": rows.reason[i],
         }
         for i, f in enumerate(rows.fate)
         if f == "dropped"
-    ]
+    ] + c.pre_dropped
     quarantined = [
         {
             "dataset": c.datasets[i],
@@ -235,6 +270,10 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
     n_all = c.n_rows
     stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
     stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
+    category_all: list[str | None] = [None] * n_all
+    source_all: list[str | None] = [None] * n_all
+    for j, i in enumerate(c.index):
+        category_all[i], source_all[i] = c.categories[j], c.category_sources[j]
     full_all = {}
     for name, arr in (("complexity", rows.complexity), *((f"s_{a}", rows.axes[a]) for a in ("text", "image", "task"))):
         v = np.full(n_all, np.nan)
@@ -245,7 +284,11 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
     for rb in iter_batches(inp.path, batch_size=batch_size):
         n = rb.num_rows
         stage = stage_all[offset : offset + n]
-        table = pa.Table.from_batches([rb]).append_column("stage", pa.array(stage, pa.int8()))
+        table = pa.Table.from_batches([rb])
+        cat = table.schema.get_field_index("category")
+        table = table.set_column(cat, "category", pa.array(category_all[offset : offset + n], pa.string()))
+        table = table.append_column("category_source", pa.array(source_all[offset : offset + n], pa.string()))
+        table = table.append_column("stage", pa.array(stage, pa.int8()))
         for name, v in full_all.items():
             table = table.append_column(name, pa.array(v[offset : offset + n], pa.float64(), from_pandas=True))
         for k in (1, 2, 3, 4):
@@ -255,3 +298,13 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
                     writers[k] = out.writer(layout.stage_dir(k), stem, CURATED_SCHEMA)
                 writers[k].write(table.filter(pa.array(mask)))
         offset += n
+
+
+def drop_examples(pre_dropped: list[dict[str, Any]], per_rule: int = 2) -> dict[str, list[str]]:
+    """A few ``dataset/sample_id: reason`` lines per quality rule (for the run summary)."""
+    out: dict[str, list[str]] = {}
+    for d in pre_dropped:
+        ex = out.setdefault(d["rule"], [])
+        if len(ex) < per_rule:
+            ex.append(f"{d['dataset']}/{d['sample_id']}: {d['reason']}")
+    return out

@@ -153,6 +153,9 @@ class UnitActor:
 
         self.backend = load_backend(signal, params)
 
+    def ready(self) -> bool:
+        return True
+
     def run(self, unit: Any, force: bool) -> dict[str, Any]:
         return unit.run(force=force, backend=self.backend)
 
@@ -170,6 +173,19 @@ def _pool_size(resources: StepResources, n_units: int) -> int:
     return max(1, min(fit, n_units))
 
 
+def _check_loaded(actors: list[Any], name: str) -> None:
+    """Wait until every actor has loaded its backend; a load failure is one clear error before any unit runs."""
+    import ray
+
+    try:
+        ray.get([a.ready.remote() for a in actors])
+    except Exception as e:
+        for a in actors:
+            ray.kill(a)
+        lines = [ln.strip() for ln in str(e).splitlines() if "Error:" in ln or "Error(" in ln]
+        raise StepFailed(f"{name}: the backend failed to load, no unit ran: {(lines or [str(e)])[-1][:500]}") from None
+
+
 def run_on_actors(
     units: Sequence[Any],
     name: str,
@@ -179,8 +195,9 @@ def run_on_actors(
     retries: int = 2,
     force: bool = False,
     per_actor: int = 2,
+    actor: type = UnitActor,
 ) -> list[dict[str, Any]]:
-    """Run units on a pool of ``UnitActor``s built for ``(signal, params)``; summaries in order.
+    """Run units on a pool of ``actor``s (default ``UnitActor``) built for ``(signal, params)``; summaries in order.
 
     The pool has ``resources.concurrency`` actors (each reserving the step's
     CPUs/GPUs/memory); at most ``per_actor`` units are queued on an actor at
@@ -199,8 +216,9 @@ def run_on_actors(
         return results
     resources = resources or StepResources()
     n = _pool_size(resources, len(todo))
-    cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
+    cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
     actors = [cls.remote(signal, params) for _ in range(n)]
+    _check_loaded(actors, name)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))

@@ -58,10 +58,13 @@ def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[
         q_kinds["duplicate_id"] += n_dups
     kept: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {}
     q_combine = 0
     for r in combine_results:
         kept.update(r["kept"])
         dropped.update(r["dropped"])
+        for rule, ex in r.get("drop_examples", {}).items():
+            examples[rule] = (examples.get(rule, []) + ex)[:3]
         q_combine += r["quarantined"]
     if q_combine:
         q_kinds["signal_error"] += q_combine
@@ -81,6 +84,7 @@ def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[
         "samples_after_ingest": n_samples,
         "kept_by_stage_category": {k: kept[k] for k in sorted(kept)},
         "dropped_by_reason": dict(dropped.most_common()),
+        "drop_examples": examples,
         "quarantined_by_error": dict(q_kinds.most_common()),
         "rows_on_disk": on_disk,
         "balanced": n_in == n_kept + n_dropped + n_q
@@ -213,7 +217,10 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str], 
         _table(stage_table(acc)),
     ]
     if acc["dropped_by_reason"]:
-        out += ["", "dropped by reason:"] + [f"  {r}: {n}" for r, n in acc["dropped_by_reason"].items()]
+        out += ["", "dropped by reason:"]
+        for r, n in acc["dropped_by_reason"].items():
+            out.append(f"  {r}: {n}")
+            out += [f"      e.g. {ex[:160]}" for ex in acc.get("drop_examples", {}).get(r, [])]
     if acc["quarantined_by_error"]:
         out += ["", "quarantined by error:"] + [f"  {k}: {n}" for k, n in acc["quarantined_by_error"].items()]
     out += ["", *notes] if notes else []

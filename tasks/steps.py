@@ -177,8 +177,11 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
 # -- combine -------------------------------------------------------------------------------------
 def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
     """Every samples shard with the signal file of each configured signal and the dataset's duplicates."""
+    from magicvl.tasks.quality_step import verdict_paths
+
     layout = OutputLayout(recipe.output_root)
     jobs = signal_jobs(recipe)
+    verdicts = verdict_paths(recipe)
     inputs = []
     for ds, shs in samples_shards(recipe).items():
         dups = tuple(str(p) for p in list_shards(layout.quarantine_dir(ds)) if p.name.startswith(DEDUP_PREFIX))
@@ -191,7 +194,13 @@ def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
                 if not p.is_file():
                     raise FileNotFoundError(f"signal {job.name!r} missing for {ds}/{stem}: run the signals step")
                 paths[job.name], keys[job.name] = str(p), key
-            inputs.append(combine_tasks.ShardInputs(ds, sh["path"], sh["sha256"], paths, keys, dups))
+            if (ds, stem) not in verdicts:
+                raise FileNotFoundError(f"quality verdicts missing for {ds}/{stem}: run the quality step")
+            vpath, vsha = verdicts[(ds, stem)]
+            inputs.append(
+                combine_tasks.ShardInputs(ds, sh["path"], sh["sha256"], paths, keys, dups, verdict_path=vpath,
+                                          verdict_sha=vsha)  # fmt: skip
+            )
     return inputs
 
 

@@ -41,6 +41,9 @@ def write_recipe(root: Path, tokenizer: Path, output: str = "out", chunk_records
             "image_entropy": {"max_side": 64},
         },
         "combine": {"granularity": "sample", **combine},
+        # tests.helpers' responses are synthetic repeats ("w0 w1 w0 w1 ..."): the repetition filter rightly
+        # drops them (tests/tasks/test_quality_step.py covers the filters); these tests are about other steps
+        "filters": {"repetition": {"enabled": False}},
     }
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))

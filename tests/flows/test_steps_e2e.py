@@ -15,6 +15,7 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards
 from magicvl.tasks import report, steps
+from magicvl.tasks.quality_step import quality
 from tests.helpers import HOSTILE_LINES, make_dataset
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,7 @@ PLANTED_AS = {
 
 def run(recipe: Recipe) -> dict:
     steps.ingest(recipe)
+    quality(recipe)
     steps.signals(recipe)
     comb = steps.combine(recipe)
     return report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
@@ -95,6 +97,9 @@ def recipe_dict(root: Path, tokenizer: Path, chunk_records: int, side: int, gran
         "storage": {"shard_max_rows": 5},
         "signals": signals,
         "combine": {"granularity": granularity},
+        # tests.helpers' responses are synthetic repeats ("w0 w1 w0 w1 ..."): the repetition filter rightly
+        # drops them (tests/tasks/test_quality_step.py covers the filters); these tests are about other steps
+        "filters": {"repetition": {"enabled": False}},
         "resources": {"ingest": {"batch_size": 3}, "signals": {"token_length": {"concurrency": 1, "batch_size": 4}}},
     }
 

@@ -24,7 +24,7 @@ TABLES = ("samples", "signals/token_length", "scores", "dropped", "quarantine", 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tokenizer_dir, ray_local, prefect_harness) -> dict:
-    """One curate run: dataset `d` is labelled (kept), `u` has no labels (all dropped: uncategorized)."""
+    """One curate run: dataset `d` is labelled, `u` is the same records unlabelled (dropped as duplicates of `d`)."""
     from magicvl.flows.curate import curate
 
     root = tmp_path_factory.mktemp("readers")
@@ -37,6 +37,7 @@ def run(tmp_path_factory, tokenizer_dir, ray_local, prefect_harness) -> dict:
         "storage": {"shard_max_rows": 7},
         "signals": {"token_length": {"tokenizer": str(tokenizer_dir)}, "image_entropy": {"max_side": 64}},
         "combine": {"granularity": "sample"},
+        "filters": {"repetition": {"enabled": False}},  # tests.helpers' responses are synthetic repeats
     }
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     acc = curate(str(root / "recipe.yaml"))["accounting"]
