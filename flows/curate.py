@@ -20,7 +20,7 @@ from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
-from magicvl.tasks import report, steps
+from magicvl.tasks import report, retune, steps
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "signals", "combine")
@@ -137,6 +137,11 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
     started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
+    changed = retune.changed_parameters(recipe, retune.previous_sections(OutputLayout(recipe.output_root)))
     with ray_session(recipe.ray.address, recipe.ray.num_cpus):
         comb = combine_task(recipe, force=force)
-    return finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")
+    print("changed since the previous run: " + ("; ".join(changed) if changed else "nothing (or no run recorded)"))
+    print(retune.format_transitions(comb["transitions"]))
+    retune.publish(comb["transitions"], changed)
+    res = finish(recipe, recipe_path, started, {"combine": report.slim(comb)}, comb, "combine")
+    return {**res, "changed": changed, "transitions": comb["transitions"]}

@@ -55,7 +55,7 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: list[str]) -> str:
     """The run summary as markdown (for the Prefect UI)."""
     acc = manifest["accounting"]
-    from magicvl.flows.report import stage_table
+    from magicvl.tasks.report import stage_table
 
     ok = "balanced" if acc["balanced"] else "**DOES NOT BALANCE**"
     steps = [

@@ -24,4 +24,8 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
         return None
     if signal.backend == "tokenizer":
         return tokenizer(params.tokenizer) if getattr(params, "tokenizer", None) else None
+    if signal.backend == "vlm":
+        from magicvl.model.backends.vlm import load_vlm_backend
+
+        return load_vlm_backend(params)
     raise ValueError(f"signal {signal.name!r} needs backend {signal.backend!r}, which this build does not provide")

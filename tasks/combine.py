@@ -1,8 +1,10 @@
 """Combine, per samples shard: gather statistics, score, and write the curated stages.
 
-No model runs here: only signal tables and sample metadata are read, except in
-the final write (``CombineUnit``), which copies each kept sample (image bytes
-included) into ``curated/stage-<k>/``. Rows the dedup step quarantined (later
+No model runs here: only signal tables and sample metadata are read. The
+final write (``CombineUnit``) puts each kept sample's row into
+``curated/stage-<k>/`` with a reference to its image (``samples_shard``,
+``samples_row``), never the image bytes, so a re-tune rewrites metadata only;
+it also reports how many of its samples moved between stages. Rows the dedup step quarantined (later
 duplicates, matched by their ``source``) are left out of every pass.
 """
 
@@ -18,13 +20,15 @@ import pyarrow as pa
 
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
+from magicvl.scoring.signals import base_name
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import column_values, iter_batches, read_table
-from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
+from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
+from magicvl.tasks.retune import moves, previous_stages
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "2"  # 2: rows dedup quarantined are left out
+COMBINE_VERSION = "3"  # 2: rows dedup quarantined are left out; 3: curated rows reference their image
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -69,8 +73,9 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
     errors: list[list[str]] = [[] for _ in ids]
     metrics = {}
     for metric, path in inp.signal_paths.items():
-        values, errs = _signal_column(read_table(path, columns=["sample_id", metric, "error"]).to_pydict(),
-                                      metric, meta["sample_id"])  # fmt: skip
+        col = base_name(metric)  # vlm_loss@7b: column vlm_loss of that instance's files
+        values, errs = _signal_column(read_table(path, columns=["sample_id", col, "error"]).to_pydict(),
+                                      col, meta["sample_id"])  # fmt: skip
         for j, i in enumerate(index):
             if errs[i] is not None:
                 errors[j].append(f"{metric}: {errs[i]}")
@@ -154,6 +159,7 @@ class CombineUnit(Unit):
         stem = f"{inp.dataset}-{inp.stem}"
         c = load_columns(inp)
         rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, self.cfg, _decision(self.decision))
+        before = previous_stages(layout.scores_dir(inp.dataset), f"{stem}-")  # read before the ledger is replaced
         for k in (1, 2, 3, 4):  # every stage folder holds this shard's rows or none
             out.own(layout.stage_dir(k), f"{stem}-")
         for d in (layout.scores_dir(inp.dataset), layout.dropped_dir(inp.dataset)):
@@ -169,6 +175,7 @@ class CombineUnit(Unit):
             "kept": dict(kept),
             "dropped": dict(Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")),
             "quarantined": sum(f == "quarantined" for f in rows.fate),
+            "moves": moves(before, c.sample_ids, rows.stage),
         }
 
 
@@ -231,7 +238,8 @@ def _opt(a: np.ndarray) -> list[float | None]:
 
 
 def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int) -> None:
-    """Copy kept samples into their stage folders, in shard order (streamed in batches)."""
+    """Write kept samples' rows into their stage folders, in shard order: metadata, conversations and
+    scores, with a reference to the image (samples shard + row) instead of its bytes (re-tune copies no image)."""
     n_all = c.n_rows
     stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
     stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
@@ -240,14 +248,18 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
         v = np.full(n_all, np.nan)
         v[c.index] = arr
         full_all[name] = v
+    shard_ref = Path(inp.path).resolve().relative_to(layout.root.resolve()).as_posix()
+    columns = [f.name for f in CURATED_SCHEMA if f.name in SAMPLE_SCHEMA.names]
     writers = {}
     offset = 0
-    for rb in iter_batches(inp.path, batch_size=batch_size):
+    for rb in iter_batches(inp.path, columns=columns, batch_size=batch_size):
         n = rb.num_rows
         stage = stage_all[offset : offset + n]
         table = pa.Table.from_batches([rb]).append_column("stage", pa.array(stage, pa.int8()))
         for name, v in full_all.items():
             table = table.append_column(name, pa.array(v[offset : offset + n], pa.float64(), from_pandas=True))
+        table = table.append_column("samples_shard", pa.array([shard_ref] * n, pa.string()))
+        table = table.append_column("samples_row", pa.array(np.arange(offset, offset + n), pa.int64()))
         for k in (1, 2, 3, 4):
             mask = stage == k
             if mask.any():

@@ -142,8 +142,27 @@ class UnitActor:
 
         self.backend = load_backend(signal, params)
 
+    def ready(self) -> bool:
+        """Answered once the backend is loaded (an actor whose load failed raises here instead)."""
+        return True
+
     def run(self, unit: Any, force: bool) -> dict[str, Any]:
         return unit.run(force=force, backend=self.backend)
+
+
+def _await_loads(actors: list[Any], name: str, params: Any) -> None:
+    """Every actor's backend loaded, or one clear error (naming the model) before any unit runs."""
+    import ray
+
+    try:
+        ray.get([a.ready.remote() for a in actors])
+    except Exception as e:
+        for actor in actors:
+            ray.kill(actor)
+        model = getattr(params, "model", None) or getattr(params, "tokenizer", None)
+        cause = str(getattr(e, "cause", None) or e).strip().splitlines()
+        raise StepFailed(f"{name}: the backend failed to load (model {model!r}); no unit ran: "
+                         f"{cause[-1][:300] if cause else type(e).__name__}") from None  # fmt: skip
 
 
 def _pool_size(resources: StepResources, n_units: int) -> int:
@@ -190,6 +209,7 @@ def run_on_actors(
     n = _pool_size(resources, len(todo))
     cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
     actors = [cls.remote(signal, params) for _ in range(n)]
+    _await_loads(actors, name, params)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
