@@ -269,12 +269,13 @@ def score_rows(
         axes = {a: np.array([_nan(u, f"s_{a}") for u in units]) for a in AXES}
         s = np.array([_nan(u, "complexity") for u in units])
     fates, reasons, stages = [], [], np.zeros(n, dtype=np.int8)
+    bins = bin_of(np.nan_to_num(s)) if decision.granularity == "sample" else np.zeros(n, dtype=np.int64)
     for i in range(n):
         f, r = fate(errors[i], categories[i], s[i])
         fates.append(f)
         reasons.append(r)
         if f == "kept":
-            stages[i] = _stage(decision, datasets[i], categories[i], s[i], cfg.stages)
+            stages[i] = _stage(decision, datasets[i], categories[i], int(bins[i]), cfg.stages)
     return RowScores(fates, reasons, stages, s, axes, norm)
 
 
@@ -298,9 +299,10 @@ def _nan(unit: dict | None, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _stage(decision: Decision, dataset: str, category: str, score: float, rule: StageRule) -> int:
+def _stage(decision: Decision, dataset: str, category: str, score_bin: int, rule: StageRule) -> int:
+    """A kept row's stage: its S bin against its split unit's cut-off, or its unit's stage."""
     if decision.granularity == "sample":
-        high = int(bin_of(np.array([score]))[0]) > decision.cutoffs.get(rule.split_key(category), -1)
+        high = score_bin > decision.cutoffs.get(rule.split_key(category), -1)
         return stage_of(group_of(category), high)
     return int(decision.units[unit_of(dataset, category)]["stage"])
 

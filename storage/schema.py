@@ -97,6 +97,12 @@ CURATED_SCHEMA = _with_hf_features(
     },
 )
 
+# curated rows with their image attached back (``tasks.retune.with_images``): the self-contained form
+CURATED_WITH_IMAGE_SCHEMA = _with_hf_features(
+    list(CURATED_SCHEMA) + [f for f in _SAMPLE_FIELDS if f.name == "image"],
+    json.loads(CURATED_SCHEMA.metadata[b"huggingface"])["info"]["features"],
+)
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("dataset", pa.string(), nullable=False),

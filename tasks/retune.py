@@ -167,6 +167,6 @@ def with_images(curated: pa.Table, root: str | Path) -> pa.Table:
         picked = col.take(pa.array([rows[i] for i in idx], pa.int64())).to_pylist()
         for i, img in zip(idx, picked):
             images[i] = img
-    from magicvl.storage.schema import IMAGE_TYPE
+    from magicvl.storage.schema import CURATED_WITH_IMAGE_SCHEMA, IMAGE_TYPE
 
-    return curated.append_column("image", pa.array(images, IMAGE_TYPE))
+    return curated.append_column("image", pa.array(images, IMAGE_TYPE)).cast(CURATED_WITH_IMAGE_SCHEMA)
