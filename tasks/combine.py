@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
@@ -64,7 +65,8 @@ class ShardColumns:
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
     """Sample metadata joined with every signal (errors gathered per row); later duplicates left out."""
-    meta = read_table(inp.path, columns=_META).to_pydict()
+    meta_t = read_table(inp.path, columns=_META)
+    meta = meta_t.to_pydict()
     n = len(meta["sample_id"])
     dups = set(column_values(list(inp.duplicate_paths), "source")) if inp.duplicate_paths else set()
     index = np.array([i for i, src in enumerate(meta["source"]) if src not in dups], dtype=np.int64)
@@ -74,9 +76,13 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
     metrics = {}
     for metric, path in inp.signal_paths.items():
         col = base_name(metric)  # vlm_loss@7b: column vlm_loss of that instance's files
-        values, errs = _signal_column(read_table(path, columns=["sample_id", col, "error"]).to_pydict(),
-                                      col, meta["sample_id"])  # fmt: skip
-        for j, i in enumerate(index):
+        t = read_table(path, columns=["sample_id", col, "error"])
+        if t.column("sample_id").equals(meta_t.column("sample_id")):  # the file follows the shard: columnar
+            values = pc.fill_null(t.column(col), np.nan).to_numpy()
+            errs = None if t.column("error").null_count == t.num_rows else t.column("error").to_pylist()
+        else:
+            values, errs = _signal_column(t.to_pydict(), col, meta["sample_id"])
+        for j, i in enumerate(index) if errs is not None else ():
             if errs[i] is not None:
                 errors[j].append(f"{metric}: {errs[i]}")
         metrics[metric] = values[index]
