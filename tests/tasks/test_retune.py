@@ -59,3 +59,14 @@ def test_changed_parameters_compare_with_the_previous_recorded_recipe(tmp_path: 
     prev = retune.previous_sections(layout)
     assert retune.changed_parameters(now, prev) == ["combine.task.beta: 1.05 → 1.5"]
     assert retune.changed_parameters(parse_recipe(_recipe(1.05, 0.3), tmp_path), prev) == []
+
+
+def test_the_crossmodal_recipe_runs_one_vlm_loss_job_per_model_smallest_first() -> None:
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.tasks import steps
+    from magicvl.tasks.crossmodal import crossmodal_resources
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "flows" / "recipes" / "crossmodal.yaml")
+    names = [j.name for j in steps.signal_jobs(recipe)]
+    assert names == ["token_length", "type_token_ratio", "image_entropy", "vlm_loss@s", "vlm_loss@m", "vlm_loss@l"]
+    assert all(r.concurrency == 1 and r.num_gpus == 0 for r in crossmodal_resources(recipe).values())
