@@ -23,7 +23,8 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
     if signal.backend is None:
         return None
     if signal.backend == "tokenizer":
-        return tokenizer(params.tokenizer) if getattr(params, "tokenizer", None) else None
+        path = getattr(params, "tokenizer", None)  # read once: a params property may do work on each read
+        return tokenizer(path) if path else None
     if signal.backend == "vlm":
         from magicvl.model.backends.vlm import load_vlm_backend
 
