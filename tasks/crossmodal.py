@@ -30,7 +30,7 @@ def crossmodal_jobs(recipe: Recipe) -> list[SignalJob]:
 
 
 def pool_resources(r: Resources, batch_size: int) -> StepResources:
-    """A model's ``cross_modal`` resources as the actor pool's ``StepResources``."""
+    """A model's ``cross_modal`` resources as the actor pool's ``StepResources`` (0 CPUs: a token 0.01)."""
     return StepResources(num_cpus=max(r.num_cpus, 0.01), num_gpus=r.num_gpus, concurrency=r.actors,
                          batch_size=batch_size)  # fmt: skip
 
