@@ -21,7 +21,7 @@ from magicvl.flows.runtime import ray_session
 from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
-from magicvl.tasks import report, steps
+from magicvl.tasks import report, retune, steps
 from magicvl.tasks.quality_step import quality, summary_line
 
 log = logging.getLogger("magicvl")
@@ -154,11 +154,15 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     """Re-tune: recompute scores and stages from stored signals (seconds, no model run)."""
     started = dt.datetime.now(dt.UTC)
     recipe = load_recipe(recipe_path, {"output": output} if output else None)
+    changed = retune.changed_parameters(recipe, retune.previous_sections(OutputLayout(recipe.output_root)))
     with (
         lock_output(recipe.output_root, "combine", ["combine"]),
         ray_session(recipe.ray.address, recipe.ray.num_cpus),
     ):
         qual = quality_task(recipe)  # cached units: a threshold edit re-runs only the verdicts
         comb = combine_task(recipe, force=force)
-    info = {"quality": qual, "combine": report.slim(comb)}
-    return finish(recipe, recipe_path, started, info, comb, "combine")
+    print("changed since the previous run: " + ("; ".join(changed) if changed else "nothing (or no run recorded)"))
+    print(retune.format_transitions(comb["transitions"]))
+    retune.publish(comb["transitions"], changed)
+    res = finish(recipe, recipe_path, started, {"quality": qual, "combine": report.slim(comb)}, comb, "combine")
+    return {**res, "changed": changed, "transitions": comb["transitions"]}

@@ -30,6 +30,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,8 @@ from magicvl.model.train_config import DataSource, PackingConfig
 from magicvl.storage.layout import stage_folder
 from magicvl.storage.readers import iter_batches, list_shards
 
-COLUMNS = ["sample_id", "category", "conversations", "image", "width", "height"]
+COLUMNS = ["sample_id", "category", "conversations", "width", "height"]
+IMAGE_REF = ["samples_shard", "samples_row"]  # curated rows reference their image in samples/ (see tasks.retune)
 COST_COLUMNS = ["text_tokens", "visual_tokens"]
 
 
@@ -112,7 +114,7 @@ class StageData:
 
     # ---- planning (no image decoding) ------------------------------------------------
     def _cost(self, row: dict[str, Any]) -> SampleCost | None:
-        images = 0 if row["image"] is None else 1
+        images = 0 if row.get("width") is None else 1
         try:
             if row.get("text_tokens") is not None and row.get("visual_tokens") is not None:
                 tokens = int(row["text_tokens"]) + int(row["visual_tokens"])
@@ -135,13 +137,16 @@ class StageData:
         for i in rng.permutation(len(self.shards)):
             path, src = self.shards[int(i)]
             names = set(_schema_names(path))
-            cols = COLUMNS + [c for c in COST_COLUMNS if c in names]
+            image_cols = ["image"] if "image" in names else [c for c in IMAGE_REF if c in names]
+            cols = COLUMNS + image_cols + [c for c in COST_COLUMNS if c in names]
             for batch in iter_batches(path, columns=cols, batch_size=256):
                 for row in batch.to_pylist():
                     if src.categories is not None and row["category"] not in src.categories:
                         continue
                     if not in_split(row["sample_id"], src.split):
                         continue
+                    if "samples_shard" in row:  # the output root: curated/stage-k/<shard> → three levels up
+                        row["samples_shard"] = str(Path(path).resolve().parents[2] / row["samples_shard"])
                     window.append(row)
                     if len(window) >= self.packing.shuffle_window:
                         yield window.pop(int(rng.integers(len(window))))
@@ -165,7 +170,7 @@ class StageData:
         for s in pack.samples:
             row = s.key
             try:
-                image = decode_image(row["image"])
+                image = decode_image(row["image"] if "image" in row else referenced_image(row))
                 out.append(self.processor(row["conversations"], [] if image is None else [image]))
             except (OSError, ValueError, KeyError) as e:
                 self.stats.dropped[f"processor: {type(e).__name__}"] += 1
@@ -191,6 +196,21 @@ class StageData:
             if done == 0 and start == 0:
                 raise ValueError(f"stage data has fewer than {round_size} packs: nothing to train on")
             epoch, start = epoch + 1, 0
+
+
+@lru_cache(maxsize=2)
+def _image_column(samples_shard: str) -> Any:
+    """The image column of one samples shard (the last two kept: packs draw from few shards at a time)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(samples_shard, columns=["image"]).column("image")
+
+
+def referenced_image(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``{bytes, path}`` image a curated row references (``samples_shard``, ``samples_row``)."""
+    if row.get("samples_shard") is None:
+        return None
+    return _image_column(row["samples_shard"])[int(row["samples_row"])].as_py()
 
 
 def _schema_names(path: Path) -> list[str]:

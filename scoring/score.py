@@ -110,17 +110,31 @@ def gather_stats(
     for m, v in metrics.items():
         stats.moments[m] = Moments.of(transform(v[ok], m in cfg.log1p))
     units = [unit_of(d, c) for d, c in zip(datasets, categories)]
-    for i in np.flatnonzero(ok):
-        u = units[i]
-        stats.unit_n[u] = stats.unit_n.get(u, 0) + 1
-        d = stats.unit_sums.setdefault(u, {})
-        for m, v in metrics.items():
-            if not np.isnan(v[i]):
-                cur = d.setdefault(m, [0.0, 0])
-                cur[0] += float(v[i])
-                cur[1] += 1
+    _gather_units(stats, units, ok, metrics)
     _gather_pairs(stats, units, ok, metrics, cfg)
     return stats
+
+
+def _gather_units(stats: PopulationStats, units: list[str], ok: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
+    """Per unit: eligible rows, and per metric the sum and count of its values (vectorised per unit)."""
+    rows = np.flatnonzero(ok)
+    code: dict[str, int] = {}
+    inv = np.array([code.setdefault(units[i], len(code)) for i in rows], dtype=np.int64)  # first-seen order
+    names = list(code)
+    counts = np.bincount(inv, minlength=len(names))
+    for k, u in enumerate(names):
+        stats.unit_n[u] = stats.unit_n.get(u, 0) + int(counts[k])
+        stats.unit_sums.setdefault(u, {})
+    for m, v in metrics.items():
+        vv = v[rows]
+        fin = ~np.isnan(vv)
+        sums = np.bincount(inv[fin], weights=vv[fin], minlength=len(names))
+        cnt = np.bincount(inv[fin], minlength=len(names))
+        for k, u in enumerate(names):
+            if cnt[k]:
+                cur = stats.unit_sums[u].setdefault(m, [0.0, 0])
+                cur[0] += float(sums[k])
+                cur[1] += int(cnt[k])
 
 
 def task_pairs(metric_names: list[str], cfg: CombineConfig) -> list[tuple[str, str]]:
@@ -269,12 +283,13 @@ def score_rows(
         axes = {a: np.array([_nan(u, f"s_{a}") for u in units]) for a in AXES}
         s = np.array([_nan(u, "complexity") for u in units])
     fates, reasons, stages = [], [], np.zeros(n, dtype=np.int8)
+    bins = bin_of(np.nan_to_num(s)) if decision.granularity == "sample" else np.zeros(n, dtype=np.int64)
     for i in range(n):
         f, r = fate(errors[i], categories[i], s[i])
         fates.append(f)
         reasons.append(r)
         if f == "kept":
-            stages[i] = _stage(decision, datasets[i], categories[i], s[i], cfg.stages)
+            stages[i] = _stage(decision, datasets[i], categories[i], int(bins[i]), cfg.stages)
     return RowScores(fates, reasons, stages, s, axes, norm)
 
 
@@ -298,9 +313,10 @@ def _nan(unit: dict | None, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _stage(decision: Decision, dataset: str, category: str, score: float, rule: StageRule) -> int:
+def _stage(decision: Decision, dataset: str, category: str, score_bin: int, rule: StageRule) -> int:
+    """A kept row's stage: its S bin against its split unit's cut-off, or its unit's stage."""
     if decision.granularity == "sample":
-        high = int(bin_of(np.array([score]))[0]) > decision.cutoffs.get(rule.split_key(category), -1)
+        high = score_bin > decision.cutoffs.get(rule.split_key(category), -1)
         return stage_of(group_of(category), high)
     return int(decision.units[unit_of(dataset, category)]["stage"])
 

@@ -79,8 +79,14 @@ CURATED_EXTRA_FIELDS = [
     pa.field("s_image", pa.float64()),
     pa.field("s_task", pa.float64()),
 ]
+# curated/ rows reference their image (samples shard + row) instead of copying its bytes: re-tuning
+# rewrites metadata only (``tasks.retune.with_images`` attaches the images back when a reader wants them)
+CURATED_REF_FIELDS = [
+    pa.field("samples_shard", pa.string(), nullable=False),  # the samples shard, relative to the output root
+    pa.field("samples_row", pa.int64(), nullable=False),  # the row in that shard
+]
 CURATED_SCHEMA = _with_hf_features(
-    _SAMPLE_FIELDS + CURATED_EXTRA_FIELDS,
+    [f for f in _SAMPLE_FIELDS if f.name != "image"] + CURATED_EXTRA_FIELDS + CURATED_REF_FIELDS,
     {
         "category_source": {"dtype": "string", "_type": "Value"},
         "stage": {"dtype": "int8", "_type": "Value"},
@@ -88,7 +94,15 @@ CURATED_SCHEMA = _with_hf_features(
         "s_text": {"dtype": "float64", "_type": "Value"},
         "s_image": {"dtype": "float64", "_type": "Value"},
         "s_task": {"dtype": "float64", "_type": "Value"},
+        "samples_shard": {"dtype": "string", "_type": "Value"},
+        "samples_row": {"dtype": "int64", "_type": "Value"},
     },
+)
+
+# curated rows with their image attached back (``tasks.retune.with_images``): the self-contained form
+CURATED_WITH_IMAGE_SCHEMA = _with_hf_features(
+    list(CURATED_SCHEMA) + [f for f in _SAMPLE_FIELDS if f.name == "image"],
+    json.loads(CURATED_SCHEMA.metadata[b"huggingface"])["info"]["features"],
 )
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -1,12 +1,15 @@
 """Combine, per samples shard: gather statistics, score, and write the curated stages.
 
-No model runs here: only signal tables and sample metadata are read, except in
-the final write (``CombineUnit``), which copies each kept sample (image bytes
-included) into ``curated/stage-<k>/``. Rows the dedup step quarantined (later
-duplicates, matched by their ``source``) are left out of every pass. Rows the
-quality step dropped (``tasks.verdict``) are left out of scoring and written to
-``dropped/`` and ``scores/`` with their step, rule and reason; the others take
-their category and ``category_source`` from the verdicts.
+No model runs here: only signal tables and sample metadata are read. The
+final write (``CombineUnit``) puts each kept sample's row into
+``curated/stage-<k>/`` with a reference to its image (``samples_shard``,
+``samples_row``), never the image bytes, so a re-tune rewrites metadata only;
+it also reports how many of its samples moved between stages. Rows the dedup
+step quarantined (later duplicates, matched by their ``source``) are left out
+of every pass. Rows the quality step dropped (``tasks.verdict``) are left out
+of scoring and written to ``dropped/`` and ``scores/`` with their step, rule
+and reason; the others take their category and ``category_source`` from the
+verdicts.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
+from magicvl.scoring.signals import base_name
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import column_values, iter_batches, read_table
-from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, scores_schema
+from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
+from magicvl.tasks.retune import moves, previous_stages
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "3"  # 2: rows dedup quarantined are left out; 3: quality verdicts
+COMBINE_VERSION = "4"  # 2: dedup's rows left out; 3: quality verdicts; 4: curated rows reference their image
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -67,7 +73,8 @@ class ShardColumns:
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
     """Sample metadata joined with every signal (errors gathered per row); later duplicates left out."""
-    meta = read_table(inp.path, columns=_META).to_pydict()
+    meta_t = read_table(inp.path, columns=_META)
+    meta = meta_t.to_pydict()
     n = len(meta["sample_id"])
     dups = set(column_values(list(inp.duplicate_paths), "source")) if inp.duplicate_paths else set()
     verdict, sources = _verdicts(inp, meta)
@@ -86,9 +93,14 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
     errors: list[list[str]] = [[] for _ in ids]
     metrics = {}
     for metric, path in inp.signal_paths.items():
-        values, errs = _signal_column(read_table(path, columns=["sample_id", metric, "error"]).to_pydict(),
-                                      metric, meta["sample_id"])  # fmt: skip
-        for j, i in enumerate(index):
+        col = base_name(metric)  # vlm_loss@7b: column vlm_loss of that instance's files
+        t = read_table(path, columns=["sample_id", col, "error"])
+        if t.column("sample_id").equals(meta_t.column("sample_id")):  # the file follows the shard: columnar
+            values = pc.fill_null(t.column(col), np.nan).to_numpy()
+            errs = None if t.column("error").null_count == t.num_rows else t.column("error").to_pylist()
+        else:
+            values, errs = _signal_column(t.to_pydict(), col, meta["sample_id"])
+        for j, i in enumerate(index) if errs is not None else ():
             if errs[i] is not None:
                 errors[j].append(f"{metric}: {errs[i]}")
         metrics[metric] = values[index]
@@ -184,6 +196,7 @@ class CombineUnit(Unit):
         stem = f"{inp.dataset}-{inp.stem}"
         c = load_columns(inp)
         rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, self.cfg, _decision(self.decision))
+        before = previous_stages(layout.scores_dir(inp.dataset), f"{stem}-")  # read before the ledger is replaced
         for k in (1, 2, 3, 4):  # every stage folder holds this shard's rows or none
             out.own(layout.stage_dir(k), f"{stem}-")
         for d in (layout.scores_dir(inp.dataset), layout.dropped_dir(inp.dataset)):
@@ -202,6 +215,7 @@ class CombineUnit(Unit):
             "dropped": dict(dropped),
             "drop_examples": drop_examples(c.pre_dropped),
             "quarantined": sum(f == "quarantined" for f in rows.fate),
+            "moves": moves(before, c.sample_ids, rows.stage),
         }
 
 
@@ -261,12 +275,14 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
             out.writer(directory, prefix, schema).write_rows(data)
 
 
-def _opt(a: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(x) else float(x) for x in a]
+def _opt(a: np.ndarray) -> pa.Array:
+    """Floats with NaN as null (vectorised: a ledger of 1M rows must not loop in Python)."""
+    return pa.array(np.asarray(a, dtype=np.float64), pa.float64(), from_pandas=True)
 
 
 def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int) -> None:
-    """Copy kept samples into their stage folders, in shard order (streamed in batches)."""
+    """Write kept samples' rows into their stage folders, in shard order: metadata, conversations and
+    scores, with a reference to the image (samples shard + row) instead of its bytes (re-tune copies no image)."""
     n_all = c.n_rows
     stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
     stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
@@ -279,9 +295,11 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
         v = np.full(n_all, np.nan)
         v[c.index] = arr
         full_all[name] = v
+    shard_ref = Path(inp.path).resolve().relative_to(layout.root.resolve()).as_posix()
+    columns = [f.name for f in CURATED_SCHEMA if f.name in SAMPLE_SCHEMA.names]
     writers = {}
     offset = 0
-    for rb in iter_batches(inp.path, batch_size=batch_size):
+    for rb in iter_batches(inp.path, columns=columns, batch_size=batch_size):
         n = rb.num_rows
         stage = stage_all[offset : offset + n]
         table = pa.Table.from_batches([rb])
@@ -291,6 +309,8 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
         table = table.append_column("stage", pa.array(stage, pa.int8()))
         for name, v in full_all.items():
             table = table.append_column(name, pa.array(v[offset : offset + n], pa.float64(), from_pandas=True))
+        table = table.append_column("samples_shard", pa.array([shard_ref] * n, pa.string()))
+        table = table.append_column("samples_row", pa.array(np.arange(offset, offset + n), pa.int64()))
         for k in (1, 2, 3, 4):
             mask = stage == k
             if mask.any():

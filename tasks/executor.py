@@ -154,10 +154,27 @@ class UnitActor:
         self.backend = load_backend(signal, params)
 
     def ready(self) -> bool:
+        """Answered once the backend is loaded (an actor whose load failed raises here instead)."""
         return True
 
     def run(self, unit: Any, force: bool) -> dict[str, Any]:
         return unit.run(force=force, backend=self.backend)
+
+
+def _await_loads(actors: list[Any], name: str, params: Any) -> None:
+    """Every actor's backend loaded, or one clear error (naming the model) before any unit runs."""
+    import ray
+
+    try:
+        ray.get([a.ready.remote() for a in actors])
+    except Exception as e:
+        for actor in actors:
+            ray.kill(actor)
+        model = getattr(params, "model", None) or getattr(params, "tokenizer", None)
+        cause = str(getattr(e, "cause", None) or e).strip().splitlines()
+        which = f" (model {model!r})" if isinstance(model, str) else ""
+        raise StepFailed(f"{name}: the backend failed to load{which}, no unit ran: "
+                         f"{cause[-1][:300] if cause else type(e).__name__}") from None  # fmt: skip
 
 
 def _pool_size(resources: StepResources, n_units: int) -> int:
@@ -171,19 +188,6 @@ def _pool_size(resources: StepResources, n_units: int) -> int:
     if resources.num_gpus:
         fit = min(fit, int(float(total.get("GPU", 0)) // resources.num_gpus))
     return max(1, min(fit, n_units))
-
-
-def _check_loaded(actors: list[Any], name: str) -> None:
-    """Wait until every actor has loaded its backend; a load failure is one clear error before any unit runs."""
-    import ray
-
-    try:
-        ray.get([a.ready.remote() for a in actors])
-    except Exception as e:
-        for a in actors:
-            ray.kill(a)
-        lines = [ln.strip() for ln in str(e).splitlines() if "Error:" in ln or "Error(" in ln]
-        raise StepFailed(f"{name}: the backend failed to load, no unit ran: {(lines or [str(e)])[-1][:500]}") from None
 
 
 def run_on_actors(
@@ -218,7 +222,7 @@ def run_on_actors(
     n = _pool_size(resources, len(todo))
     cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
     actors = [cls.remote(signal, params) for _ in range(n)]
-    _check_loaded(actors, name)
+    _await_loads(actors, name, params)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))

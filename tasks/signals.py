@@ -37,24 +37,26 @@ class SignalJob:
     signal: Signal
     params: SignalParams
     model_id: str | None  # storage.fingerprint.model_identity of the model/tokenizer, computed once
+    instance: str | None = None  # e.g. "vlm_loss@7b": one configured instance of the signal
     tiny: bool = False  # the model/tokenizer is a tiny random local checkpoint (values are not meaningful)
 
     @classmethod
-    def of(cls, signal: Signal, params: SignalParams) -> SignalJob:
+    def of(cls, signal: Signal, params: SignalParams, instance: str | None = None) -> SignalJob:
         from magicvl.storage.fingerprint import model_identity
 
         from magicvl.model.tiny import is_tiny
 
         ref = signal.model_ref(params)
-        return cls(signal, params, model_identity(ref), bool(ref) and is_tiny(ref))
+        return cls(signal, params, model_identity(ref), instance, bool(ref) and is_tiny(ref))
 
     @classmethod
     def named(cls, name: str, params: SignalParams) -> SignalJob:
-        return cls.of(get_signal(name), params)
+        """The job of a signal or of one of its instances (``vlm_loss@7b``: folder, marker and metric name)."""
+        return cls.of(get_signal(name), params, name if name != get_signal(name).name else None)
 
     @property
     def name(self) -> str:
-        return self.signal.name
+        return self.instance or self.signal.name
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -142,6 +144,7 @@ def _batch(rb: pa.RecordBatch, reads: str, max_pixels: int, max_image_bytes: int
     ids = rb.column("sample_id").to_pylist()
     if reads == "text":
         return SampleBatch(ids, rb.column("conversations").to_pylist())
+    conversations = rb.column("conversations").to_pylist() if reads == "both" else [[] for _ in ids]
     images: list[bytes | None] = []
     for img in rb.column("image").to_pylist():
         if img is None:
@@ -153,7 +156,7 @@ def _batch(rb: pa.RecordBatch, reads: str, max_pixels: int, max_image_bytes: int
                 images.append(read_image_bytes(Path(img["path"]), max_image_bytes))
             except (OSError, ImageError):
                 images.append(b"")  # decodes to a per-row error, not a crash
-    return SampleBatch(ids, [[] for _ in ids], images, max_pixels)
+    return SampleBatch(ids, conversations, images, max_pixels)
 
 
 class SignalUnit(Unit):
@@ -189,7 +192,9 @@ class SignalUnit(Unit):
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         s = self.job.signal
-        columns = ["sample_id", "conversations"] if s.reads == "text" else ["sample_id", "image"]
+        columns = {"text": ["sample_id", "conversations"], "image": ["sample_id", "image"]}.get(
+            s.reads, ["sample_id", "conversations", "image"]
+        )
         ids: list[str] = []
         cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns + s.text_columns}
         errors: list[str | None] = []

@@ -18,16 +18,17 @@ import numpy as np
 
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import PopulationStats, cutoffs, decide
-from magicvl.scoring.signals import get_signal
 from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
 from magicvl.storage.readers import list_shards, num_rows
 from magicvl.tasks import combine as combine_tasks
+from magicvl.tasks.crossmodal import crossmodal_jobs, crossmodal_resources
 from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.ingest import IngestUnit, fused_signals
+from magicvl.tasks.retune import transitions
 from magicvl.tasks.signals import SignalJob, SignalUnit
 from magicvl.tasks.unit import sweep
 
@@ -36,7 +37,8 @@ if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here import
 
 
 def signal_jobs(recipe: Recipe) -> list[SignalJob]:
-    return [SignalJob.named(n, recipe.signal_params(n)) for n in recipe.signals]
+    """The recipe's signals, then one ``vlm_loss@<model>`` job per cross-modal model (model order)."""
+    return [SignalJob.named(n, recipe.signal_params(n)) for n in recipe.signals] + crossmodal_jobs(recipe)
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -132,7 +134,8 @@ def signals(
     layout = OutputLayout(recipe.output_root)
     shards = {ds: shs for ds, shs in samples_shards(recipe).items() if not datasets or ds in datasets}
     out: dict[str, Any] = {}
-    for job in signal_jobs(recipe):
+    jobs = signal_jobs(recipe)
+    for job in jobs:
         if only and job.name not in only:
             continue
         results = _run_signal(recipe, job, shards, force)
@@ -153,7 +156,8 @@ def signals(
             "results": results,
         }
     if not only and not datasets:  # signals no longer in the recipe: their values are stale
-        for folder in sorted(p for p in layout.signals.glob("*") if p.is_dir() and p.name not in recipe.signals):
+        names = {j.name for j in jobs}
+        for folder in sorted(p for p in layout.signals.glob("*") if p.is_dir() and p.name not in names):
             sweep(folder, set())
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
@@ -161,7 +165,7 @@ def signals(
 
 def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool) -> list[dict]:
     """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
-    res = recipe.resources.signal(job.name)
+    res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
     root, ing = str(recipe.output_root), recipe.ingest
     units = [
         SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size)
@@ -217,13 +221,14 @@ def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = Fals
     ]
     results = run_units(units, "combine:write", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
     finish_combine(recipe, layout, results)
-    return {"decision": decision, "results": results, "seconds": round(time.perf_counter() - t0, 3)}
+    return {"decision": decision, "results": results, "transitions": transitions(results),
+            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
 
 
 def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig) -> dict:
     """Pass 1 (statistics) and, at sample granularity, pass 2 (histograms → cutoffs), merged as they arrive."""
     res, window, retries = recipe.resources.combine, recipe.ray.max_in_flight, recipe.ray.task_retries
-    metric_axes = {name: get_signal(name).axis for name in recipe.signals}
+    metric_axes = {j.name: j.signal.axis for j in signal_jobs(recipe)}  # vlm_loss@<model>: task, model order
     acc = {"stats": PopulationStats()}
 
     def merge_stats(s: dict) -> None:

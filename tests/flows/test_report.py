@@ -65,8 +65,9 @@ def root(tmp_path) -> Path:
     _write(layout.scores_dir("d") / "part-000000.parquet", scores, scores_schema(("token_length",)))
     for k in (1, 2, 3, 4):
         kept = [
-            {**smp, "stage": st, "complexity": s, "s_text": s, "s_image": None, "s_task": None}
-            for smp, (_, _, s, st) in zip(samples, ROWS)
+            {**{c: v for c, v in smp.items() if c != "image"}, "stage": st, "complexity": s, "s_text": s,
+             "s_image": None, "s_task": None, "samples_shard": "samples/d/part-000000-000.parquet", "samples_row": i}
+            for i, (smp, (_, _, s, st)) in enumerate(zip(samples, ROWS))
             if st == k
         ]
         _write(layout.stage_dir(k) / "part-000000-000.parquet", kept, CURATED_SCHEMA)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from magicvl.storage.readers import arrow_dataset, scan
-from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
+from magicvl.storage.schema import CURATED_WITH_IMAGE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.storage.writer import ShardWriter
 
 
@@ -44,7 +44,7 @@ def curated(tmp_path_factory):
     root = tmp_path_factory.mktemp("curated")
     expected = []
     for stage in (1, 3):
-        with ShardWriter(root / f"stage={stage}", f"ds{stage}-part", CURATED_SCHEMA, max_rows=3) as w:
+        with ShardWriter(root / f"stage={stage}", f"ds{stage}-part", CURATED_WITH_IMAGE_SCHEMA, max_rows=3) as w:
             rows = [
                 {
                     **_sample(i, f"ds{stage}", with_image=i % 4 != 3),
@@ -53,6 +53,8 @@ def curated(tmp_path_factory):
                     "s_text": 0.5,
                     "s_image": None,
                     "s_task": None,
+                    "samples_shard": f"samples/ds{stage}/part-000000-000.parquet",
+                    "samples_row": i,
                 }
                 for i in range(5)
             ]

@@ -84,3 +84,17 @@ def test_actor_pool_loads_the_backend_once_per_actor(shards, tmp_path, tokenizer
     assert loads(counter) == 2 + 9  # the plain-task path loads once per shard: what the pool avoids
     for a, b in zip(res, per_task, strict=True):  # same values either way
         assert pq.read_table(a["path"]).equals(pq.read_table(b["path"]))
+
+
+def test_a_model_that_fails_to_load_is_one_error_before_any_unit_runs(shards, tmp_path, ray_local):
+    from magicvl.scoring.signals import get_signal
+    from magicvl.scoring.signals.vlm_loss import VlmLossParams
+    from magicvl.tasks.executor import StepFailed
+
+    missing = tmp_path / "no-such-vlm"
+    job = SignalJob(get_signal("vlm_loss"), VlmLossParams(model=str(missing)), None, instance="vlm_loss@s")
+    out = tmp_path / "out"
+    units = [SignalUnit(job, "d", sh, str(out), StorageOptions(), 10**8, 10**8) for sh in shards]
+    with pytest.raises(StepFailed, match=r"signal:vlm_loss@s: the backend failed to load \(model '.*no-such-vlm'\), no unit ran"):
+        run_on_actors(units, "signal:vlm_loss@s", job.signal, job.params, StepResources(concurrency=2), retries=0)
+    assert not (out / "signals" / "vlm_loss@s").exists() and all(u.finished() is None for u in units)
