@@ -35,6 +35,7 @@ def recipe_data(tokenizer: Path, vlms: dict[str, Path], beta: float) -> dict:
         "datasets": [{"name": "d", "format": "jsonl", "path": "data/d.jsonl", "image_root": "data/images",
                       "label_field": "category"}],  # fmt: skip
         "storage": {"shard_max_rows": 6},
+        "filters": {"repetition": {"enabled": False}},  # tests.helpers' responses are synthetic repeats
         "signals": {"token_length": {"tokenizer": str(tokenizer)}},
         "cross_modal": {"models": {s: {"model": str(p), "resources": {"actors": 1}} for s, p in vlms.items()}},
         "combine": {"granularity": "sample", "task": {"beta": beta, "delta": 0.0}},
