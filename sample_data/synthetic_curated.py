@@ -1,4 +1,9 @@
-"""Synthetic curated shards (CURATED_SCHEMA) for training tests and benchmarks: small images, short chats, 4 stages."""
+"""Synthetic curated shards for training tests and benchmarks: small images, short chats, 4 stages.
+
+As the pipeline writes them: images live in a samples shard (``SAMPLE_SCHEMA``)
+and each curated row (``CURATED_SCHEMA``) references its image there by
+``samples_shard`` (relative to the output root) and ``samples_row``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from magicvl.storage.layout import stage_folder
-from magicvl.storage.schema import CURATED_SCHEMA
+from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
 
 WORDS = ["cat", "table", "coffee", "chart", "revenue", "sign", "stop", "button", "invoice", "total", "red", "car"]
 CATEGORIES = {1: ["caption"], 2: ["caption"], 3: ["vqa", "ocr", "text_only"], 4: ["chart", "gui", "reasoning"]}
@@ -58,15 +63,27 @@ def curated_rows(stage: int, n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str) -> Path:
+    """One curated shard of ``stage`` under ``root/curated`` and the samples shard holding its images."""
+    samples = root / "samples" / "synthetic" / f"{name}-stage{stage}.parquet"
+    samples.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{k: r[k] for k in SAMPLE_SCHEMA.names} for r in rows], schema=SAMPLE_SCHEMA), samples)
+    ref = samples.relative_to(root).as_posix()
+    curated = [
+        {**{k: v for k, v in r.items() if k != "image"}, "samples_shard": ref, "samples_row": j} for j, r in enumerate(rows)
+    ]
+    folder = root / "curated" / stage_folder(stage)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.parquet"
+    pq.write_table(pa.Table.from_pylist(curated, schema=CURATED_SCHEMA), path)
+    return path
+
+
 def write_curated(root: Path, n_per_stage: int = 16, seed: int = 0, shards_per_stage: int = 2) -> Path:
-    """``root/curated/stage-k/part-*.parquet`` for k = 1..4; returns the curated folder."""
-    curated = root / "curated"
+    """``root/curated/stage-k/part-*.parquet`` for k = 1..4 (images in ``root/samples``); returns the curated folder."""
     for stage in (1, 2, 3, 4):
         rows = curated_rows(stage, n_per_stage, seed)
-        folder = curated / stage_folder(stage)
-        folder.mkdir(parents=True, exist_ok=True)
         step = -(-len(rows) // shards_per_stage)
         for k in range(shards_per_stage):
-            part = rows[k * step : (k + 1) * step]
-            pq.write_table(pa.Table.from_pylist(part, schema=CURATED_SCHEMA), folder / f"part-{k:05d}.parquet")
-    return curated
+            write_stage_shard(root, stage, rows[k * step : (k + 1) * step], f"part-{k:05d}")
+    return root / "curated"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from magicvl.model.train_config import DataSource, PackingConfig
 from magicvl.model.train_data import StageData, in_split, stage_shards
-from magicvl.storage.schema import CURATED_SCHEMA
-from magicvl.sample_data.synthetic_curated import curated_rows
+from magicvl.sample_data.synthetic_curated import curated_rows, write_stage_shard
 
 PACKING = PackingConfig(max_tokens=1024, max_images=8, buffers=4, shuffle_window=8)
 
@@ -62,9 +59,7 @@ def test_bad_rows_are_dropped_and_counted(processor, tmp_path):
     rows[0]["conversations"] = [{"from": "robot", "value": "?"}]  # unknown role
     rows[1]["image"] = {"bytes": b"not an image", "path": "x.png"}  # undecodable
     rows[2]["conversations"] = [{"from": "human", "value": "x " * 3000}, {"from": "gpt", "value": "y"}]  # too long
-    folder = tmp_path / "curated" / "stage-3"
-    folder.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=CURATED_SCHEMA), folder / "part-0.parquet")
+    write_stage_shard(tmp_path, 3, rows, "part-0")
     data = _data(processor, tmp_path / "curated", stages=(3,))
     batches = [b for _, (_, b) in zip(range(20), data.batches()) if data.stats.rows <= 6]
     assert batches
