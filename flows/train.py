@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from magicvl.flows.recipe import Recipe, RecipeError, load_recipe
+from magicvl.flows.runs import flow_run_name
 from magicvl.model.train_config import LaunchConfig, TrainConfig
 from magicvl.model.training import StageRun
 
@@ -149,7 +150,7 @@ def plot_loss(rows: list[dict], path: Path, stage: int) -> Path:
     return path
 
 
-@flow(name="train-stage")
+@flow(name="train-stage", flow_run_name=flow_run_name)
 def train_stage(recipe_path: str, stage: int, init_from: str | None = None) -> str:
     """Train one stage (1-4) from ``init_from`` (default: the previous stage's final weights); returns final/."""
     logger = get_run_logger()
@@ -179,7 +180,7 @@ def train_stage(recipe_path: str, stage: int, init_from: str | None = None) -> s
     return str(final)
 
 
-@flow(name="train-curriculum")
+@flow(name="train-curriculum", flow_run_name=flow_run_name)
 def train_curriculum(recipe_path: str) -> list[str]:
     """Run the recipe's stages in order (curriculum: 1 → 4), each from the previous stage's final weights."""
     train = train_section(load_recipe(recipe_path))
