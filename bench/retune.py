@@ -28,6 +28,7 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
 from magicvl.storage.schema import SAMPLE_SCHEMA, signal_schema
 from magicvl.tasks import steps
+from magicvl.tasks.quality_step import quality
 
 CATS = ["vqa", "ocr", "caption", "chart", "text_only", "gui", "grounding", "reasoning"]
 MODELS = {"s": 1.10, "m": 1.0, "l": 0.92}  # mean loss ratio of each synthetic model
@@ -40,6 +41,7 @@ def recipe(root: Path, beta: float) -> Recipe:
         "signals": {"token_length": {"tokenizer": "synthetic/tokenizer"}},
         "cross_modal": {"models": {m: {"model": f"synthetic/vlm-{m}"} for m in MODELS}},
         "combine": {"granularity": "sample", "task": {"beta": beta, "delta": 0.2}},
+        "filters": {"repetition": {"enabled": False}},  # the synthetic answers repeat "a cat" on purpose
         "resources": {"combine": {"batch_size": 8192}},
         "ray": {"num_cpus": 2},
     }
@@ -49,7 +51,7 @@ def recipe(root: Path, beta: float) -> Recipe:
 def _samples(n: int, start: int, rng: np.random.Generator) -> pa.Table:
     ids = [f"syn-{i:08d}" for i in range(start, start + n)]
     cats = [CATS[i % len(CATS)] for i in range(start, start + n)]
-    turns = [[{"from": "human", "value": "what is shown"}, {"from": "gpt", "value": "a cat " * (1 + i % 7)}]
+    turns = [[{"from": "human", "value": f"what is shown in picture {i}"}, {"from": "gpt", "value": "a cat " * (1 + i % 7)}]
              for i in range(start, start + n)]  # fmt: skip
     cols = {"sample_id": ids, "dataset": ["syn"] * n, "source_key": ids, "source": [f"syn.jsonl:{i}" for i in ids],
             "category": cats, "conversations": turns}  # fmt: skip
@@ -86,6 +88,7 @@ def generate(root: Path, n: int, shard_rows: int, seed: int = 0) -> Recipe:
             arrays = [t.column("sample_id")] + [pa.array(vals[c]) for c in job.columns] + [pa.nulls(m, pa.string())]
             pq.write_table(pa.Table.from_arrays(arrays, schema=signal_schema(job.columns)), out)
     write_folder_manifest(folder, infos, rec.digest(), {"dataset": "syn"})
+    quality(rec)  # verdicts (filters, rule categories, dedup): combine's input, not timed
     return rec
 
 
@@ -94,7 +97,7 @@ def run(n: int, shard_rows: int, work: Path) -> dict[str, float]:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     t0 = time.perf_counter()
-    generate(root, n, shard_rows)
+    generate(root, n, shard_rows)  # includes the quality step (verdicts)
     gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     first = steps.combine(recipe(root, 1.0))

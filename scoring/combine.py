@@ -107,14 +107,35 @@ def complexity(
 ) -> np.ndarray:
     """S per row: λ-weighted mean over the axes present (λ from the row's category)."""
     s = np.column_stack([scores[a] for a in AXES])  # [N, 3]
-    lam = np.array([weights[c].as_array() if c in weights else np.zeros(3) for c in categories]).reshape(
-        len(categories), 3
-    )
+    codes, uniq = category_codes(categories)
+    table = np.array([weights[c].as_array() if c in weights else np.zeros(3) for c in uniq]).reshape(len(uniq), 3)
+    lam = table[codes]  # [N, 3]: one lookup per distinct category, not per row
     present = ~np.isnan(s) & (lam > 0)
     num = np.where(present, s * lam, 0.0).sum(axis=1)
     den = np.where(present, lam, 0.0).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def category_codes(categories: list[str | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Each row's index into the distinct categories (first-seen order), and those categories."""
+    index: dict[str | None, int] = {}
+    codes = np.fromiter((index.setdefault(c, len(index)) for c in categories), np.int64, len(categories))
+    return codes, list(index)
+
+
+def fates(errors: list[list[str]], categories: list[str | None], scores: np.ndarray) -> tuple[list[str], list]:
+    """``fate`` of every row, vectorised: errors first, then a missing category, then no score."""
+    n = len(categories)
+    has_err = np.fromiter((bool(e) for e in errors), bool, n)
+    no_cat = np.fromiter((c is None for c in categories), bool, n)
+    nan = np.isnan(np.asarray(scores, dtype=np.float64))
+    out = np.where(has_err, "quarantined", np.where(no_cat | nan, "dropped", "kept")).astype(object)
+    reason = np.where(has_err, None, np.where(no_cat, "uncategorized", np.where(nan, "no_complexity_axis", None)))
+    reason = reason.astype(object)
+    for i in np.flatnonzero(has_err):
+        reason[i] = "; ".join(errors[i])
+    return out.tolist(), reason.tolist()
 
 
 def fate(errors: list[str], category: str | None, score: float) -> tuple[str, str | None]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from magicvl.scoring import crossmodal as cm
-from magicvl.scoring.combine import AXES, CombineConfig, axis_scores, complexity, fate
+from magicvl.scoring.combine import AXES, CombineConfig, axis_scores, category_codes, complexity, fates
 from magicvl.scoring.normalize import Moments, normalize, transform
 from magicvl.scoring.stages import StageRule, bin_of, group_of, histogram, low_bin_cutoff, split_units, stage_of
 
@@ -278,19 +278,39 @@ def score_rows(
         s = complexity(axes, categories, cfg.weights)
         norm = {m: norm.get(m, np.full(n, np.nan)) for m in metrics}
     else:
-        units = [decision.units.get(unit_of(d, c)) for d, c in zip(datasets, categories)]
-        norm = {m: np.array([_nan(u, f"{m}_norm") for u in units]) for m in metrics}
-        axes = {a: np.array([_nan(u, f"s_{a}") for u in units]) for a in AXES}
-        s = np.array([_nan(u, "complexity") for u in units])
-    fates, reasons, stages = [], [], np.zeros(n, dtype=np.int8)
-    bins = bin_of(np.nan_to_num(s)) if decision.granularity == "sample" else np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        f, r = fate(errors[i], categories[i], s[i])
-        fates.append(f)
-        reasons.append(r)
-        if f == "kept":
-            stages[i] = _stage(decision, datasets[i], categories[i], int(bins[i]), cfg.stages)
-    return RowScores(fates, reasons, stages, s, axes, norm)
+        codes, uniq = category_codes([unit_of(d, c) for d, c in zip(datasets, categories)])
+        units = [decision.units.get(u) for u in uniq]  # one lookup per distinct unit
+        column = lambda key: np.array([_nan(u, key) for u in units], dtype=np.float64)[codes]  # noqa: E731
+        norm = {m: column(f"{m}_norm") for m in metrics}
+        axes = {a: column(f"s_{a}") for a in AXES}
+        s = column("complexity")
+    fate_list, reasons = fates(errors, categories, s)
+    kept = np.array([f == "kept" for f in fate_list], dtype=bool)
+    stages = _stages(decision, datasets, categories, kept, s, cfg.stages)
+    return RowScores(fate_list, reasons, stages, s, axes, norm)
+
+
+def _stages(decision: Decision, datasets: list[str], categories: list[str | None], kept: np.ndarray,
+            s: np.ndarray, rule: StageRule) -> np.ndarray:  # fmt: skip
+    """Stage of every kept row (0 elsewhere), decided once per distinct category (or unit)."""
+    n = len(categories)
+    stages = np.zeros(n, dtype=np.int8)
+    if decision.granularity == "sample":
+        bins = bin_of(np.nan_to_num(s))
+        codes, uniq = category_codes(categories)
+        for k, cat in enumerate(uniq):
+            rows = np.flatnonzero((codes == k) & kept)
+            if len(rows):
+                high = bins[rows] > decision.cutoffs.get(rule.split_key(cat), -1)
+                g = group_of(cat)
+                stages[rows] = np.where(high, stage_of(g, True), stage_of(g, False))
+        return stages
+    codes, uniq = category_codes([unit_of(d, c) for d, c in zip(datasets, categories)])
+    for k, u in enumerate(uniq):
+        rows = np.flatnonzero((codes == k) & kept)
+        if len(rows):
+            stages[rows] = int(decision.units[u]["stage"])
+    return stages
 
 
 def _sample_task(
@@ -313,18 +333,20 @@ def _nan(unit: dict | None, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _stage(decision: Decision, dataset: str, category: str, score_bin: int, rule: StageRule) -> int:
-    """A kept row's stage: its S bin against its split unit's cut-off, or its unit's stage."""
-    if decision.granularity == "sample":
-        high = score_bin > decision.cutoffs.get(rule.split_key(category), -1)
-        return stage_of(group_of(category), high)
-    return int(decision.units[unit_of(dataset, category)]["stage"])
-
-
 def split_histograms(categories: list[str | None], rows: RowScores, rule: StageRule) -> dict[str, np.ndarray]:
     """Histograms of S of kept rows, per split unit (sample granularity's second pass)."""
-    keys = np.array([rule.split_key(c) if f == "kept" else "" for f, c in zip(rows.fate, categories)], dtype=object)
-    return {k: histogram(rows.complexity[keys == k]) for k in sorted(set(keys) - {""})}
+    kept = np.array([f == "kept" for f in rows.fate], dtype=bool)
+    codes, uniq = category_codes(categories)
+    by_key: dict[str, list[int]] = {}
+    for k, cat in enumerate(uniq):
+        if cat is not None:
+            by_key.setdefault(rule.split_key(cat), []).append(k)
+    out = {}
+    for key in sorted(by_key):
+        rows_k = kept & np.isin(codes, by_key[key])
+        if rows_k.any():
+            out[key] = histogram(rows.complexity[rows_k])
+    return out
 
 
 def cutoffs(hists: dict[str, np.ndarray], cfg: CombineConfig) -> dict[str, int]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # imported where used: workers that only read shards skip polars and pyarrow.dataset (~0.5 s)
+    import polars as pl
+    import pyarrow.dataset as pads
 
 
 def list_shards(folder: str | Path) -> list[Path]:
@@ -29,6 +32,8 @@ def list_shards(folder: str | Path) -> list[Path]:
 
 def arrow_dataset(folder: str | Path) -> pads.Dataset:
     """A pyarrow dataset over an output folder (lazy)."""
+    import pyarrow.dataset as pads
+
     files = [str(p) for p in list_shards(folder)]
     if not files:
         raise FileNotFoundError(f"no Parquet shards under {folder}")
@@ -37,6 +42,8 @@ def arrow_dataset(folder: str | Path) -> pads.Dataset:
 
 def scan(folder: str | Path, columns: list[str] | None = None) -> pl.LazyFrame:
     """A polars LazyFrame over an output folder; streaming-friendly, reads only what is asked."""
+    import polars as pl
+
     files = [str(p) for p in list_shards(folder)]
     if not files:
         raise FileNotFoundError(f"no Parquet shards under {folder}")
@@ -82,6 +89,8 @@ def duplicate_rows(paths: list[str | Path]) -> dict[int, list[tuple[int, str]]]:
     [(row, ``source`` of the first occurrence)]. Reads only ``sample_id`` and ``source``."""
     if not paths:
         return {}
+    import polars as pl
+
     frames = [
         pl.scan_parquet(str(p)).select("sample_id", "source").with_row_index("row").with_columns(pl.lit(i).alias("shard"))
         for i, p in enumerate(paths)

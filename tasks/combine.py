@@ -72,24 +72,28 @@ class ShardColumns:
 
 
 def load_columns(inp: ShardInputs) -> ShardColumns:
-    """Sample metadata joined with every signal (errors gathered per row); later duplicates left out."""
+    """Sample metadata joined with every signal (errors gathered per row); later duplicates left out.
+
+    Columnar throughout (Arrow masks and takes): a re-tune reads every shard three times."""
     meta_t = read_table(inp.path, columns=_META)
-    meta = meta_t.to_pydict()
-    n = len(meta["sample_id"])
-    dups = set(column_values(list(inp.duplicate_paths), "source")) if inp.duplicate_paths else set()
-    verdict, sources = _verdicts(inp, meta)
-    pre_dropped = [
-        {"sample_id": meta["sample_id"][i], "dataset": meta["dataset"][i], "source": src,
-         "category": verdict["category"][i], "category_source": sources[i], "step": verdict["step"][i],
-         "rule": verdict["rule"][i], "reason": verdict["reason"][i]}  # fmt: skip
-        for i, src in enumerate(meta["source"])
-        if src not in dups and not verdict["keep"][i]
-    ]
-    index = np.array(
-        [i for i, src in enumerate(meta["source"]) if src not in dups and verdict["keep"][i]], dtype=np.int64
+    n = meta_t.num_rows
+    not_dup = np.ones(n, dtype=bool)
+    if inp.duplicate_paths:
+        dups = pa.array(sorted(set(column_values(list(inp.duplicate_paths), "source"))), pa.string())
+        not_dup = ~pc.fill_null(pc.is_in(meta_t.column("source"), value_set=dups), False).to_numpy(zero_copy_only=False)
+    verdict = _verdicts(inp, meta_t)
+    keep = verdict.column("keep").to_numpy(zero_copy_only=False).astype(bool)
+    index = np.flatnonzero(not_dup & keep).astype(np.int64)
+    pre_rows = np.flatnonzero(not_dup & ~keep)
+    pre = pa.Table.from_arrays(
+        [meta_t.column(c).take(pre_rows) for c in ("sample_id", "dataset", "source")]
+        + [verdict.column(c).take(pre_rows) for c in ("category", "category_source", "step", "rule", "reason")],
+        names=["sample_id", "dataset", "source", "category", "category_source", "step", "rule", "reason"],
     )
-    pick = lambda col: [col[i] for i in index]  # noqa: E731
-    ids = pick(meta["sample_id"])
+    pre_dropped = pre.to_pylist()
+    take = pa.array(index, pa.int64())
+    pick = lambda col: col.take(take).to_pylist()  # noqa: E731
+    ids = pick(meta_t.column("sample_id"))
     errors: list[list[str]] = [[] for _ in ids]
     metrics = {}
     for metric, path in inp.signal_paths.items():
@@ -97,47 +101,43 @@ def load_columns(inp: ShardInputs) -> ShardColumns:
         t = read_table(path, columns=["sample_id", col, "error"])
         if t.column("sample_id").equals(meta_t.column("sample_id")):  # the file follows the shard: columnar
             values = pc.fill_null(t.column(col), np.nan).to_numpy()
-            errs = None if t.column("error").null_count == t.num_rows else t.column("error").to_pylist()
+            err_col = t.column("error")
         else:
-            values, errs = _signal_column(t.to_pydict(), col, meta["sample_id"])
-        for j, i in enumerate(index) if errs is not None else ():
-            if errs[i] is not None:
-                errors[j].append(f"{metric}: {errs[i]}")
+            values, err_col = _signal_column(t, col, meta_t.column("sample_id"))
+        if err_col.null_count < len(err_col):
+            errs = err_col.take(take)
+            for j in np.flatnonzero(pc.is_valid(errs).to_numpy(zero_copy_only=False)):
+                errors[j].append(f"{metric}: {errs[int(j)].as_py()}")
         metrics[metric] = values[index]
-    return ShardColumns(n, index, ids, pick(meta["dataset"]), pick(verdict["category"]), pick(meta["source"]),
-                        metrics, errors, pick(sources), pre_dropped)  # fmt: skip
+    return ShardColumns(n, index, ids, pick(meta_t.column("dataset")), pick(verdict.column("category")),
+                        pick(meta_t.column("source")), metrics, errors, pick(verdict.column("category_source")),
+                        pre_dropped)  # fmt: skip
 
 
-def _verdicts(inp: ShardInputs, meta: dict[str, list]) -> tuple[dict[str, list], list[str | None]]:
+def _verdicts(inp: ShardInputs, meta: pa.Table) -> pa.Table:
     """The quality step's fate and category per row (shard order); without one, every row kept with its label."""
-    n = len(meta["sample_id"])
     if inp.verdict_path is None:
-        labels = meta["category"]
-        return {"keep": [True] * n, "category": labels}, ["label" if c else None for c in labels]
-    v = read_table(inp.verdict_path).to_pydict()
-    if v["source"] != meta["source"]:
+        labels = meta.column("category")
+        source = pc.if_else(pc.is_valid(labels), "label", pa.scalar(None, pa.string()))
+        nulls = pa.nulls(meta.num_rows, pa.string())
+        return pa.table({"keep": pa.array(np.ones(meta.num_rows, dtype=bool)), "category": labels,
+                         "category_source": source, "step": nulls, "rule": nulls, "reason": nulls})  # fmt: skip
+    v = read_table(inp.verdict_path)
+    if not v.column("source").equals(meta.column("source")):
         raise ValueError(f"verdicts {inp.verdict_path} do not follow samples shard {inp.path}: rerun the quality step")
-    return v, v["category_source"]
+    return v
 
 
-def _signal_column(t: dict[str, list], metric: str, ids: list[str]) -> tuple[np.ndarray, list[str | None]]:
-    """A signal's values and errors in shard order (the file follows the shard; else joined by id)."""
-    if t["sample_id"] == ids:
-        vals = np.array([np.nan if v is None else v for v in t[metric]], dtype=np.float64)
-        return vals, list(t["error"])
-    pos: dict[str, int] = {}
-    for i, sid in enumerate(t["sample_id"]):
-        pos.setdefault(sid, i)
-    vals = np.full(len(ids), np.nan)
-    errs: list[str | None] = []
-    for k, sid in enumerate(ids):
-        i = pos.get(sid)
-        if i is None:
-            errs.append("no value computed for this sample")
-            continue
-        vals[k] = np.nan if t[metric][i] is None else t[metric][i]
-        errs.append(t["error"][i])
-    return vals, errs
+def _signal_column(t: pa.Table, metric: str, ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.ChunkedArray]:
+    """A signal's values and errors in shard order, joined by id (first row of an id wins); a sample
+    the file lacks gets the error ``no value computed for this sample``."""
+    pos = pc.index_in(ids, value_set=t.column("sample_id").combine_chunks())  # null where the file lacks the id
+    found = pc.is_valid(pos)
+    safe = pc.fill_null(pos, 0)
+    values = pc.fill_null(t.column(metric).take(safe), np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+    values[~found.to_numpy(zero_copy_only=False)] = np.nan
+    errors = pc.if_else(found, t.column("error").take(safe), pa.scalar("no value computed for this sample"))
+    return values, errors
 
 
 def shard_stats(inp: ShardInputs, cfg: CombineConfig) -> dict[str, Any]:

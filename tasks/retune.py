@@ -16,7 +16,9 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -38,15 +40,22 @@ def previous_stages(folder: Path, prefix: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for p in list_shards(folder) if folder.is_dir() else []:
         if p.name.startswith(prefix):
-            t = read_table(p, columns=["sample_id", "stage"]).to_pydict()
-            out.update((sid, int(st or OUT)) for sid, st in zip(t["sample_id"], t["stage"]))
+            t = read_table(p, columns=["sample_id", "stage"])
+            stages = pc.fill_null(t.column("stage"), OUT).to_numpy().astype(int).tolist()
+            out.update(zip(t.column("sample_id").to_pylist(), stages))
     return out
 
 
 def moves(before: dict[str, int], sample_ids: list[str], stages: list[Any]) -> dict[str, int]:
     """Counts of ``"<from>><to>"`` (from: previous stage, 0 not kept, ``new``; to: new stage, 0 not kept)."""
-    c = Counter(f"{before.get(sid, NEW)}{_SEP}{int(st) if st else OUT}" for sid, st in zip(sample_ids, stages))
-    return dict(c)
+    n = len(sample_ids)
+    prev = np.fromiter((before.get(sid, -1) for sid in sample_ids), np.int64, n)  # -1: new
+    if isinstance(stages, np.ndarray):
+        to = stages.astype(np.int64)
+    else:
+        to = np.array([int(st) if st else OUT for st in stages], dtype=np.int64).reshape(n)
+    pairs, counts = np.unique(np.stack([prev, to], axis=1), axis=0, return_counts=True) if n else ([], [])
+    return {f"{NEW if a < 0 else a}{_SEP}{b}": int(k) for (a, b), k in zip(pairs, counts)}
 
 
 # -- over the step -----------------------------------------------------------------------------------

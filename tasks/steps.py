@@ -30,7 +30,7 @@ from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.ingest import IngestUnit, fused_signals
 from magicvl.tasks.retune import transitions
 from magicvl.tasks.signals import SignalJob, SignalUnit
-from magicvl.tasks.unit import sweep
+from magicvl.tasks.unit import forget_datasets, sweep
 
 if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
     from magicvl.flows.recipe import Recipe
@@ -74,6 +74,7 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     by_ds: dict[str, list[dict]] = {cfg.name: [] for cfg in recipe.datasets}
     for s in summaries:
         by_ds[s["dataset"]].append(s)
+    forgotten = forget_datasets(layout, set(by_ds))  # datasets removed from the recipe: their outputs go
     for ds, ss in by_ds.items():
         sweep(layout.samples_dir(ds), {sh["path"] for s in ss for sh in s["shards"]})
         sweep(layout.quarantine_dir(ds), {q["path"] for s in ss for q in s["quarantine_shards"]}, "ingest-")
@@ -87,7 +88,7 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         }
         shards = [sh for s in ss for sh in s["shards"]]
         write_folder_manifest(layout.samples_dir(ds), shards, recipe.digest(), {"dataset": ds, "ingest": totals})
-    return {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(chunks),
+    return {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(chunks), "forgotten": forgotten,
             "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
 
 

@@ -103,6 +103,45 @@ def sweep(folder: Path, keep: set[str], prefix: str = "") -> int:
     return n
 
 
+def forget_datasets(layout: OutputLayout, keep: set[str]) -> list[str]:
+    """Remove the outputs of datasets the recipe no longer lists: their shards in every table folder
+    (samples, quarantine, signals, quality, scores, dropped), folder manifests and completion markers.
+    Returns the datasets removed. Only a full ingest (every dataset of the recipe) calls this."""
+    parents = [layout.samples, layout.quarantine, layout.scores, layout.dropped]
+    for group in (layout.signals, layout.quality):
+        parents += sorted(p for p in group.iterdir() if p.is_dir()) if group.is_dir() else []
+    removed: set[str] = set()
+    for parent in parents:
+        for folder in sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []:
+            if folder.name in keep:
+                continue
+            removed.add(folder.name)
+            sweep(folder, set())
+            try:
+                layout.folder_manifest(folder).unlink(missing_ok=True)
+            except ValueError:  # a folder with no manifest (quality records)
+                pass
+            _remove_empty(folder)
+    steps = [p for p in layout.state.iterdir() if p.is_dir() and p != layout.manifests] if layout.state.is_dir() else []
+    for step_dir in steps:
+        for name in removed:
+            (step_dir / f"{name}.json").unlink(missing_ok=True)
+            if (step_dir / name).is_dir():
+                for marker in (step_dir / name).rglob("*.json"):
+                    marker.unlink()
+                _remove_empty(step_dir / name)
+    return sorted(removed)
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` and its subfolders if no file is left in them."""
+    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 class Unit(ABC):
     """A unit of work over one input (a chunk, a shard, a dataset).
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -111,3 +112,37 @@ def test_unit_keys_differ_by_parameters(side):
     a = SignalJob.of(s, s.params(max_side=side)).key("sha")
     b = SignalJob.of(s, s.params(max_side=side + 1)).key("sha")
     assert a != b and a == SignalJob.of(s, s.params(max_side=side)).key("sha")
+
+
+def test_forget_datasets_removes_every_output_of_a_dataset_no_longer_in_the_recipe(tmp_path: Path) -> None:
+    from magicvl.storage.layout import OutputLayout
+    from magicvl.tasks.unit import forget_datasets
+
+    layout = OutputLayout(tmp_path / "out")
+    files = {}
+    for ds in ("kept", "gone"):
+        files[ds] = [
+            layout.samples_dir(ds) / "part-000000-000.parquet",
+            layout.quarantine_dir(ds) / "ingest-part-000000-000.parquet",
+            layout.signal_dir("token_length", ds) / "part-000000-000-0123456789abcdef.parquet",
+            layout.quality_dir("verdicts", ds) / "part-000000-000.parquet",
+            layout.scores_dir(ds) / f"{ds}-part-000000-000-000.parquet",
+            layout.marker("ingest", f"{ds}/000000"),
+            layout.marker("dedup", ds),
+            layout.folder_manifest(layout.samples_dir(ds)),
+        ]
+        for p in files[ds]:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if p.suffix == ".parquet":
+                pq.write_table(pa.table({"sample_id": [ds]}), p)
+            else:
+                p.write_text("{}")
+    shared = layout.quality_dir("duplicates") / "duplicates.parquet"  # across datasets: not a dataset's folder
+    shared.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"sample_id": ["x"]}), shared)
+
+    assert forget_datasets(layout, {"kept"}) == ["gone"]
+    assert all(p.exists() for p in files["kept"]) and shared.exists()
+    assert not any(p.exists() for p in files["gone"])
+    assert not layout.samples_dir("gone").exists() and not (layout.state / "ingest" / "gone").exists()
+    assert forget_datasets(layout, {"kept"}) == []  # nothing left to forget
