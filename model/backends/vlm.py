@@ -14,6 +14,7 @@ the whole sequence, summed over the response positions (see ``VllmLoss``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -157,9 +158,32 @@ class VlmLoss:
             return self.model(**inputs, use_cache=False).logits[:, -keep:]
 
     def score(self, conversations: list, images: list) -> LossResult:
-        """Per sample summed NLL and token count; images are PIL images or None (text only)."""
-        n = len(conversations)
-        encoded, errors = self.encode_all(conversations, images)
+        """Per sample summed NLL and token count; images are PIL images or None (text only).
+
+        Samples go in windows of ``sort_window``: each window is length-sorted into batches, and the
+        next window is encoded (template, processor: Python and tokenizers) in a background thread
+        while this one runs through the model, so preprocessing overlaps the forward passes."""
+        n, w = len(conversations), self.options.sort_window
+        nll = np.full(n, np.nan)
+        tokens = np.zeros(n, dtype=np.int64)
+        errors: list[str | None] = [None] * n
+        starts = list(range(0, n, w))
+        with ThreadPoolExecutor(1, thread_name_prefix="vlm-encode") as pool:
+            ahead = [pool.submit(self.encode_all, conversations[s : s + w], images[s : s + w]) for s in starts[:1]]
+            for k, start in enumerate(starts):
+                encoded, errs = ahead[k].result()
+                if k + 1 < len(starts):
+                    nxt = starts[k + 1]
+                    ahead.append(pool.submit(self.encode_all, conversations[nxt : nxt + w], images[nxt : nxt + w]))
+                part = self._score_encoded(encoded, errs)
+                sl = slice(start, start + len(encoded))
+                nll[sl], tokens[sl], errors[sl] = part.nll, part.tokens, part.errors
+                ahead[k] = None  # type: ignore[call-overload]  # the window's tensors can go
+        return LossResult(nll, tokens, errors)
+
+    def _score_encoded(self, encoded: list[Encoded | None], errors: list[str | None]) -> LossResult:
+        """Forward the encoded samples of one window in length-sorted batches."""
+        n = len(encoded)
         nll = np.full(n, np.nan)
         tokens = np.zeros(n, dtype=np.int64)
         for idx in self.batches(encoded):

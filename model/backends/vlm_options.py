@@ -23,6 +23,11 @@ class VlmOptions(BaseModel):
     batch_size: int = Field(default=8, ge=1, exclude=True, description="Samples per forward pass.")
     max_batch_tokens: int = Field(default=16384, ge=1, exclude=True, description="Padded tokens per pass (B × T).")
     device: str = Field(default="auto", exclude=True, description="'auto': cuda when visible, else cpu.")
+    sort_window: int = Field(
+        default=256, ge=1, exclude=True,
+        description="Samples length-sorted together; the next window is encoded in a background thread while "
+        "this one runs through the model (values do not depend on it).",
+    )  # fmt: skip
 
     def options(self) -> VlmOptions:
         """The plain options (a subclass such as a signal's params → this class, runtime fields kept)."""

@@ -86,6 +86,16 @@ def test_batching_and_padding_do_not_change_losses(vlm):
     np.testing.assert_allclose(shuffled.nll, batched.nll[order], rtol=1e-5)
 
 
+def test_sort_windows_and_background_encoding_do_not_change_losses(vlm):
+    whole = vlm.score(CONVS, IMAGES)
+    windowed = VlmLoss(vlm.model, vlm.processor, vlm.options.model_copy(update={"sort_window": 2}))
+    bad = [{"from": "gpt", "value": "no question"}]  # encodes fine or fails alone: never its window
+    out = windowed.score(CONVS + [bad], IMAGES + [Image.new("RGB", (4, 4))])  # 3 windows: 2 + 2 + 2
+    np.testing.assert_allclose(out.nll[:5], whole.nll, rtol=1e-5)
+    np.testing.assert_array_equal(out.tokens[:5], whole.tokens)
+    assert out.errors[:5] == [None] * 5 and len(out.errors) == 6
+
+
 def test_the_image_changes_the_loss(vlm):
     with_image = vlm.score([CONVS[0]], [IMAGES[0]])
     other = vlm.score([CONVS[0]], [Image.new("RGB", (120, 90), (0, 0, 255))])
