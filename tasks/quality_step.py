@@ -127,12 +127,12 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     measure_units = [MeasureUnit(ds, s, recipe.filters, root, recipe.storage, res.batch_size) for ds, s in shards]
     measured = run_units(measure_units, "filter:measures", res, window, retries, force)
     dup_unit, dup_summary = duplicates(recipe, shards, force)
-    dup_in = (str(dup_unit.path()), dup_unit.key().digest())
+    dup_key = dup_unit.key().digest()
     verdict_units = [
         VerdictUnit(ds, s, recipe.filters, recipe.categorize.drop_uncategorized,
                     (str(m.path()), m.key().digest()), (str(c.path()), c.key().digest()),
                     {n: (str(us[i].path()), us[i].key().digest()) for n, us in judge_units.items()},
-                    dup_in, root, recipe.storage)  # fmt: skip
+                    (str(dup_unit.path(ds, m.stem)), dup_key), root, recipe.storage)  # fmt: skip
         for i, ((ds, s), m, c) in enumerate(zip(shards, measure_units, cat_units))
     ]
     verdicts = run_units(verdict_units, "verdicts", res, window, retries, force)
