@@ -139,9 +139,10 @@ def score(
         raise ValueError(f"signals {unknown} are not configured in the recipe (configured: {list(recipe.signals)})")
     parts = [f"signal-{s}" for s in signals or recipe.signals]
     with lock_output(recipe.output_root, "score", parts), ray_session(recipe.ray.address, recipe.ray.num_cpus):
+        with lock_part(recipe.output_root, "combine"):  # verdicts first: signals skip the dropped rows
+            qual = quality_task(recipe)
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
         with lock_part(recipe.output_root, "combine"):  # one combine at a time; waits for another score's
-            qual = quality_task(recipe) if then_combine else None
             comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}

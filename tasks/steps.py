@@ -29,6 +29,7 @@ from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.ingest import IngestUnit, fused_signals
 from magicvl.tasks.retune import transitions
+from magicvl.tasks.signal_rows import dropped_mask, skip_key, skipping_jobs
 from magicvl.tasks.signals import SignalJob, SignalUnit
 from magicvl.tasks.unit import sweep
 
@@ -151,6 +152,7 @@ def signals(
             "cached": sum(r["cached"] for r in results),
             "rows": sum(r["rows"] for r in results),
             "errors": sum(r["errors"] for r in results),
+            "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
             "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
             "executor": "actors" if job.model_backed else "tasks",
             "results": results,
@@ -167,8 +169,10 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
     """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
     res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
     root, ing = str(recipe.output_root), recipe.ingest
+    verdicts = _skip_verdicts(recipe, job)
     units = [
-        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size)
+        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
+                   verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
         for ds, shs in shards.items()
         for sh in shs
     ]
@@ -176,6 +180,16 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
     if job.model_backed:
         return run_on_actors(units, name, job.signal, job.params, res, retries, force)
     return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
+
+
+def _skip_verdicts(recipe: Recipe, job: SignalJob) -> dict[tuple[str, str], str]:
+    """(dataset, shard stem) → verdicts file whose dropped rows ``job`` skips ({} for signals fused into
+    ingestion, or before the quality step ran: then every row is computed). See ``tasks.signal_rows``."""
+    from magicvl.tasks.quality_step import verdict_paths
+
+    if job.name not in skipping_jobs([(j.name, j.params) for j in signal_jobs(recipe)]):
+        return {}
+    return {k: p for k, (p, _) in verdict_paths(recipe).items()}
 
 
 # -- combine -------------------------------------------------------------------------------------
@@ -186,14 +200,16 @@ def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
     layout = OutputLayout(recipe.output_root)
     jobs = signal_jobs(recipe)
     verdicts = verdict_paths(recipe)
+    skipping = skipping_jobs([(j.name, j.params) for j in jobs])
     inputs = []
     for ds, shs in samples_shards(recipe).items():
         dups = tuple(str(p) for p in list_shards(layout.quarantine_dir(ds)) if p.name.startswith(DEDUP_PREFIX))
         for sh in shs:
             stem = Path(sh["path"]).name.removesuffix(".parquet")
             paths, keys = {}, {}
+            mask = dropped_mask(verdicts.get((ds, stem), (None, None))[0])  # rows the skipping signals left out
             for job in jobs:
-                key = job.key(sh["sha256"])
+                key = skip_key(job.unit_key(sh["sha256"]), mask if job.name in skipping else None).digest()
                 p = layout.signal_path(job.name, ds, stem, key)
                 if not p.is_file():
                     raise FileNotFoundError(f"signal {job.name!r} missing for {ds}/{stem}: run the signals step")
