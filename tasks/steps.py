@@ -111,11 +111,14 @@ def _add(counts: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def samples_shards(recipe: Recipe) -> dict[str, list[dict]]:
-    """Samples shards per dataset, from the manifests ingestion wrote."""
+def samples_shards(recipe: Recipe, names: list[str] | None = None) -> dict[str, list[dict]]:
+    """Samples shards per dataset (``recipe.all_datasets``, or those in ``names``), from the manifests
+    ingestion (or translation) wrote."""
     layout = OutputLayout(recipe.output_root)
     out = {}
-    for cfg in recipe.datasets:
+    for cfg in recipe.all_datasets:
+        if names is not None and cfg.name not in names:
+            continue
         m = read_folder_manifest(layout.samples_dir(cfg.name))
         if m is None:
             raise FileNotFoundError(
@@ -272,7 +275,7 @@ def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) ->
     keep = {o["path"] for o in produced}
     for folder in (layout.curated, layout.scores, layout.dropped):
         sweep(folder, keep)
-    for cfg in recipe.datasets:  # quarantine holds ingest + dedup + combine outputs
+    for cfg in recipe.all_datasets:  # quarantine holds ingest + dedup + translate + combine outputs
         qdir = layout.quarantine_dir(cfg.name)
         sweep(qdir, keep, "combine-")
         write_folder_manifest(qdir, _infos(list_shards(qdir), produced), recipe.digest(), {"dataset": cfg.name})
