@@ -61,6 +61,14 @@ class Previous:
     errors: list[str | None]
     computed: np.ndarray  # bool [n]: rows computed there (not skipped)
 
+    def fill(self, rows: np.ndarray, cols: dict[str, np.ndarray], errors: list[str | None], floats: set[str]) -> None:
+        """Copy the values and errors of ``rows`` into ``cols``/``errors`` (null floats become NaN)."""
+        for i in rows:
+            errors[i] = self.errors[i]
+            for c, arr in cols.items():
+                v = self.values[c][i]
+                arr[i] = np.nan if c in floats and v is None else v
+
 
 def previous_values(folder: Path, stem: str, base_key: str, ids: list[str], columns: list[str]) -> Previous | None:
     """The newest earlier file for this shard whose ``base_key`` matches and whose rows follow ``ids``."""

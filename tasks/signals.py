@@ -25,7 +25,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import iter_batches, read_table
 from magicvl.storage.schema import signal_schema
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.signal_rows import SKIPPED, dropped_mask, previous_values, skip_key
+from magicvl.tasks.signal_rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
 from magicvl.tasks.unit import NOT_LOADED, Outputs, Unit, UnitKey
 
 
@@ -200,11 +200,27 @@ class SignalUnit(Unit):
         return skip_key(self.job.unit_key(self.shard["sha256"]), self.skip_mask())
 
     def load_backend(self) -> Any:
-        return load_backend(self.job.signal, self.job.params)
+        """The signal's backend, or None when every row to compute is skipped or reused (no model load)."""
+        return load_backend(self.job.signal, self.job.params) if self.needs_model() else None
 
     def run(self, force: bool = False, backend: Any = NOT_LOADED) -> dict[str, Any]:
         self.reuse = not force
         return super().run(force, backend)
+
+    def plan(self) -> tuple[list[str], np.ndarray, Previous | None, np.ndarray]:
+        """The shard's ids, the skipped rows, the previous file's values (if reused), the rows to compute."""
+        names = list(self.job.columns + self.job.text_columns)
+        ids = read_table(self.shard["path"], columns=["sample_id"]).column("sample_id").to_pylist()
+        folder = self.layout.signal_dir(self.job.name, self.dataset)
+        base_key = self.job.key(self.shard["sha256"])
+        prev = previous_values(folder, self.stem, base_key, ids, names) if self.reuse else None
+        skip = self.skip_mask() if self.skip_mask() is not None else np.zeros(len(ids), dtype=bool)
+        todo = ~skip & (np.ones(len(ids), dtype=bool) if prev is None else ~prev.computed)
+        return ids, skip, prev, todo
+
+    def needs_model(self) -> bool:
+        """True unless a previous file holds every row that is not skipped."""
+        return bool(self.plan()[3].any())
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         s = self.job.signal
@@ -212,19 +228,13 @@ class SignalUnit(Unit):
             s.reads, ["sample_id", "conversations", "image"]
         )
         names = list(s.columns + s.text_columns)
-        ids = read_table(self.shard["path"], columns=["sample_id"]).column("sample_id").to_pylist()
-        folder = self.layout.signal_dir(self.job.name, self.dataset)
-        prev = previous_values(folder, self.stem, self.job.key(self.shard["sha256"]), ids, names) if self.reuse else None
-        skip = self.skip_mask() if self.skip_mask() is not None else np.zeros(len(ids), dtype=bool)
-        todo = ~skip & (np.ones(len(ids), dtype=bool) if prev is None else ~prev.computed)
+        ids, skip, prev, todo = self.plan()
         cols = {c: np.full(len(ids), np.nan) for c in s.columns}
         cols.update({c: np.full(len(ids), None, dtype=object) for c in s.text_columns})
         errors: list[str | None] = [SKIPPED if k else None for k in skip]
         reused = ~skip & ~todo
-        for i in np.flatnonzero(reused):
-            errors[i] = prev.errors[i]
-            for c in names:
-                cols[c][i] = np.nan if c in s.columns and prev.values[c][i] is None else prev.values[c][i]
+        if prev is not None:
+            prev.fill(np.flatnonzero(reused), cols, errors, set(s.columns))
         offset = 0
         for rb in iter_batches(self.shard["path"], columns=columns, batch_size=self.batch_size):
             want = todo[offset : offset + rb.num_rows]
@@ -239,7 +249,8 @@ class SignalUnit(Unit):
                     errors[r] = e
             offset += rb.num_rows
         summary = self.write(out, ids, cols, errors)
-        return {**summary, "computed": int(todo.sum()), "skipped": int(skip.sum()), "reused": int(reused.sum())}
+        return {**summary, "computed": int(todo.sum()), "skipped": int(skip.sum()), "reused": int(reused.sum()),
+                "model_loaded": backend is not None}  # fmt: skip
 
     def write(self, out: Outputs, ids: list[str], cols: dict[str, np.ndarray], errors: list[str | None]) -> dict:
         """Write the values at the keyed path (the files of older keys beside it are stale)."""

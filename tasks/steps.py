@@ -28,6 +28,7 @@ from magicvl.tasks.crossmodal import crossmodal_jobs, crossmodal_resources
 from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.ingest import IngestUnit, fused_signals
+from magicvl.tasks.resources import StepResources
 from magicvl.tasks.retune import transitions
 from magicvl.tasks.signal_rows import dropped_mask, skip_key, skipping_jobs
 from magicvl.tasks.signals import SignalJob, SignalUnit
@@ -180,8 +181,14 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
         for sh in shs
     ]
     name, retries = f"signal:{job.name}", recipe.ray.task_retries
-    if job.model_backed:
-        return run_on_actors(units, name, job.signal, job.params, res, retries, force)
+    if job.model_backed:  # units whose rows are all skipped or reused run as plain tasks: no model load
+        light = [] if force else [i for i, u in enumerate(units) if u.finished() is None and not u.needs_model()]
+        done = run_units([units[i] for i in light], f"{name}:reuse", StepResources(), recipe.ray.max_in_flight,
+                         retries)  # fmt: skip
+        results = run_on_actors(units, name, job.signal, job.params, res, retries, force)
+        for i, r in zip(light, done):
+            results[i] = r
+        return results
     return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
 
 

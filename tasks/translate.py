@@ -135,8 +135,9 @@ def _finish_dataset(recipe: Recipe, layout: OutputLayout, target: str, results: 
     """Sweep what the translated dataset no longer holds; write its samples manifest with its totals."""
     shards = [sh for r in results for sh in r["shards"]]
     sweep(layout.samples_dir(target), {sh["path"] for sh in shards})
-    keep_q = {o["path"] for r in results for o in r["outputs"] if Path(o["path"]).parent == layout.quarantine_dir(target)}
-    sweep(layout.quarantine_dir(target), keep_q, QUARANTINE_PREFIX)
+    qdir = layout.quarantine_dir(target)
+    keep_q = {o["path"] for r in results for o in r["outputs"] if Path(o["path"]).parent == qdir}
+    sweep(qdir, keep_q, QUARANTINE_PREFIX)
     failed = sum(r["failed"] for r in results)
     totals = {
         "records_in": sum(r["picked"] for r in results),

@@ -164,7 +164,7 @@ def test_duplicates_unit_splits_the_table_per_shard(tmp_path):
                  (("a", "a-000"), ("a", "a-001"), ("b", "b-000"))}  # fmt: skip
     assert {k: [r["sample_id"] for r in v] for k, v in per_shard.items()} == {
         "a-000": [], "a-001": ["a3"], "b-000": ["b1"]}  # fmt: skip
-    assert sorted((r["sample_id"] for v in per_shard.values() for r in v)) == sorted(r["sample_id"] for r in whole)
+    assert sorted(r["sample_id"] for v in per_shard.values() for r in v) == sorted(r["sample_id"] for r in whole)
     assert {Path(o["path"]).name for o in res["outputs"]} == {"duplicates.parquet", "a-000.parquet",
                                                               "a-001.parquet", "b-000.parquet"}  # fmt: skip
     assert unit.run()["cached"]

@@ -83,3 +83,11 @@ def test_signals_skip_dropped_rows_and_recompute_only_what_a_threshold_edit_need
     assert len(newly) == 1
     assert {k: v for k, v in after.items() if k not in newly} == {k: v for k, v in before.items() if k not in newly}
     assert len(list_shards(out / "signals" / "perplexity" / "a")) == 1  # the previous file is swept
+
+    # back to the default filters: "ai" is dropped again; every value needed is in the file, no model loads
+    sig, acc = _run(recipe)
+    assert acc["balanced"] and acc["kept"] == 6
+    res = {r["dataset"]: r for r in sig["perplexity"]["results"]}
+    assert not res["a"]["cached"] and res["a"]["computed"] == 0 and res["a"]["reused"] == 4
+    assert res["a"]["model_loaded"] is False and res["b"]["cached"]
+    assert {r["sample_id"]: r["perplexity"] for r in _signal_rows(out, "perplexity", "a")} == before
