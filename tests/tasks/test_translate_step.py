@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from magicvl.flows.cli import main
+from magicvl.flows.cli import _parser, forced_steps, main
 from magicvl.flows.recipe import RecipeError, parse_recipe
 from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.layout import OutputLayout
@@ -184,3 +184,9 @@ def test_recipe_translate_keys_are_validated(tmp_path, capsys):
     assert main(["validate", str(f)]) == 0
     out = yaml.safe_load(capsys.readouterr().out.split("# recipe hash")[0])
     assert out["translate"]["seed"] == 0 and out["translate"]["share"] == 1.0 and out["translate"]["suffix"] == "zh"
+
+
+def test_curate_can_force_the_translation_step():
+    args = _parser().parse_args(["curate", "r.yaml", "--force", "translate", "quality"])
+    assert forced_steps(args.force) == ["translate", "quality"]
+    assert "translate" in forced_steps([])
