@@ -18,7 +18,7 @@ from magicvl.flows.runtime import set_quiet_env, warm_start
 DEMO_RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
 
 
-STEPS = ("ingest", "quality", "signals", "combine")
+STEPS = ("ingest", "translate", "quality", "signals", "combine")
 
 
 def forced_steps(force: list[str] | None) -> list[str]:
@@ -220,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         choices=list(STEPS),
         metavar="STEP",
-        help="recompute these steps even where outputs exist (ingest, quality, signals, combine); "
+        help="recompute these steps even where outputs exist (ingest, translate, quality, signals, combine); "
         "--force alone recomputes every step",
     )
     _verify_flag(c)

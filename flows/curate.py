@@ -23,9 +23,10 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.tasks import report, retune, steps
 from magicvl.tasks.quality_step import quality, summary_line
+from magicvl.tasks.translate import translate
 
 log = logging.getLogger("magicvl")
-STEPS = ("ingest", "quality", "signals", "combine")
+STEPS = ("ingest", "translate", "quality", "signals", "combine")
 
 
 def _run_id() -> str | None:
@@ -50,6 +51,12 @@ def _logger():
 def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Read, check and store every source record (or quarantine it); then deduplicate ids."""
     return steps.ingest(recipe, force=force)
+
+
+@task(name="translate", cache_policy=NO_CACHE)
+def translate_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Translate the recipe's chosen English samples into new datasets (nothing unless configured)."""
+    return translate(recipe, force=force)
 
 
 @task(name="quality", cache_policy=NO_CACHE)
@@ -82,7 +89,7 @@ def finish(
 ) -> dict[str, Any]:
     """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
-    acc = report.accounting(layout, [d.name for d in recipe.datasets], combine_res["results"])
+    acc = report.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
     manifest = report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
     report.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
@@ -114,11 +121,14 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         ray_session(recipe.ray.address, recipe.ray.num_cpus),
     ):
         ing = ingest_task(recipe, force="ingest" in force)
+        trans = translate_task(recipe, force="translate" in force)
         qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
     info = {"ingest": report.ingest_stats(ing), "quality": qual, "signals": report.slim(sig),
             "combine": report.slim(comb)}  # fmt: skip
+    if trans:
+        info["translate"] = trans
     return finish(recipe, recipe_path, started, info, comb)
 
 
@@ -139,9 +149,10 @@ def score(
         raise ValueError(f"signals {unknown} are not configured in the recipe (configured: {list(recipe.signals)})")
     parts = [f"signal-{s}" for s in signals or recipe.signals]
     with lock_output(recipe.output_root, "score", parts), ray_session(recipe.ray.address, recipe.ray.num_cpus):
+        with lock_part(recipe.output_root, "combine"):  # verdicts first: signals skip the dropped rows
+            qual = quality_task(recipe)
         sig = signals_task(recipe, only=signals, datasets=datasets, force=force)
         with lock_part(recipe.output_root, "combine"):  # one combine at a time; waits for another score's
-            qual = quality_task(recipe) if then_combine else None
             comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": report.slim(sig)}

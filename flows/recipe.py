@@ -19,6 +19,7 @@ from magicvl.scoring.dedup import DedupConfig
 from magicvl.scoring.filters.config import FiltersConfig
 from magicvl.scoring.judge import JudgesConfig
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
+from magicvl.scoring.translate import TranslateConfig, translated_datasets
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
@@ -52,6 +53,7 @@ class ResourcesConfig(BaseModel):
     quality: StepResources = Field(default_factory=StepResources, description="Filters, dedup hashing, verdicts.")
     judge: StepResources = Field(default_factory=StepResources, description="Each LLM/VLM judge's actors.")
     categorize: StepResources = Field(default_factory=StepResources, description="The VLM classifier's actors.")
+    translate: StepResources = Field(default_factory=StepResources, description="The translation LLM's actors.")
     signals: dict[str, StepResources] = Field(default_factory=dict, description="Signal name → its resources.")
 
     def signal(self, name: str) -> StepResources:
@@ -78,6 +80,9 @@ class Recipe(BaseModel):
     categorize: CategorizeConfig = Field(default_factory=CategorizeConfig, description="Unlabelled samples.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicates across all datasets of the run.")
     judge: JudgesConfig = Field(default_factory=JudgesConfig, description="LLM/VLM judges (off unless configured).")
+    translate: TranslateConfig | None = Field(
+        default=None, description="Translate English samples into a new dataset <name>_<suffix> (off unless set)."
+    )
     ray: RayOptions = Field(default_factory=RayOptions)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     train: TrainConfig | None = Field(default=None, description="Stage training (model/train_config.py).")
@@ -131,7 +136,24 @@ class Recipe(BaseModel):
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _translate_known(self) -> Recipe:
+        if self.translate is not None:
+            names = [d.name for d in self.datasets]
+            unknown = [n for n in self.translate.datasets if n not in names]
+            if unknown:
+                raise ValueError(f"translate.datasets names datasets not in `datasets`: {unknown}")
+            taken = [self.translate.target(n) for n in self.translate.datasets if self.translate.target(n) in names]
+            if taken or len(set(self.translate.datasets)) != len(self.translate.datasets):
+                raise ValueError(f"translate: target dataset names clash with recipe datasets or repeat: {taken}")
+        return self
+
     # derived -------------------------------------------------------------------
+    @property
+    def all_datasets(self) -> list[DatasetConfig]:
+        """The recipe's datasets, then those the translation step adds (what quality, signals, combine see)."""
+        return self.datasets + translated_datasets(self.datasets, self.translate)
+
     def path(self, p: str | None) -> Path | None:
         """A recipe path made absolute (relative ones resolve in the recipe's folder)."""
         if p is None:

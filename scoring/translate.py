@@ -4,11 +4,13 @@
 code and URLs are replaced by placeholders ``⟦0⟧, ⟦1⟧ …`` before the model sees
 the text and restored afterwards. A translation that loses, repeats or invents
 a placeholder is refused (recorded with the reason), never half-restored.
-Translated records point back to their source sample.
+Translated records point back to their source sample. ``tasks.translate`` runs
+this over the recipe's chosen datasets on an actor pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pydantic import Field
 from magicvl.model.backends.generate import GenerationRequest, Generator
 from magicvl.scoring.judge import Failed, ModelRef, generate_all
 from magicvl.storage.fingerprint import sample_id
+from magicvl.storage.ingest.spec import DatasetConfig
 
 _NUM = r"-?\d+(?:[.,]\d+)*%?"
 _PROTECTED = re.compile(
@@ -38,12 +41,39 @@ TRANSLATE_PROMPT = (
 
 
 class TranslateConfig(ModelRef):
-    """The recipe's ``translate:`` section (off unless configured)."""
+    """The recipe's ``translate:`` section (off unless configured).
+
+    Each sample of ``datasets`` whose text is English (``min_latin_share``) and
+    that the seeded draw picks (``share``) is translated; the translations form
+    a new dataset ``<name>_<suffix>`` that then runs through quality, signals
+    and combine like any other.
+    """
 
     prompt: str = Field(default=TRANSLATE_PROMPT, description="Template with {text}.")
-    datasets: list[str] = Field(default_factory=list, description="Datasets whose samples are translated.")
-    share: float = Field(default=1.0, gt=0, le=1, description="Share of each dataset's samples to translate.")
-    suffix: str = Field(default="zh", description="The new dataset is <name>-<suffix>.")
+    datasets: list[str] = Field(min_length=1, description="Recipe datasets whose samples are translated.")
+    share: float = Field(default=1.0, gt=0, le=1, description="Share of each dataset's English samples to translate.")
+    seed: int = Field(default=0, description="Seed of the per-sample draw (a sample's pick depends on it and its id).")
+    min_latin_share: float = Field(
+        default=0.9, ge=0, le=1, description="A sample is English when this share of its letters are A-Z/a-z."
+    )
+    suffix: str = Field(default="zh", pattern=r"^[A-Za-z0-9]+$", description="The new dataset is <name>_<suffix>.")
+    max_new_tokens: int = Field(default=512, gt=0, description="Longest translation of one turn, in tokens.")
+
+    def target(self, dataset: str) -> str:
+        """The name of the dataset holding ``dataset``'s translations."""
+        return f"{dataset}_{self.suffix}"
+
+
+def picked(sample_id: str, seed: int, share: float) -> bool:
+    """The seeded draw: a sample is picked when its hash with ``seed`` falls under ``share`` (stable, order-free)."""
+    h = hashlib.blake2b(f"{seed}\x1f{sample_id}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(h, "big") < share * 2**64
+
+
+def is_english(conversation: list[dict[str, str]], min_latin_share: float) -> bool:
+    """True when the turns have letters and at least ``min_latin_share`` of them are ASCII letters."""
+    letters = [c for t in conversation for c in mask(t["value"])[0] if c.isalpha()]
+    return bool(letters) and sum(c.isascii() for c in letters) >= min_latin_share * len(letters)
 
 
 def mask(text: str) -> tuple[str, list[str]]:
@@ -93,14 +123,28 @@ def translate_conversations(
     return out
 
 
-def translated_row(row: dict, conversation: list[dict[str, str]], suffix: str = "zh") -> dict:
-    """A samples row for the translation of ``row``: new dataset and id, pointing back to the source."""
-    dataset = f"{row['dataset']}-{suffix}"
+def source_pointer(dataset: str, sample_id: str) -> str:
+    """The ``source`` of a translated record: ``translate:<dataset>/<sample_id>`` of the sample it translates."""
+    return f"translate:{dataset}/{sample_id}"
+
+
+def translated_row(row: dict, conversation: list[dict[str, str]], target: str) -> dict:
+    """A samples row for the translation of ``row`` into dataset ``target``: new id, same image reference,
+    ``source_key`` = the source sample's id and ``source`` = ``source_pointer`` (dataset + id)."""
     return {
         **row,
-        "sample_id": sample_id(dataset, row["sample_id"]),
-        "dataset": dataset,
+        "sample_id": sample_id(target, row["sample_id"]),
+        "dataset": target,
         "source_key": row["sample_id"],
-        "source": f"translation of {row['sample_id']} ({row['source']})",
+        "source": source_pointer(row["dataset"], row["sample_id"]),
         "conversations": conversation,
     }
+
+
+def translated_datasets(datasets: Sequence[DatasetConfig], cfg: TranslateConfig | None) -> list[DatasetConfig]:
+    """The datasets translation adds: each chosen one's config under its target name (same labels and
+    review decision as its source), in ``cfg.datasets`` order."""
+    if cfg is None:
+        return []
+    by_name = {d.name: d for d in datasets}
+    return [by_name[n].model_copy(update={"name": cfg.target(n)}) for n in cfg.datasets]

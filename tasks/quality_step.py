@@ -50,7 +50,7 @@ def recipe_shards(recipe: Recipe) -> Shards:
     from magicvl.tasks.steps import samples_shards
 
     by_ds = samples_shards(recipe)
-    return [(cfg.name, s) for cfg in recipe.datasets for s in sorted(by_ds[cfg.name], key=lambda s: s["path"])]
+    return [(cfg.name, s) for cfg in recipe.all_datasets for s in sorted(by_ds[cfg.name], key=lambda s: s["path"])]
 
 
 def _model(recipe: Recipe, ref: Any) -> Any:
@@ -73,7 +73,7 @@ def categorize(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[lis
     if cfg.vlm is not None:
         cfg = cfg.model_copy(update={"vlm": _model(recipe, cfg.vlm)})
     inspection = {d.name: inspection_category(load_decision(recipe.path(d.review))) if d.review else None
-                  for d in recipe.datasets}  # fmt: skip
+                  for d in recipe.all_datasets}  # fmt: skip
     root = str(recipe.output_root)
     units = [CategorizeUnit(ds, s, cfg, inspection[ds], root, recipe.storage) for ds, s in shards]
     if units and units[0].uses_vlm:
@@ -127,16 +127,16 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     measure_units = [MeasureUnit(ds, s, recipe.filters, root, recipe.storage, res.batch_size) for ds, s in shards]
     measured = run_units(measure_units, "filter:measures", res, window, retries, force)
     dup_unit, dup_summary = duplicates(recipe, shards, force)
-    dup_in = (str(dup_unit.path()), dup_unit.key().digest())
+    dup_key = dup_unit.key().digest()
     verdict_units = [
         VerdictUnit(ds, s, recipe.filters, recipe.categorize.drop_uncategorized,
                     (str(m.path()), m.key().digest()), (str(c.path()), c.key().digest()),
                     {n: (str(us[i].path()), us[i].key().digest()) for n, us in judge_units.items()},
-                    dup_in, root, recipe.storage)  # fmt: skip
+                    (str(dup_unit.path(ds, m.stem)), dup_key), root, recipe.storage)  # fmt: skip
         for i, ((ds, s), m, c) in enumerate(zip(shards, measure_units, cat_units))
     ]
     verdicts = run_units(verdict_units, "verdicts", res, window, retries, force)
-    for cfg in recipe.datasets:
+    for cfg in recipe.all_datasets:
         folder = layout.quality_dir("verdicts", cfg.name)
         mine = [o for r in verdicts for o in r["outputs"] if Path(o["path"]).parent == folder]
         write_folder_manifest(folder, mine, recipe.digest(), {"dataset": cfg.name})
@@ -165,7 +165,7 @@ def verdict_paths(recipe: Recipe) -> dict[tuple[str, str], tuple[str, str]]:
     """(dataset, shard stem) → (verdicts file, its SHA-256), from the verdicts manifests (for combine)."""
     layout = OutputLayout(recipe.output_root)
     out = {}
-    for cfg in recipe.datasets:
+    for cfg in recipe.all_datasets:
         folder = layout.quality_dir("verdicts", cfg.name)
         m = read_folder_manifest(folder)
         for s in (m or {}).get("shards", []):

@@ -5,7 +5,8 @@
 * ``CategorizeUnit``: category and its source (label, inspection, vlm, rules);
   the VLM classifier is the unit's backend (one load per actor).
 * ``JudgeUnit``: one configured LLM/VLM judge's answers and policy verdicts.
-* ``DuplicatesUnit``: the run-wide duplicates table (reduce of per-shard hashes).
+* ``DuplicatesUnit``: the run-wide duplicates table (reduce of per-shard hashes),
+  also split into one file per samples shard so a verdict unit reads only its own rows.
 
 ``tasks.verdict`` turns their outputs into one fate per sample.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from magicvl.model.backends.generate import Generator, load_generator
 from magicvl.scoring.categorize import CategorizeConfig
@@ -30,6 +32,7 @@ from magicvl.tasks.quality import categorize_shard, filter_shard, judge_shard
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 QUALITY_VERSION = "1"
+DUPLICATES_VERSION = "2"  # 2: also split per samples shard
 
 
 def shard_stem(path: str) -> str:
@@ -159,7 +162,10 @@ def first_ids_only(hashes: list[ShardHashes]) -> list[ShardHashes]:
 
 
 class DuplicatesUnit(Unit):
-    """``quality/duplicates/duplicates.parquet``: every later copy across the run, naming the kept one.
+    """``quality/duplicates/duplicates.parquet``: every later copy across the run, naming the kept one;
+    ``quality/duplicates/<dataset>/<shard>.parquet``: the same rows split by the shard holding the copy
+    (one file per shard, possibly empty), so each verdict unit reads only its shard's rows (memory
+    bounded per shard, not per run).
 
     ``shards`` are (dataset, shard) in recipe order (dataset order, then source
     order); ``hashes`` (the map's results, same order) are handed in by the
@@ -177,19 +183,33 @@ class DuplicatesUnit(Unit):
 
     def key(self) -> UnitKey:
         shas = [(ds, shard_stem(s["path"]), s["sha256"]) for ds, s in self.shards]
-        return UnitKey(stable_hash(shas), self.step, QUALITY_VERSION, {"cfg": self.cfg.model_dump(mode="json")})
+        return UnitKey(stable_hash(shas), self.step, DUPLICATES_VERSION, {"cfg": self.cfg.model_dump(mode="json")})
 
-    def path(self) -> Path:
-        return self.layout.quality_dir("duplicates") / "duplicates.parquet"
+    def path(self, dataset: str | None = None, stem: str | None = None) -> Path:
+        """The run-wide table, or (with ``dataset`` and ``stem``) one shard's part of it."""
+        if dataset is None:
+            return self.layout.quality_dir("duplicates") / "duplicates.parquet"
+        return self.layout.quality_dir("duplicates", dataset) / f"{stem}.parquet"
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         hashes = self.hashes
         if hashes is None:
             hashes = [shard_hashes(s["path"], self.cfg, self.max_image_bytes) for _, s in self.shards]
-        table = resolve(first_ids_only(hashes), self.cfg)
+        firsts = first_ids_only(hashes)
+        table = resolve(firsts, self.cfg)
         out.table(self.path(), table, "duplicates.")
+        self._write_per_shard(out, firsts, table)
         return {
             "rows": sum(len(h.sample_ids) for h in hashes),
             "duplicates": dict(Counter(table.column("kind").to_pylist())),
             "image_errors": sum(len(h.errors) for h in hashes),
         }
+
+    def _write_per_shard(self, out: Outputs, hashes: list[ShardHashes], table: pa.Table) -> None:
+        """One file per shard with the duplicates table's rows whose copy lives in that shard."""
+        where = {(d, sid): k for k, h in enumerate(hashes) for d, sid in zip(h.datasets, h.sample_ids)}
+        t = table.to_pydict()
+        shard_of = np.array([where[(d, sid)] for d, sid in zip(t["dataset"], t["sample_id"])], dtype=np.int64)
+        for k, (ds, s) in enumerate(self.shards):
+            stem = shard_stem(s["path"])
+            out.table(self.path(ds, stem), table.filter(pa.array(shard_of == k, pa.bool_())), f"{stem}.")

@@ -1,8 +1,10 @@
 """Compute one signal over one samples shard, at a path derived from its cache key.
 
 Cache key = (samples shard SHA-256, signal name, version, parameters, model
-identity). ``SignalUnit`` is a ``tasks.unit.Unit``: same key → its marker
-matches → skipped; ``force`` recomputes. This is how a single scoring task is rerun.
+identity), plus the dropped-row mask when the quality step dropped rows of the
+shard (``tasks.signal_rows``: those rows are skipped). ``SignalUnit`` is a
+``tasks.unit.Unit``: same key → its marker matches → skipped; ``force``
+recomputes. This is how a single scoring task is rerun.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from magicvl.scoring.signals import Signal, SignalParams, get_signal
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.images import ImageError, read_image_bytes
 from magicvl.storage.options import StorageOptions
-from magicvl.storage.readers import iter_batches
+from magicvl.storage.readers import iter_batches, read_table
 from magicvl.storage.schema import signal_schema
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.unit import Outputs, Unit, UnitKey
+from magicvl.tasks.signal_rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
+from magicvl.tasks.unit import NOT_LOADED, Outputs, Unit, UnitKey
 
 
 @dataclass(frozen=True)
@@ -174,41 +177,80 @@ class SignalUnit(Unit):
         max_pixels: int,
         max_image_bytes: int,
         batch_size: int = 256,
+        verdicts: str | None = None,
     ) -> None:
         super().__init__(out_root, storage)
         self.job, self.dataset, self.shard = job, dataset, shard
         self.max_pixels, self.max_image_bytes, self.batch_size = max_pixels, max_image_bytes, batch_size
         self.stem = Path(shard["path"]).name.removesuffix(".parquet")
+        self.verdicts = verdicts  # the shard's quality verdicts: dropped rows are skipped (tasks.signal_rows)
+        self.reuse = True  # reuse values of an earlier file of the same signal and shard (off when forced)
 
     @property
     def marker_name(self) -> str:
         return f"{self.job.name}/{self.dataset}/{self.stem}"
 
+    def skip_mask(self) -> np.ndarray | None:
+        """Bool [n] of the shard's rows the quality step dropped (read once), None when none is skipped."""
+        if not hasattr(self, "_skip"):
+            self._skip = dropped_mask(self.verdicts)
+        return self._skip
+
     def key(self) -> UnitKey:
-        return self.job.unit_key(self.shard["sha256"])
+        return skip_key(self.job.unit_key(self.shard["sha256"]), self.skip_mask())
 
     def load_backend(self) -> Any:
-        return load_backend(self.job.signal, self.job.params)
+        """The signal's backend, or None when every row to compute is skipped or reused (no model load)."""
+        return load_backend(self.job.signal, self.job.params) if self.needs_model() else None
+
+    def run(self, force: bool = False, backend: Any = NOT_LOADED) -> dict[str, Any]:
+        self.reuse = not force
+        return super().run(force, backend)
+
+    def plan(self) -> tuple[list[str], np.ndarray, Previous | None, np.ndarray]:
+        """The shard's ids, the skipped rows, the previous file's values (if reused), the rows to compute."""
+        names = list(self.job.columns + self.job.text_columns)
+        ids = read_table(self.shard["path"], columns=["sample_id"]).column("sample_id").to_pylist()
+        folder = self.layout.signal_dir(self.job.name, self.dataset)
+        base_key = self.job.key(self.shard["sha256"])
+        prev = previous_values(folder, self.stem, base_key, ids, names) if self.reuse else None
+        skip = self.skip_mask() if self.skip_mask() is not None else np.zeros(len(ids), dtype=bool)
+        todo = ~skip & (np.ones(len(ids), dtype=bool) if prev is None else ~prev.computed)
+        return ids, skip, prev, todo
+
+    def needs_model(self) -> bool:
+        """True unless a previous file holds every row that is not skipped."""
+        return bool(self.plan()[3].any())
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         s = self.job.signal
         columns = {"text": ["sample_id", "conversations"], "image": ["sample_id", "image"]}.get(
             s.reads, ["sample_id", "conversations", "image"]
         )
-        ids: list[str] = []
-        cols: dict[str, list[np.ndarray]] = {c: [] for c in s.columns + s.text_columns}
-        errors: list[str | None] = []
+        names = list(s.columns + s.text_columns)
+        ids, skip, prev, todo = self.plan()
+        cols = {c: np.full(len(ids), np.nan) for c in s.columns}
+        cols.update({c: np.full(len(ids), None, dtype=object) for c in s.text_columns})
+        errors: list[str | None] = [SKIPPED if k else None for k in skip]
+        reused = ~skip & ~todo
+        if prev is not None:
+            prev.fill(np.flatnonzero(reused), cols, errors, set(s.columns))
+        offset = 0
         for rb in iter_batches(self.shard["path"], columns=columns, batch_size=self.batch_size):
-            batch = _batch(rb, s.reads, self.max_pixels, self.max_image_bytes)
-            vals, errs = compute_rows(self.job, batch, backend)
-            ids += batch.sample_ids
-            errors += errs
-            for c in s.columns:
-                cols[c].append(np.asarray(vals[c], dtype=np.float64))
-            for c in s.text_columns:
-                cols[c].append(np.asarray(vals[c], dtype=object))
-        merged = {c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}
-        return self.write(out, ids, merged, errors)
+            want = todo[offset : offset + rb.num_rows]
+            if want.any():
+                part = rb if want.all() else rb.filter(pa.array(want))
+                vals, errs = compute_rows(self.job, _batch(part, s.reads, self.max_pixels, self.max_image_bytes),
+                                          backend)  # fmt: skip
+                rows = offset + np.flatnonzero(want)
+                for c in names:
+                    cols[c][rows] = np.asarray(vals[c], dtype=np.float64 if c in s.columns else object)
+                for r, e in zip(rows, errs):
+                    errors[r] = e
+            offset += rb.num_rows
+        summary = self.write(out, ids, cols, errors)
+        return {**summary, "computed": int(todo.sum()), "skipped": int(skip.sum()), "reused": int(reused.sum()),
+                "model_loaded": backend is not None}  # fmt: skip
 
     def write(self, out: Outputs, ids: list[str], cols: dict[str, np.ndarray], errors: list[str | None]) -> dict:
         """Write the values at the keyed path (the files of older keys beside it are stale)."""
@@ -216,6 +258,7 @@ class SignalUnit(Unit):
         path = self.layout.signal_path(self.job.name, self.dataset, self.stem, key)
         meta = {
             "cache_key": key,
+            "base_key": self.job.key(self.shard["sha256"]),  # the key without the skipped rows (for reuse)
             "signal": self.job.name,
             "version": self.job.signal.version,
             "params": self.job.params.model_dump_json(),

@@ -28,7 +28,9 @@ from magicvl.tasks.crossmodal import crossmodal_jobs, crossmodal_resources
 from magicvl.tasks.dedup import DEDUP_PREFIX, DedupUnit
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.ingest import IngestUnit, fused_signals
+from magicvl.tasks.resources import StepResources
 from magicvl.tasks.retune import transitions
+from magicvl.tasks.signal_rows import dropped_mask, skip_key, skipping_jobs
 from magicvl.tasks.signals import SignalJob, SignalUnit
 from magicvl.tasks.unit import forget_datasets, sweep
 
@@ -111,11 +113,14 @@ def _add(counts: list[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def samples_shards(recipe: Recipe) -> dict[str, list[dict]]:
-    """Samples shards per dataset, from the manifests ingestion wrote."""
+def samples_shards(recipe: Recipe, names: list[str] | None = None) -> dict[str, list[dict]]:
+    """Samples shards per dataset (``recipe.all_datasets``, or those in ``names``), from the manifests
+    ingestion (or translation) wrote."""
     layout = OutputLayout(recipe.output_root)
     out = {}
-    for cfg in recipe.datasets:
+    for cfg in recipe.all_datasets:
+        if names is not None and cfg.name not in names:
+            continue
         m = read_folder_manifest(layout.samples_dir(cfg.name))
         if m is None:
             raise FileNotFoundError(
@@ -152,6 +157,7 @@ def signals(
             "cached": sum(r["cached"] for r in results),
             "rows": sum(r["rows"] for r in results),
             "errors": sum(r["errors"] for r in results),
+            "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
             "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
             "executor": "actors" if job.model_backed else "tasks",
             "results": results,
@@ -168,15 +174,33 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
     """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
     res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
     root, ing = str(recipe.output_root), recipe.ingest
+    verdicts = _skip_verdicts(recipe, job)
     units = [
-        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size)
+        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
+                   verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
         for ds, shs in shards.items()
         for sh in shs
     ]
     name, retries = f"signal:{job.name}", recipe.ray.task_retries
-    if job.model_backed:
-        return run_on_actors(units, name, job.signal, job.params, res, retries, force)
+    if job.model_backed:  # units whose rows are all skipped or reused run as plain tasks: no model load
+        light = [] if force else [i for i, u in enumerate(units) if u.finished() is None and not u.needs_model()]
+        done = run_units([units[i] for i in light], f"{name}:reuse", StepResources(), recipe.ray.max_in_flight,
+                         retries)  # fmt: skip
+        results = run_on_actors(units, name, job.signal, job.params, res, retries, force)
+        for i, r in zip(light, done):
+            results[i] = r
+        return results
     return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
+
+
+def _skip_verdicts(recipe: Recipe, job: SignalJob) -> dict[tuple[str, str], str]:
+    """(dataset, shard stem) → verdicts file whose dropped rows ``job`` skips ({} for signals fused into
+    ingestion, or before the quality step ran: then every row is computed). See ``tasks.signal_rows``."""
+    from magicvl.tasks.quality_step import verdict_paths
+
+    if job.name not in skipping_jobs([(j.name, j.params) for j in signal_jobs(recipe)]):
+        return {}
+    return {k: p for k, (p, _) in verdict_paths(recipe).items()}
 
 
 # -- combine -------------------------------------------------------------------------------------
@@ -187,14 +211,16 @@ def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
     layout = OutputLayout(recipe.output_root)
     jobs = signal_jobs(recipe)
     verdicts = verdict_paths(recipe)
+    skipping = skipping_jobs([(j.name, j.params) for j in jobs])
     inputs = []
     for ds, shs in samples_shards(recipe).items():
         dups = tuple(str(p) for p in list_shards(layout.quarantine_dir(ds)) if p.name.startswith(DEDUP_PREFIX))
         for sh in shs:
             stem = Path(sh["path"]).name.removesuffix(".parquet")
             paths, keys = {}, {}
+            mask = dropped_mask(verdicts.get((ds, stem), (None, None))[0])  # rows the skipping signals left out
             for job in jobs:
-                key = job.key(sh["sha256"])
+                key = skip_key(job.unit_key(sh["sha256"]), mask if job.name in skipping else None).digest()
                 p = layout.signal_path(job.name, ds, stem, key)
                 if not p.is_file():
                     raise FileNotFoundError(f"signal {job.name!r} missing for {ds}/{stem}: run the signals step")
@@ -257,7 +283,7 @@ def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) ->
     keep = {o["path"] for o in produced}
     for folder in (layout.curated, layout.scores, layout.dropped):
         sweep(folder, keep)
-    for cfg in recipe.datasets:  # quarantine holds ingest + dedup + combine outputs
+    for cfg in recipe.all_datasets:  # quarantine holds ingest + dedup + translate + combine outputs
         qdir = layout.quarantine_dir(cfg.name)
         sweep(qdir, keep, "combine-")
         write_folder_manifest(qdir, _infos(list_shards(qdir), produced), recipe.digest(), {"dataset": cfg.name})

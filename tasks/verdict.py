@@ -2,7 +2,8 @@
 
 Reads no text: the stored filter measures (thresholds applied here, so a
 threshold edit recomputes only this), the categories, the judges' verdicts
-and the run's duplicates table. The first reason wins, in this order: filter,
+and this shard's part of the run's duplicates table (``quality/duplicates/<dataset>/<shard>.parquet``:
+only its own rows are read). The first reason wins, in this order: filter,
 dedup, judge, uncategorized (only when ``categorize.drop_uncategorized``).
 Writes ``quality/verdicts/<dataset>/<shard>.parquet`` (rows in shard order)
 and ``quality/filter_decisions/<dataset>/<shard>.parquet``; combine leaves
@@ -104,8 +105,8 @@ class VerdictUnit(ShardUnit):
         return pa.table(rows, schema=VERDICT_SCHEMA)
 
     def _duplicates(self) -> dict[str, dict]:
-        t = read_table(self.duplicates[0])
-        return {r["sample_id"]: r for r in t.to_pylist() if r["dataset"] == self.dataset}
+        """This shard's later copies (the per-shard file holds only its rows)."""
+        return {r["sample_id"]: r for r in read_table(self.duplicates[0]).to_pylist() if r["dataset"] == self.dataset}
 
 
 def _dup_reason(d: dict) -> str:

@@ -53,7 +53,7 @@ class _Echo:
 
 def test_translate_and_point_back():
     conv = [{"from": "human", "value": "<image>\nHow many cats? Box [1, 2, 3, 4]."}, {"from": "gpt", "value": "2"}]
-    [t] = translate_conversations(_Echo(), TranslateConfig(model="unused"), [conv])
+    [t] = translate_conversations(_Echo(), TranslateConfig(model="unused", datasets=["vqa"]), [conv])
     assert t.error is None
     assert t.conversation == [
         {"from": "human", "value": "译文：<image>\nHow many cats? Box [1, 2, 3, 4]."},
@@ -68,8 +68,8 @@ def test_translate_and_point_back():
         "conversations": conv,
         "image": None,
     }
-    new = translated_row(row, t.conversation)
-    assert new["dataset"] == "vqa-zh" and new["source_key"] == "abc" and "translation of abc" in new["source"]
+    new = translated_row(row, t.conversation, "vqa_zh")
+    assert new["dataset"] == "vqa_zh" and new["source_key"] == "abc" and new["source"] == "translate:vqa/abc"
     assert new["sample_id"] != "abc" and new["category"] == "vqa"
 
 
@@ -77,7 +77,7 @@ def test_translate_end_to_end_with_tiny_model(tiny_lm_dir):
     import torch
 
     torch.set_num_threads(1)
-    cfg = TranslateConfig(model=str(tiny_lm_dir), max_new_tokens=8)
+    cfg = TranslateConfig(model=str(tiny_lm_dir), datasets=["vqa"], max_new_tokens=8)
     conv = [{"from": "human", "value": "<image>\nWhat is 2 + 2?"}, {"from": "gpt", "value": "4"}]
     [t] = translate_conversations(load_generator(cfg.backend, cfg.model), cfg, [conv])
     assert t.conversation is None and "placeholders" in t.error  # a random model loses the markers: refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,31 @@ def test_bad_image_is_reported_not_raised(tmp_path):
 def test_config_is_strict():
     with pytest.raises(ValueError):
         DedupConfig(max_hamming=4, hamming=3)
+
+
+def test_duplicates_unit_splits_the_table_per_shard(tmp_path):
+    """Each verdict unit reads only its shard's file: the split holds exactly the shard's copies, and the
+    union of the per-shard files is the run-wide table (a shard with no copies gets an empty file)."""
+    import pyarrow.parquet as pq
+
+    from magicvl.storage.fingerprint import sha256_file
+    from magicvl.storage.options import StorageOptions
+    from magicvl.tasks.quality_units import DuplicatesUnit
+
+    img = _photo(1)
+    a = _shard(tmp_path, "a-000", [_row("a", "a1", "<image>\nWhat?", "Red.", img), _row("a", "a2", "Hi", "Hi", None)])
+    a2 = _shard(tmp_path, "a-001", [_row("a", "a3", "<image>\nWhat?", "Red.", img), _row("a", "a4", "Yo", "Yo", None)])
+    b = _shard(tmp_path, "b-000", [_row("b", "b1", "Hi", "Hi", None), _row("b", "b2", "Other", "Text", None)])
+    shards = [(ds, {"path": p, "sha256": sha256_file(p)}) for ds, p in (("a", a), ("a", a2), ("b", b))]
+    unit = DuplicatesUnit(shards, DedupConfig(), 1 << 20, str(tmp_path / "out"), StorageOptions())
+    res = unit.run()
+    whole = pq.read_table(unit.path()).to_pylist()
+    assert [(r["sample_id"], r["kept_sample_id"]) for r in whole] == [("a3", "a1"), ("b1", "a2")]
+    per_shard = {stem: pq.read_table(unit.path(ds, stem)).to_pylist() for ds, stem in
+                 (("a", "a-000"), ("a", "a-001"), ("b", "b-000"))}  # fmt: skip
+    assert {k: [r["sample_id"] for r in v] for k, v in per_shard.items()} == {
+        "a-000": [], "a-001": ["a3"], "b-000": ["b1"]}  # fmt: skip
+    assert sorted(r["sample_id"] for v in per_shard.values() for r in v) == sorted(r["sample_id"] for r in whole)
+    assert {Path(o["path"]).name for o in res["outputs"]} == {"duplicates.parquet", "a-000.parquet",
+                                                              "a-001.parquet", "b-000.parquet"}  # fmt: skip
+    assert unit.run()["cached"]
