@@ -76,7 +76,8 @@ def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     by_ds: dict[str, list[dict]] = {cfg.name: [] for cfg in recipe.datasets}
     for s in summaries:
         by_ds[s["dataset"]].append(s)
-    forgotten = forget_datasets(layout, set(by_ds))  # datasets removed from the recipe: their outputs go
+    names = {d.name for d in recipe.all_datasets}  # translated datasets (written after ingest) included
+    forgotten = forget_datasets(layout, names)  # datasets removed from the recipe: their outputs go
     for ds, ss in by_ds.items():
         sweep(layout.samples_dir(ds), {sh["path"] for s in ss for sh in s["shards"]})
         sweep(layout.quarantine_dir(ds), {q["path"] for s in ss for q in s["quarantine_shards"]}, "ingest-")
