@@ -37,7 +37,7 @@ def check_inputs(recipe: Recipe, recipe_path: Path) -> None:
 
     for cfg in recipe.datasets:
         try:
-            source_files(cfg, recipe.base_dir)
+            source_files(cfg, recipe.base_dir, recipe.storage.s3)
         except FileNotFoundError as e:
             msg = f"{e} (relative paths resolve against the recipe's folder, {recipe.base_dir})"
             if recipe_path.resolve() == DEMO_TEMPLATE.resolve():

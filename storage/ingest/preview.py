@@ -14,7 +14,7 @@ from pathlib import Path
 from magicvl.storage.images import ImageError, read_image_bytes, resolve_image_path
 from magicvl.storage.ingest import plan_dataset, read_chunk
 from magicvl.storage.ingest.records import RecordError, parse_record
-from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
+from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions, resolved_image_root
 
 
 @dataclass
@@ -33,7 +33,7 @@ class PreviewRecord:
 def iter_records(cfg: DatasetConfig, base: Path, options: IngestOptions | None = None) -> Iterator[PreviewRecord]:
     """Every record of a dataset in source order (images read but not decoded)."""
     options = options or IngestOptions()
-    root = (base / cfg.image_root).resolve() if cfg.image_root else None
+    root = resolved_image_root(cfg, base)
     for chunk in plan_dataset(cfg, base, options):
         for raw in read_chunk(chunk, cfg, options):
             rec = PreviewRecord(cfg.name, raw.locator)
