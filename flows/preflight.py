@@ -10,6 +10,7 @@ import difflib
 from pathlib import Path
 
 from magicvl.flows.recipe import Recipe, RecipeError, load_recipe
+from magicvl.storage.fs import is_uri, scheme
 
 DEMO_TEMPLATE = Path(__file__).parent / "recipes" / "demo.yaml"
 
@@ -19,8 +20,10 @@ class UsageError(ValueError):
 
 
 def cli_path(p: str | Path | None) -> str | None:
-    """A path given on the command line, made absolute against the current directory."""
-    return None if p is None else str(Path(p).expanduser().resolve())
+    """A path given on the command line, made absolute against the current directory (a URI as given)."""
+    if p is None or scheme(p) is not None:
+        return None if p is None else str(p)
+    return str(Path(p).expanduser().resolve())
 
 
 def _pick(kind: str, given: list[str] | None, known: list[str], where: str) -> None:
@@ -37,8 +40,10 @@ def check_inputs(recipe: Recipe, recipe_path: Path) -> None:
 
     for cfg in recipe.datasets:
         try:
-            source_files(cfg, recipe.base_dir)
-        except FileNotFoundError as e:
+            source_files(cfg, recipe.base_dir, recipe.storage.s3)
+        except (OSError, ValueError) as e:  # object storage: also unreachable endpoints, bad credentials
+            if is_uri(cfg.path):
+                raise UsageError(f"dataset {cfg.name!r} at {cfg.path}: {e}") from None
             msg = f"{e} (relative paths resolve against the recipe's folder, {recipe.base_dir})"
             if recipe_path.resolve() == DEMO_TEMPLATE.resolve():
                 msg += (

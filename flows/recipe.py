@@ -1,6 +1,8 @@
 """The recipe: one YAML file describes a run. Validated on load; errors name the field.
 
-Relative paths in the recipe resolve against the recipe file's folder.
+Relative paths in the recipe resolve against the recipe file's folder. Dataset
+paths and image roots may also be ``s3://`` URIs (``storage.fs``; the output root
+may not, yet: see ``_output_local``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from magicvl.scoring.judge import JudgesConfig
 from magicvl.scoring.signals import SIGNALS, SignalParams, get_signal
 from magicvl.scoring.translate import TranslateConfig, translated_datasets
 from magicvl.storage.fingerprint import stable_hash
+from magicvl.storage.fs import check_uri, is_uri, scheme
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.overlap import output_overlap
@@ -88,6 +91,30 @@ class Recipe(BaseModel):
     train: TrainConfig | None = Field(default=None, description="Stage training (model/train_config.py).")
     base_dir: Path = Field(default=Path("."), exclude=True, description="Folder relative paths resolve in.")
 
+    @field_validator("output")
+    @classmethod
+    def _output_local(cls, v: str) -> str:
+        if scheme(v) is not None:
+            raise ValueError(
+                f"output root {v!r}: object-storage output roots (s3://...) are not supported yet; "
+                "write to a local or shared POSIX folder (inputs may be s3://)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _uris_usable(self) -> Recipe:
+        for i, d in enumerate(self.datasets):
+            for name in ("path", "image_root"):
+                value = getattr(d, name)
+                if value is not None and scheme(value) is not None:
+                    check_uri(value, f"datasets[{i}].{name}")
+            if is_uri(d.image_root) and self.ingest.images == "reference":
+                raise ValueError(
+                    f"datasets[{i}].image_root is on object storage and ingest.images is 'reference': "
+                    "referenced images are read again by later steps, which read local paths only; use images: embed"
+                )
+        return self
+
     @field_validator("datasets")
     @classmethod
     def _unique(cls, v: list[DatasetConfig]) -> list[DatasetConfig]:
@@ -127,10 +154,11 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _output_apart_from_inputs(self) -> Recipe:
-        inputs = []
+        inputs = []  # object-store inputs cannot overlap a local output root
         for i, d in enumerate(self.datasets):
-            inputs.append((f"datasets[{i}].path", self.path(d.path)))
-            if d.image_root:
+            if not is_uri(d.path):
+                inputs.append((f"datasets[{i}].path", self.path(d.path)))
+            if d.image_root and not is_uri(d.image_root):
                 inputs.append((f"datasets[{i}].image_root", self.path(d.image_root)))
         if problem := output_overlap(self.output_root, inputs):
             raise ValueError(problem)
@@ -154,10 +182,12 @@ class Recipe(BaseModel):
         """The recipe's datasets, then those the translation step adds (what quality, signals, combine see)."""
         return self.datasets + translated_datasets(self.datasets, self.translate)
 
-    def path(self, p: str | None) -> Path | None:
-        """A recipe path made absolute (relative ones resolve in the recipe's folder)."""
+    def path(self, p: str | None) -> Path | str | None:
+        """A recipe path made absolute (relative ones resolve in the recipe's folder); an s3:// URI as is."""
         if p is None:
             return None
+        if is_uri(p):
+            return p
         q = Path(p).expanduser()
         return q if q.is_absolute() else (self.base_dir / q).resolve()
 
@@ -170,7 +200,7 @@ class Recipe(BaseModel):
         signal = get_signal(name)
         params = dict(self.signals[name])
         for key in ("tokenizer", "model"):
-            if isinstance(params.get(key), str) and self.path(params[key]).exists():
+            if isinstance(params.get(key), str) and not is_uri(params[key]) and self.path(params[key]).exists():
                 params[key] = str(self.path(params[key]))
         return signal.params(**params)
 

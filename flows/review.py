@@ -21,6 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from magicvl.scoring.categorize import rule_category
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.ingest.preview import PreviewRecord, iter_records
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.schema import CATEGORIES
@@ -129,11 +130,17 @@ def dataset_from_path(path: Path, image_root: str | None) -> DatasetConfig:
 
 
 def write_review(
-    cfg: DatasetConfig, base: Path, out_dir: Path, n: int = 24, seed: int = 0, options: IngestOptions | None = None
+    cfg: DatasetConfig,
+    base: Path,
+    out_dir: Path,
+    n: int = 24,
+    seed: int = 0,
+    options: IngestOptions | None = None,
+    store: ObjectStoreOptions | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<name>.review.html`` and (unless it exists) ``<name>.review.yaml`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = draw(iter_records(cfg, base, options), n, seed)
+    records = draw(iter_records(cfg, base, options, store), n, seed)
     sheet, sidecar = out_dir / f"{cfg.name}.review.html", out_dir / f"{cfg.name}.review.yaml"
     sheet.write_text(render_sheet(cfg.name, records, sidecar.name), encoding="utf-8")
     if not sidecar.exists():  # never overwrite a decision someone wrote
@@ -153,11 +160,14 @@ def review_main(source: Path, datasets: list[str] | None, out: Path, n: int, see
         unknown = sorted(set(datasets or []) - set(known))
         if unknown:
             raise ValueError(f"datasets {unknown} are not in the recipe (it has {known})")
-        jobs = [(d, recipe.base_dir, recipe.ingest) for d in recipe.datasets if not datasets or d.name in datasets]
+        store = recipe.storage.s3
+        jobs = [
+            (d, recipe.base_dir, recipe.ingest, store) for d in recipe.datasets if not datasets or d.name in datasets
+        ]
     else:
         root = str(Path(image_root).resolve()) if image_root else None
-        jobs = [(dataset_from_path(source, root), source.resolve().parent, None)]
-    for cfg, base, options in jobs:
-        sheet, sidecar = write_review(cfg, base, out, n, seed, options)
+        jobs = [(dataset_from_path(source, root), source.resolve().parent, None, None)]
+    for cfg, base, options, store in jobs:
+        sheet, sidecar = write_review(cfg, base, out, n, seed, options, store)
         print(f"{cfg.name}: open {sheet}; write the decision into {sidecar}")
     return 0

@@ -10,6 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from magicvl.storage.fs import ObjectStoreOptions, is_uri
+from magicvl.storage.fs import stat as fs_stat
+
 _SEP = "\x1f"
 
 
@@ -36,12 +39,18 @@ def cache_key(
     return stable_hash(input_fingerprint, step, version, params, model_identity, size=16)
 
 
-def source_fingerprint(path: str | Path) -> str:
+def source_fingerprint(path: str | Path, store: ObjectStoreOptions | None = None) -> str:
     """Cheap fingerprint of a raw input file: path, size and modification time.
 
     Raw sources can be terabytes; hashing their content on every run is not worth
     it. Outputs we write carry content checksums instead (see ``sha256_file``).
+    An object (``s3://``) is identified by its URI, size, Last-Modified (1 s
+    resolution on S3) and ETag, so an object rewritten within the same second
+    with the same size still changes its fingerprint.
     """
+    if is_uri(path):
+        size, mtime_ns, etag = fs_stat(path, store)
+        return stable_hash(str(path), size, mtime_ns, etag)
     st = os.stat(path)
     return stable_hash(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 

@@ -24,6 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from magicvl.storage.fs import ObjectStoreOptions, is_uri, resolve_under
+from magicvl.storage.fs import is_file as fs_is_file
+from magicvl.storage.fs import name as fs_name
+from magicvl.storage.fs import read_bytes as fs_read_bytes
+from magicvl.storage.fs import size as fs_size
 from PIL import Image, ImageFile
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # MPO files open through JPEG
@@ -95,11 +101,13 @@ class ImageInfo:
     format: str
 
 
-def resolve_image_path(ref: str, root: Path) -> Path:
-    """Resolve ``ref`` inside ``root`` or raise ImageError. Never touches the network.
+def resolve_image_path(ref: str, root: Path | str, store: ObjectStoreOptions | None = None) -> Path | str:
+    """Resolve ``ref`` inside ``root`` or raise ImageError. Never fetches a URL.
 
     ``root`` should already be resolved (``Path.resolve()``); callers resolving
-    many references do that once.
+    many references do that once. An ``s3://`` root resolves by key text
+    (``storage.fs.resolve_under``: what that check can and cannot see) and one
+    existence check against the object store; the result is the object's URI.
     """
     if not isinstance(ref, str) or not ref.strip():
         raise ImageError("bad_image_ref", f"image reference must be a non-empty string, got {ref!r}")
@@ -107,6 +115,8 @@ def resolve_image_path(ref: str, root: Path) -> Path:
         raise ImageError("bad_image_ref", "image reference contains a NUL byte")
     if _URL_RE.match(ref) and not re.match(r"^[A-Za-z]:[\\/]", ref):
         raise ImageError("url_refused", f"image reference {ref!r} is a URL; URLs are never fetched")
+    if is_uri(root):
+        return _resolve_object(ref, str(root), store)
     base = str(root)
     absolute = os.path.isabs(ref)
     target = os.path.realpath(ref if absolute else os.path.join(base, ref))  # follows symlinks
@@ -118,14 +128,23 @@ def resolve_image_path(ref: str, root: Path) -> Path:
     return Path(target)
 
 
-def read_image_bytes(path: Path, max_bytes: int) -> bytes:
-    """Read an image file, refusing files over ``max_bytes``."""
-    size = path.stat().st_size
+def _resolve_object(ref: str, root: str, store: ObjectStoreOptions | None) -> str:
+    target, why = resolve_under(ref, root)
+    if target is None:
+        raise ImageError("path_outside_root", f"image path {ref!r} {why} the image root {root}")
+    if not fs_is_file(target, store):
+        raise ImageError("image_not_found", f"image file {ref!r} not found under {root}")
+    return target
+
+
+def read_image_bytes(path: Path | str, max_bytes: int, store: ObjectStoreOptions | None = None) -> bytes:
+    """Read an image file (or ``s3://`` object), refusing files over ``max_bytes``."""
+    size, name = fs_size(path, store), fs_name(path)
     if size > max_bytes:
-        raise ImageError("image_too_large", f"image file {path.name} is {size} bytes (max {max_bytes})")
+        raise ImageError("image_too_large", f"image file {name} is {size} bytes (max {max_bytes})")
     if size == 0:
-        raise ImageError("not_an_image", f"image file {path.name} is empty")
-    return path.read_bytes()
+        raise ImageError("not_an_image", f"image file {name} is empty")
+    return fs_read_bytes(path, store)
 
 
 def open_checked(data: bytes, max_pixels: int, budget: DecodeBudget | None = None) -> Image.Image:

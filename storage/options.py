@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from magicvl.storage.fs import ObjectStoreOptions
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
@@ -28,6 +29,12 @@ class StorageOptions(BaseModel):
         default=512 << 20, gt=0, description="Rotate a shard past this many bytes (e.g. 512MiB)."
     )
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = Field(default="zstd")
+    s3: ObjectStoreOptions = Field(
+        default_factory=ObjectStoreOptions,
+        exclude=True,  # where the bytes are served from changes no output: not part of cache keys or the recipe hash
+        description="How to reach s3:// inputs (endpoint_url, region, anonymous); credentials come from the "
+        "environment (storage.fs).",
+    )
 
     @field_validator("shard_max_bytes", mode="before")
     @classmethod

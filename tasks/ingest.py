@@ -20,6 +20,7 @@ import numpy as np
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import get_signal
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import (
     ImageError,
     check_image,
@@ -30,6 +31,7 @@ from magicvl.storage.images import (
 )
 from magicvl.storage.ingest import Chunk, DatasetConfig, IngestOptions, RawRecord, read_chunk
 from magicvl.storage.ingest.records import RecordError, parse_record
+from magicvl.storage.ingest.spec import resolved_image_root
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.tasks.backends import load_backend
@@ -67,8 +69,16 @@ def chunk_key(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, storage:
 class _ImageStep:
     """Reads, checks and (optionally) measures the image of one record."""
 
-    def __init__(self, cfg: DatasetConfig, options: IngestOptions, base: Path, fused: list[FusedSignal]) -> None:
-        self.root = (base / cfg.image_root).resolve() if cfg.image_root else None
+    def __init__(
+        self,
+        cfg: DatasetConfig,
+        options: IngestOptions,
+        base: Path,
+        fused: list[FusedSignal],
+        store: ObjectStoreOptions | None = None,
+    ) -> None:
+        self.root = resolved_image_root(cfg, base)
+        self.store = store
         self.options = options
         self.fused = [f for f in fused if f.signal.per_image is not None]
         self.sides = sorted({f.image_side for f in self.fused})  # one decode per distinct side
@@ -80,8 +90,8 @@ class _ImageStep:
         else:
             if self.root is None:
                 raise ImageError("no_image_root", f"record references image {ref!r} but the dataset has no image_root")
-            resolved = resolve_image_path(ref, self.root)
-            data, path = read_image_bytes(resolved, self.options.max_image_bytes), str(resolved)
+            resolved = resolve_image_path(ref, self.root, self.store)
+            data, path = read_image_bytes(resolved, self.options.max_image_bytes, self.store), str(resolved)
         values: dict[str, float] = {}
         info = None
         for side in self.sides:  # exactly the decode the standalone signal makes at this side
@@ -125,7 +135,8 @@ class IngestUnit(Unit):
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         chunk, cfg, options = self.chunk, self.cfg, self.options
-        image_step = _ImageStep(cfg, options, Path(self.base_dir), self.fused)
+        store = self.storage.s3
+        image_step = _ImageStep(cfg, options, Path(self.base_dir), self.fused, store)
         writer = out.writer(self.layout.samples_dir(cfg.name), chunk.stem, SAMPLE_SCHEMA)
         qwriter = out.writer(self.layout.quarantine_dir(cfg.name), f"ingest-{chunk.stem}", QUARANTINE_SCHEMA)
         counts: Counter[str] = Counter()
@@ -135,7 +146,7 @@ class IngestUnit(Unit):
         rows: list[dict[str, Any]] = []
         qrows: list[dict[str, Any]] = []
         n_in = 0
-        for raw in read_chunk(chunk, cfg, options):
+        for raw in read_chunk(chunk, cfg, options, store):
             n_in += 1
             row, vals, problem = _process(raw, cfg, image_step)
             if problem is not None:

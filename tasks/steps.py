@@ -46,8 +46,9 @@ def signal_jobs(recipe: Recipe) -> list[SignalJob]:
 # -- ingest --------------------------------------------------------------------------------------
 def plan_chunks(recipe: Recipe) -> list[tuple[DatasetConfig, Chunk]]:
     """Every chunk of every source file, numbered per dataset in source order."""
-    files = [(cfg, path) for cfg in recipe.datasets for path in source_files(cfg, recipe.base_dir)]
-    calls = [(cfg, path, recipe.ingest, 0) for cfg, path in files]
+    store = recipe.storage.s3
+    files = [(cfg, path) for cfg in recipe.datasets for path in source_files(cfg, recipe.base_dir, store)]
+    calls = [(cfg, path, recipe.ingest, 0, store) for cfg, path in files]
     plans = run_tasks(
         plan_file, calls, "plan", recipe.resources.ingest, recipe.ray.max_in_flight, recipe.ray.task_retries
     )

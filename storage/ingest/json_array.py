@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from magicvl.storage import fs
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 _READ = 1 << 20
@@ -33,8 +35,8 @@ _KEEP = 1 << 20  # text kept behind the resync search point
 class _Scanner:
     """A decoded text window over a file with byte-offset bookkeeping."""
 
-    def __init__(self, path: Path, start: int) -> None:
-        self._f = open(path, "rb")
+    def __init__(self, path: Path | str, start: int, store: ObjectStoreOptions | None = None) -> None:
+        self._f = fs.open_binary(path, store)
         self._f.seek(start)
         self._dec = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self.buf = ""
@@ -184,11 +186,18 @@ def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
 
 
 def _elements(
-    path: Path, start: int, end: int, first: int, max_bytes: int, keys: tuple[str, ...], preview: int
+    path: Path | str,
+    start: int,
+    end: int,
+    first: int,
+    max_bytes: int,
+    keys: tuple[str, ...],
+    preview: int,
+    store: ObjectStoreOptions | None = None,
 ) -> Iterator[tuple[int, RawRecord]]:
     """Yield (byte offset, record) for elements starting in [start, end)."""
-    name = path.name
-    sc = _Scanner(path, start)
+    name = fs.name(path)
+    sc = _Scanner(path, start, store)
     try:
         ordinal = first
         if start == 0:
@@ -265,22 +274,23 @@ def _elements(
 
 
 def plan(
-    path: Path,
+    path: Path | str,
     dataset: str,
     fingerprint: str,
     chunk_records: int,
     first_index: int,
     max_bytes: int,
     keys: tuple[str, ...],
+    store: ObjectStoreOptions | None = None,
 ) -> list[Chunk]:
     """Walk the array once and cut it into chunks of ``chunk_records`` elements."""
     marks: list[tuple[int, int]] = []
-    for n, (offset, _rec) in enumerate(_elements(path, 0, -1, 0, max_bytes, keys, 0)):
+    for n, (offset, _rec) in enumerate(_elements(path, 0, -1, 0, max_bytes, keys, 0, store)):
         if n % chunk_records == 0:
             marks.append((offset, n))
     if not marks:
         marks = [(0, 0)]
-    size = path.stat().st_size
+    size = fs.size(path, store)
     chunks = []
     for i, (off, n) in enumerate(marks):
         end = marks[i + 1][0] if i + 1 < len(marks) else size + 1
@@ -289,9 +299,10 @@ def plan(
     return chunks
 
 
-def read(chunk: Chunk, max_bytes: int, keys: tuple[str, ...], preview: int) -> Iterator[RawRecord]:
+def read(
+    chunk: Chunk, max_bytes: int, keys: tuple[str, ...], preview: int, store: ObjectStoreOptions | None = None
+) -> Iterator[RawRecord]:
     """Yield the records of one chunk."""
-    for _offset, rec in _elements(
-        Path(chunk.path), chunk.start, chunk.end, chunk.first_record, max_bytes, keys, preview
-    ):
+    path = chunk.path if fs.is_uri(chunk.path) else Path(chunk.path)
+    for _offset, rec in _elements(path, chunk.start, chunk.end, chunk.first_record, max_bytes, keys, preview, store):
         yield rec

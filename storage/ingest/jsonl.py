@@ -8,18 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from magicvl.storage import fs
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 _BLOCK = 8 << 20
 
 
-def _line_starts(path: Path, every: int) -> Iterator[tuple[int, int]]:
+def _line_starts(path: Path | str, every: int, store: ObjectStoreOptions | None) -> Iterator[tuple[int, int]]:
     """Yield (byte offset, line index) of lines 0, every, 2*every, ... (vectorised newline scan)."""
     yield 0, 0
     next_mark = every
     seen = 0  # newlines before the current block
     offset = 0
-    with open(path, "rb") as f:
+    with fs.open_binary(path, store) as f:
         while block := f.read(_BLOCK):
             newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
             while next_mark <= seen + len(newlines):
@@ -30,10 +32,17 @@ def _line_starts(path: Path, every: int) -> Iterator[tuple[int, int]]:
             offset += len(block)
 
 
-def plan(path: Path, dataset: str, fingerprint: str, chunk_records: int, first_index: int) -> list[Chunk]:
+def plan(
+    path: Path | str,
+    dataset: str,
+    fingerprint: str,
+    chunk_records: int,
+    first_index: int,
+    store: ObjectStoreOptions | None = None,
+) -> list[Chunk]:
     """Cut ``path`` into chunks of ``chunk_records`` lines (one pass over the bytes, no parsing)."""
-    size = path.stat().st_size
-    starts = [(o, ln) for o, ln in _line_starts(path, chunk_records) if o < size] or [(0, 0)]
+    size = fs.size(path, store)
+    starts = [(o, ln) for o, ln in _line_starts(path, chunk_records, store) if o < size] or [(0, 0)]
     chunks = []
     for i, (off, ln) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else size
@@ -41,10 +50,12 @@ def plan(path: Path, dataset: str, fingerprint: str, chunk_records: int, first_i
     return chunks
 
 
-def read(chunk: Chunk, max_record_bytes: int, preview: int) -> Iterator[RawRecord]:
+def read(
+    chunk: Chunk, max_record_bytes: int, preview: int, store: ObjectStoreOptions | None = None
+) -> Iterator[RawRecord]:
     """Yield the chunk's records; blank lines are skipped, bad lines become error records."""
-    name = Path(chunk.path).name
-    with open(chunk.path, "rb") as f:
+    name = fs.name(chunk.path)
+    with fs.open_binary(chunk.path, store) as f:
         f.seek(chunk.start)
         line_no = chunk.first_record
         pos = chunk.start

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from magicvl.storage import fs
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import stable_error
 from magicvl.storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, bounded_json
 
@@ -24,10 +26,17 @@ BROKEN = -1  # Chunk.start of a file that cannot be opened at all
 _BATCH_ROWS = 64
 
 
-def plan(path: Path, dataset: str, fingerprint: str, chunk_records: int, first_index: int) -> list[Chunk]:
+def plan(
+    path: Path | str,
+    dataset: str,
+    fingerprint: str,
+    chunk_records: int,
+    first_index: int,
+    store: ObjectStoreOptions | None = None,
+) -> list[Chunk]:
     """One chunk per run of row groups holding about ``chunk_records`` rows."""
     try:
-        md = pq.ParquetFile(path).metadata
+        md = pq.ParquetFile(fs.parquet_source(path, store)).metadata
     except Exception:  # not a Parquet file, truncated footer, ...: one quarantined record, said by read()
         return [Chunk(dataset, "parquet", str(path), first_index, BROKEN, BROKEN, 0, fingerprint)]
     chunks: list[Chunk] = []
@@ -43,15 +52,17 @@ def plan(path: Path, dataset: str, fingerprint: str, chunk_records: int, first_i
     return chunks or [Chunk(dataset, "parquet", str(path), first_index, 0, 0, 0, fingerprint)]
 
 
-def read(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions) -> Iterator[RawRecord]:
+def read(
+    chunk: Chunk, cfg: DatasetConfig, options: IngestOptions, store: ObjectStoreOptions | None = None
+) -> Iterator[RawRecord]:
     """Yield the rows of the chunk's row groups as records (embedded image bytes kept aside)."""
-    name = Path(chunk.path).name
+    name = fs.name(chunk.path)
     if chunk.start == BROKEN:
         yield RawRecord(f"{name}", 0, error_kind="unreadable_file", error="not a readable Parquet file")
         return
     ordinal = chunk.first_record
     try:
-        pf = pq.ParquetFile(chunk.path)
+        pf = pq.ParquetFile(fs.parquet_source(chunk.path, store))
         batches = pf.iter_batches(batch_size=_BATCH_ROWS, row_groups=list(range(chunk.start, chunk.end)))
         for batch in batches:
             yield from _batch_records(batch, cfg, options, name, ordinal)

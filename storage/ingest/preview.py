@@ -11,10 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import ImageError, read_image_bytes, resolve_image_path
 from magicvl.storage.ingest import plan_dataset, read_chunk
 from magicvl.storage.ingest.records import RecordError, parse_record
-from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
+from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions, resolved_image_root
 
 
 @dataclass
@@ -30,12 +31,14 @@ class PreviewRecord:
     error: str | None = None
 
 
-def iter_records(cfg: DatasetConfig, base: Path, options: IngestOptions | None = None) -> Iterator[PreviewRecord]:
-    """Every record of a dataset in source order (images read but not decoded)."""
+def iter_records(
+    cfg: DatasetConfig, base: Path, options: IngestOptions | None = None, store: ObjectStoreOptions | None = None
+) -> Iterator[PreviewRecord]:
+    """Every record of a dataset in source order (images read but not decoded); ``store``: for s3:// sources."""
     options = options or IngestOptions()
-    root = (base / cfg.image_root).resolve() if cfg.image_root else None
-    for chunk in plan_dataset(cfg, base, options):
-        for raw in read_chunk(chunk, cfg, options):
+    root = resolved_image_root(cfg, base)
+    for chunk in plan_dataset(cfg, base, options, store):
+        for raw in read_chunk(chunk, cfg, options, store):
             rec = PreviewRecord(cfg.name, raw.locator)
             if raw.error_kind is not None:
                 rec.error = raw.error or raw.error_kind
@@ -51,7 +54,8 @@ def iter_records(cfg: DatasetConfig, base: Path, options: IngestOptions | None =
                         raise ImageError(
                             "no_image_root", "record references an image but the dataset has no image_root"
                         )
-                    rec.image = read_image_bytes(resolve_image_path(parsed.image_ref, root), options.max_image_bytes)
+                    ref = resolve_image_path(parsed.image_ref, root, store)
+                    rec.image = read_image_bytes(ref, options.max_image_bytes, store)
             except (RecordError, ImageError) as e:
                 rec.error = str(e)
             yield rec

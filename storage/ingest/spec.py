@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from magicvl.storage.fs import ObjectStoreOptions, expand, is_uri
 from magicvl.storage.images import DecodeBudget
 from magicvl.storage.layout import check_name
 from magicvl.storage.schema import CATEGORIES
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["llava_json", "jsonl", "parquet", "webdataset"]
 
@@ -23,9 +23,13 @@ class DatasetConfig(BaseModel):
 
     name: str = Field(description="Dataset name; becomes the `<name>` partition folder and the `dataset` column.")
     format: Format = Field(description="llava_json (JSON array), jsonl, parquet, or webdataset (img2dataset tars).")
-    path: str = Field(description="File, folder or glob of the source files (relative to the recipe file).")
+    path: str = Field(
+        description="File, folder or glob of the source files (relative to the recipe file), or an "
+        "s3://bucket/prefix object, prefix or glob."
+    )
     image_root: str | None = Field(
-        default=None, description="Folder image paths resolve in (required for path references)."
+        default=None,
+        description="Folder (or s3://bucket/prefix) image paths resolve in (required for path references).",
     )
     category: str | None = Field(default=None, description="Task category of the whole dataset, if known.")
     label_field: str | None = Field(
@@ -160,16 +164,34 @@ def bounded_json(obj: Any, limit: int) -> str:
         return f"<{type(obj).__name__} too deeply nested to preview>"
 
 
-def source_files(cfg: DatasetConfig, base: Path) -> list[Path]:
-    """Expand a dataset's ``path`` (file, folder or glob, relative to ``base``) into sorted files."""
+def resolved_image_root(cfg: DatasetConfig, base: Path) -> Path | str | None:
+    """The dataset's image root: a resolved folder, an ``s3://`` prefix (no trailing '/'), or None."""
+    if not cfg.image_root:
+        return None
+    return cfg.image_root.rstrip("/") if is_uri(cfg.image_root) else (base / cfg.image_root).resolve()
+
+
+SUFFIXES = {"llava_json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "webdataset": ".tar"}
+
+
+def source_files(cfg: DatasetConfig, base: Path, store: ObjectStoreOptions | None = None) -> list[Path | str]:
+    """Expand a dataset's ``path`` (file, folder or glob, relative to ``base``) into sorted files.
+
+    An ``s3://`` path (object, prefix or glob) expands to object URIs (``storage.fs.expand``).
+    """
     pattern = cfg.path
+    if is_uri(pattern):
+        found = expand(pattern, SUFFIXES[cfg.format], store)
+        if not found:
+            raise FileNotFoundError(f"dataset {cfg.name!r}: no {cfg.format} objects at {pattern}")
+        return found
     p = Path(pattern) if Path(pattern).is_absolute() else base / pattern
     if any(ch in pattern for ch in "*?["):
         anchor = Path(p.anchor) if p.is_absolute() else base
         rel = p.relative_to(anchor)
         files = sorted(x for x in anchor.glob(str(rel)) if x.is_file())
     elif p.is_dir():
-        suffix = {"llava_json": ".json", "jsonl": ".jsonl", "parquet": ".parquet", "webdataset": ".tar"}[cfg.format]
+        suffix = SUFFIXES[cfg.format]
         files = sorted(x for x in p.rglob(f"*{suffix}") if x.is_file())
     else:
         files = [p] if p.is_file() else []

@@ -12,12 +12,14 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from magicvl.storage import fs
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
-def plan(path: Path, dataset: str, fingerprint: str, first_index: int) -> list[Chunk]:
+def plan(path: Path | str, dataset: str, fingerprint: str, first_index: int) -> list[Chunk]:
     """One chunk per tar file (img2dataset shards are already sized for this)."""
     return [Chunk(dataset, "webdataset", str(path), first_index, 0, -1, 0, fingerprint)]
 
@@ -56,37 +58,44 @@ def _members(
             yield key, ext, f.read() if f else b"", None
 
 
-def _plain_size(path: Path) -> int:
+def _plain_size(f) -> int:
     """Size of an uncompressed tar (member sizes can be checked against it); huge for compressed ones."""
-    with open(path, "rb") as f:
-        magic = f.read(6)
+    magic = f.read(6)
     compressed = magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00"
-    return 1 << 62 if compressed else path.stat().st_size
+    size = f.seek(0, 2)
+    f.seek(0)
+    return 1 << 62 if compressed else size
 
 
 def read(
-    chunk: Chunk, max_image_bytes: int, max_record_bytes: int, caption_prompt: str, preview: int
+    chunk: Chunk,
+    max_image_bytes: int,
+    max_record_bytes: int,
+    caption_prompt: str,
+    preview: int,
+    store: ObjectStoreOptions | None = None,
 ) -> Iterator[RawRecord]:
     """Yield one record per sample key of the tar."""
-    name = Path(chunk.path).name
+    name = fs.name(chunk.path)
     ordinal = 0
     current: str | None = None
     parts: dict[str, bytes] = {}
     problems: list[str] = []
     try:
-        size = _plain_size(Path(chunk.path))
         # seekable mode: a header declaring a huge size is checked against the file, never read through
-        with tarfile.open(chunk.path, mode="r:*") as tar:
-            for key, ext, data, problem in _members(tar, max(max_image_bytes, max_record_bytes), size):
-                if key != current:
-                    if current is not None:
-                        yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
-                        ordinal += 1
-                    current, parts, problems = key, {}, []
-                if problem:
-                    problems.append(problem)
-                else:
-                    parts[ext] = data
+        with fs.open_binary(chunk.path, store) as f:
+            size = _plain_size(f)
+            with tarfile.open(fileobj=f, mode="r:*") as tar:
+                for key, ext, data, problem in _members(tar, max(max_image_bytes, max_record_bytes), size):
+                    if key != current:
+                        if current is not None:
+                            yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
+                            ordinal += 1
+                        current, parts, problems = key, {}, []
+                    if problem:
+                        problems.append(problem)
+                    else:
+                        parts[ext] = data
     except (tarfile.TarError, OSError, EOFError) as e:
         if current is not None:
             yield _sample(name, current, ordinal, parts, problems, caption_prompt, preview)
