@@ -109,6 +109,7 @@ class StageData:
         micro_batch: int = 1,
         rank: int = 0,
         world: int = 1,
+        record_samples: bool = False,
     ):
         if not shards:
             raise FileNotFoundError("no curated shards for this stage")
@@ -116,6 +117,7 @@ class StageData:
         self.seed, self.micro_batch, self.rank, self.world = seed, micro_batch, rank, world
         self.stats = DataStats()
         self.counter = counter_key(processor)  # stored counts are used only when they match this processor
+        self.trained: list[str] | None = [] if record_samples else None  # ids of the samples this rank trained on
 
     # ---- planning (no image decoding) ------------------------------------------------
     def _cost(self, row: dict[str, Any]) -> SampleCost | None:
@@ -181,6 +183,9 @@ class StageData:
                 out.append(self.processor(row["conversations"], [] if image is None else [image]))
             except (OSError, ValueError, KeyError) as e:
                 self.stats.dropped[f"processor: {type(e).__name__}"] += 1
+                continue
+            if self.trained is not None:
+                self.trained.append(row["sample_id"])
         return out
 
     def batches(self, state: DataState = DataState()) -> Iterator[tuple[DataState, dict[str, torch.Tensor]]]:

@@ -9,6 +9,8 @@ the stage, the checkpoint it starts from, the curated root and the recipe's
     checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG
     metrics.jsonl         one line per logged step (rank 0)
     final/                MagicVL.from_pretrained-loadable weights + tokenizer (written last)
+    rank-<r>.json         per process: the digest of its final weights (equal on every rank), and with
+                          ``train.record_samples`` the ids of the samples it trained on
 
 Freezing: the parts not in the stage's ``trainable`` list get
 ``requires_grad=False`` and are left out of the optimizer. In fp32 runs they
@@ -20,6 +22,7 @@ into the run's logs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +31,7 @@ import shutil
 import socket
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +143,12 @@ def main(spec: StageRun) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(st.warmup, st.steps))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
     shards = stage_shards(spec.curated, cfg.sources(spec.stage))
-    data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world)
+    data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world, cfg.record_samples)
     step, state = resume(engine, spec.out / "checkpoints")
     fit(engine, data, spec, step, state)
-    save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
+    digest = save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
+    record = {"rank": rank, "world": world, "weights_sha256": digest, "samples": data.trained}
+    (spec.out / f"rank-{rank}.json").write_text(json.dumps(record) + "\n")
     if rank == 0 and is_tiny(spec.init_from):  # still a toy: keep the label for whoever loads it
         shutil.copy(Path(spec.init_from) / "TINY_RANDOM_CHECKPOINT.json", spec.out / "final")
 
@@ -207,19 +213,34 @@ def save_checkpoint(engine, ckdir: Path, step: int, state: DataState, rank: int)
         print(f"CHECKPOINT {json.dumps({'step': step, 'path': str(ckdir / f'step-{step:08d}')})}", flush=True)
 
 
-def save_final(engine, processor: MagicVLProcessor, out: Path, zero_stage: int, rank: int) -> None:
-    """``MagicVL.save_pretrained`` + tokenizer into ``out`` (atomic rename; ZeRO-3 gathers first)."""
+def save_final(engine, processor: MagicVLProcessor, out: Path, zero_stage: int, rank: int) -> str:
+    """``MagicVL.save_pretrained`` + tokenizer into ``out`` (atomic rename; ZeRO-3 gathers first).
+
+    Returns this rank's ``weights_digest`` (every rank computes it on its own copy)."""
     import deepspeed
 
     model: MagicVL = engine.module
     tmp = out.with_name(out.name + ".tmp")
-    if zero_stage == 3:
-        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
-            if rank == 0:
-                _write_final(model, processor, tmp, out)
-    elif rank == 0:
-        _write_final(model, processor, tmp, out)
+    gathered = (
+        deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+        if zero_stage == 3
+        else nullcontext()
+    )
+    with gathered:
+        digest = weights_digest(model)
+        if rank == 0:
+            _write_final(model, processor, tmp, out)
     torch.distributed.barrier()
+    return digest
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every tensor of the state dict as float32, in name order (the same on equal weights)."""
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode() + b"\0")
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _write_final(model: MagicVL, processor: MagicVLProcessor, tmp: Path, out: Path) -> None:
