@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from magicvl.model.resolution import MAX_TILES, TILE_PX, TOKEN_PX, plan_images
 from magicvl.storage.fingerprint import stable_hash
 
@@ -62,7 +64,7 @@ class CostModel:
     def columns(self, conversations: Sequence[Any], sizes: Sequence[tuple[int | None, int | None]]) -> dict[str, list]:
         """``text_tokens``, ``visual_tokens``, ``token_counter`` for a batch of samples."""
         if self.model_dir is None:
-            visual = [_visual_or_none(h, w) for h, w in sizes]
+            visual = visual_tokens_batch(sizes)
             return {"text_tokens": [None] * len(sizes), "visual_tokens": visual, "token_counter": [None] * len(sizes)}
         processor, key = load_counter(self.model_dir)
         text, visual = count_costs(processor, conversations, sizes)
@@ -78,11 +80,34 @@ def visual_tokens(height: int | None, width: int | None, max_tiles: int = MAX_TI
     return plan_images([(int(height), int(width))], max_tiles, token_px, tile_px)[0].num_tokens
 
 
-def _visual_or_none(height: int | None, width: int | None) -> int | None:
-    try:
-        return visual_tokens(height, width)
-    except ValueError:  # a side < 1 px: the planner recounts and drops the row with its reason
-        return None
+def visual_tokens_batch(
+    sizes: Sequence[tuple[int | None, int | None]], max_tiles: int = MAX_TILES, token_px: int = TOKEN_PX,
+    tile_px: int = TILE_PX,
+) -> list[int | None]:  # fmt: skip
+    """``visual_tokens`` of many one-image samples (None: a side < 1 px). Vectorised for images within the
+    tile budget; the few that the budget downscales go through ``plan_images`` (cached by size)."""
+    h = np.array([0 if s[0] is None or s[1] is None else s[0] for s in sizes], dtype=np.int64)
+    w = np.array([0 if s[0] is None or s[1] is None else s[1] for s in sizes], dtype=np.int64)
+    rows = np.maximum(1, (2 * h + token_px) // (2 * token_px))  # tokens_1d, vectorised
+    cols = np.maximum(1, (2 * w + token_px) // (2 * token_px))
+    per_tile = tile_px // token_px
+    tiles = -(-rows // per_tile) * -(-cols // per_tile)
+    out: list[int | None] = []
+    for i, (hi, wi) in enumerate(zip(h.tolist(), w.tolist())):
+        if sizes[i][0] is None or sizes[i][1] is None:
+            out.append(0)
+        elif hi < 1 or wi < 1:
+            out.append(None)  # the planner recounts and drops the row with its reason
+        elif tiles[i] <= max_tiles:
+            out.append(int(rows[i] * cols[i]))
+        else:
+            out.append(_downscaled_tokens(hi, wi, max_tiles, token_px, tile_px))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _downscaled_tokens(height: int, width: int, max_tiles: int, token_px: int, tile_px: int) -> int:
+    return visual_tokens(height, width, max_tiles, token_px, tile_px)
 
 
 def counter_key(processor: MagicVLProcessor) -> str:

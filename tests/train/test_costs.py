@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from magicvl.model.costs import CostModel, count_costs, counter_key, visual_tokens
+from magicvl.model.costs import CostModel, count_costs, counter_key, visual_tokens, visual_tokens_batch
 from magicvl.model.train_config import DataSource, PackingConfig
 from magicvl.model.train_data import StageData, decode_image, stage_shards
 from magicvl.sample_data.synthetic_curated import curated_rows, write_curated
@@ -24,6 +24,15 @@ from magicvl.sample_data.synthetic_curated import curated_rows, write_curated
 )
 def test_visual_tokens_follow_the_resolution_rule(size, tokens):
     assert visual_tokens(*size) == tokens
+
+
+def test_batch_visual_tokens_equal_the_rule_one_by_one():
+    import numpy as np
+
+    sizes = [tuple(int(x) for x in hw) for hw in np.random.default_rng(0).integers(1, 9000, (300, 2))]
+    sizes += [(None, None), (0, 40), (64, 64)]
+    want = [visual_tokens(h, w) for h, w in sizes[:-3]] + [0, None, 4]  # most of the first 300 are downscaled
+    assert visual_tokens_batch(sizes) == want
 
 
 def test_counts_equal_the_processor_encoding(processor):
