@@ -7,7 +7,12 @@
    the resolution rule, as the trainer plans them) and on a synthetic length
    mix (text-only and single-image samples, photo-to-document image sizes).
    "all packs" counts every pack including the last partly filled ones of the
-   stream; "full stream" leaves out the final flush (what a long run sees).
+   stream; "full stream" leaves out the final flush (what a long run sees; "-"
+   when no pack closed before it). "min packs" is the volume bound no packer can
+   beat (total tokens / 16,384 or images / 48, rounded up) and "bound share" the
+   all-packs share a packer reaching it would get. The curated data is also
+   resampled with replacement to the synthetic mix's size (its length mix at a
+   realistic stage size, where the final partial pack is noise).
 2. CPU tokens/s of the tiny MagicVL trainer per ZeRO stage (one gloo process,
    fp32, synthetic curated shards), the median over steps 2..N.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -51,24 +57,39 @@ def synthetic_costs(n: int, seed: int = 0) -> list[SampleCost]:
 
 
 def curated_costs(curated: Path) -> list[SampleCost]:
-    """Costs of every curated row, as the trainer computes them (tiny tokenizer + resolution rule)."""
+    """Costs of every curated row as the trainer plans them: the counts curation stored (``text_tokens`` +
+    ``visual_tokens``) when their ``token_counter`` is the tiny model's, else counted (tokenizer + resolution rule)."""
+    import pyarrow.parquet as pq
+
+    from magicvl.model.costs import COST_COLUMNS, counter_key
     from magicvl.model.processor import MagicVLProcessor
     from magicvl.model.tiny import build_tiny_magicvl
     from magicvl.storage.readers import iter_batches, list_shards
 
     with tempfile.TemporaryDirectory() as tmp:
         processor = MagicVLProcessor.from_pretrained(build_tiny_magicvl(Path(tmp) / "tiny"))
+    key = counter_key(processor)
     out = []
     for path in list_shards(curated):
-        for batch in iter_batches(path, columns=["conversations", "width", "height"]):
+        stored = [c for c in COST_COLUMNS if c in pq.read_schema(path).names]
+        for batch in iter_batches(path, columns=["conversations", "width", "height", *stored]):
             for row in batch.to_pylist():
                 sizes = [] if row["width"] is None else [(row["height"], row["width"])]
+                if row.get("token_counter") == key and row.get("text_tokens") is not None:
+                    out.append(SampleCost(len(out), row["text_tokens"] + row["visual_tokens"], len(sizes)))
+                    continue
                 try:
                     tokens, _ = processor.count_tokens(row["conversations"], sizes)
                 except ValueError:
                     continue
                 out.append(SampleCost(len(out), tokens, len(sizes)))
     return out
+
+
+def resample(costs: list[SampleCost], n: int, seed: int = 0) -> list[SampleCost]:
+    """``n`` costs drawn with replacement from ``costs`` (a seeded bootstrap of the same length mix)."""
+    pick = np.random.default_rng(seed).integers(0, len(costs), n)
+    return [SampleCost(i, costs[k].tokens, costs[k].images) for i, k in enumerate(pick)]
 
 
 def share(costs: list[SampleCost], buffers: int) -> tuple[float, float, int, float]:
@@ -84,15 +105,26 @@ def share(costs: list[SampleCost], buffers: int) -> tuple[float, float, int, flo
     return total, stream, len(closed) + len(tail), us
 
 
+def volume_bound(costs: list[SampleCost]) -> int:
+    """Fewest packs any packer can use: all tokens, or all images, in full packs."""
+    tokens = sum(c.tokens for c in costs if c.tokens <= MAX_TOKENS and c.images <= MAX_IMAGES)
+    images = sum(c.images for c in costs if c.tokens <= MAX_TOKENS and c.images <= MAX_IMAGES)
+    return max(math.ceil(tokens / MAX_TOKENS), math.ceil(images / MAX_IMAGES))
+
+
 def packing_table(name: str, costs: list[SampleCost]) -> list[str]:
     mean = statistics.mean(c.tokens for c in costs)
+    bound = volume_bound(costs)
+    real = sum(c.tokens for c in costs if c.tokens <= MAX_TOKENS and c.images <= MAX_IMAGES)
     lines = [
-        f"{name}: {len(costs)} samples, mean {mean:.0f} tokens, {sum(c.images for c in costs)} images",
+        f"{name}: {len(costs)} samples, mean {mean:.0f} tokens, {sum(c.images for c in costs)} images; "
+        f"min packs {bound}, bound share {real / (bound * MAX_TOKENS):.3f}",
         f"{'buffers':>7}  {'packs':>6}  {'share, all packs':>16}  {'share, full stream':>18}  {'µs/sample':>9}",
     ]
     for b in BUFFERS:
         total, stream, n, us = share(costs, b)
-        lines.append(f"{b:>7}  {n:>6}  {total:>16.3f}  {stream:>18.3f}  {us:>9.1f}")
+        full = "-" if math.isnan(stream) else f"{stream:.3f}"
+        lines.append(f"{b:>7}  {n:>6}  {total:>16.3f}  {full:>18}  {us:>9.1f}")
     return lines
 
 
@@ -134,7 +166,10 @@ def main() -> None:
     print(f"packing at {MAX_TOKENS} tokens / {MAX_IMAGES} images (best fit over open buffers)\n")
     print("\n".join(packing_table("synthetic length mix", synthetic_costs(args.synthetic))) + "\n")
     if args.curated.is_dir():
-        print("\n".join(packing_table(f"curated sample data ({args.curated})", curated_costs(args.curated))) + "\n")
+        curated = curated_costs(args.curated)
+        print("\n".join(packing_table(f"curated sample data ({args.curated})", curated)) + "\n")
+        mix = resample(curated, args.synthetic)
+        print("\n".join(packing_table("curated sample data, resampled with replacement", mix)) + "\n")
     else:
         print(f"(no curated sample data at {args.curated}: run `make demo` first)\n")
     if args.zero:

@@ -15,8 +15,8 @@ Budget rule (single image). If the grid needs more than ``max_tiles`` tiles
 ratio kept: the long side gets the largest token count ``n`` such that the grid
 ``(n, max(1, floor(n * short/long + 0.5)))`` fits in the budget. The long side
 is then exact at scale ``s = 32 n / long`` and the short side is within half a
-token of ``s * short``. Tile counts grow monotonically with ``n``, so the scan
-from the largest candidate down stops at the best fit; ``n = 1`` always fits.
+token of ``s * short``. Tile counts grow monotonically with ``n``, so a binary
+search finds the largest that fits; ``n = 1`` always fits.
 
 Budget rule (several images in one sample). The sample's ``max_tiles`` is split
 by water-filling over each image's full-resolution demand: images are served
@@ -114,13 +114,19 @@ def fit_grid(
     if tr * tc <= max_tiles:
         return rows, cols
     long_px, short_px = max(height, width), min(height, width)
-    start = min(max(rows, cols), max_tiles * per_tile)
-    for n in range(start, 0, -1):
-        short = max(1, (2 * n * short_px + long_px) // (2 * long_px))  # floor(n * short / long + 0.5)
-        tr, tc = tiles_for_grid(n, short, per_tile)
-        if tr * tc <= max_tiles:
-            return (n, short) if height >= width else (short, n)
-    raise AssertionError("unreachable: a 1-token grid always fits")
+
+    def short_side(n: int) -> int:
+        return max(1, (2 * n * short_px + long_px) // (2 * long_px))  # floor(n * short / long + 0.5)
+
+    def fits(n: int) -> bool:
+        tr, tc = tiles_for_grid(n, short_side(n), per_tile)
+        return tr * tc <= max_tiles
+
+    lo, hi = 1, min(max(rows, cols), max_tiles * per_tile)  # fits(1) always; tiles grow monotonically with n
+    while lo < hi:  # the largest n that fits: the same answer as scanning down from hi
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return (lo, short_side(lo)) if height >= width else (short_side(lo), lo)
 
 
 def plan_image(

@@ -133,6 +133,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     checkpoint_every: int = Field(default=1000, gt=0, description="Checkpoint every N optimizer steps (and at end).")
     log_every: int = Field(default=10, gt=0, description="Log metrics every N optimizer steps.")
+    record_samples: bool = Field(
+        default=False, description="Write the ids of the samples each rank trained on to rank-<r>.json (audits)."
+    )
     packing: PackingConfig = Field(default_factory=PackingConfig)
     launch: LaunchConfig = Field(default_factory=LaunchConfig)
 

@@ -5,12 +5,14 @@ shuffle window (``numpy`` generator seeded by ``(seed, epoch)``), so the order
 is a pure function of the seed; at most one record batch per shard, the window
 and the open packs are ever in memory, never a whole stage.
 
-Costs. Packing plans from each row's text-token count and visual-token cost.
-Curated shards do not store them yet, so they are computed here from the
-conversation (tokenizer) and the stored ``width``/``height`` (the model's
-resolution rule, ``MagicVLProcessor.count_tokens``): images are decoded only
-once, when their pack is materialized. Curation should store both counts
-(``text_tokens``, ``visual_tokens``); shards that carry them are used as is.
+Costs. Packing plans from each row's text-token count and visual-token cost,
+never from pixels: images are decoded only once, when their pack is
+materialized. Curation stores both counts (``text_tokens``, ``visual_tokens``,
+``model.costs``) with the digest of the tokenizer and resolution settings that
+counted them (``token_counter``); rows whose digest equals this processor's are
+planned from the stored counts, others (older shards, another model) are
+counted here from the conversation and the stored ``width``/``height``
+(``MagicVLProcessor.count_tokens``).
 
 Ranks. Global pack ``k`` goes to rank ``k % world``; packs are consumed in rounds
 of ``world * micro_batch`` and an epoch's last incomplete round is skipped, so
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from magicvl.model.costs import COST_COLUMNS, counter_key
 from magicvl.model.packing import GreedyPacker, Pack, SampleCost, collate_packs
 from magicvl.model.processor import MagicVLProcessor
 from magicvl.model.train_config import DataSource, PackingConfig
@@ -46,7 +49,6 @@ from magicvl.storage.readers import iter_batches, list_shards
 
 COLUMNS = ["sample_id", "category", "conversations", "width", "height"]
 IMAGE_REF = ["samples_shard", "samples_row"]  # curated rows reference their image in samples/ (see tasks.retune)
-COST_COLUMNS = ["text_tokens", "visual_tokens"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class DataStats:
 
     dropped: Counter = field(default_factory=Counter)
     rows: int = 0
+    costs_stored: int = 0  # rows planned from the counts curation stored
+    costs_counted: int = 0  # rows counted here (no stored counts, or counted by another tokenizer)
 
 
 def stage_shards(curated_root: str | Path, sources: Sequence[DataSource]) -> list[tuple[Path, DataSource]]:
@@ -105,22 +109,27 @@ class StageData:
         micro_batch: int = 1,
         rank: int = 0,
         world: int = 1,
+        record_samples: bool = False,
     ):
         if not shards:
             raise FileNotFoundError("no curated shards for this stage")
         self.processor, self.shards, self.packing = processor, shards, packing
         self.seed, self.micro_batch, self.rank, self.world = seed, micro_batch, rank, world
         self.stats = DataStats()
+        self.counter = counter_key(processor)  # stored counts are used only when they match this processor
+        self.trained: list[str] | None = [] if record_samples else None  # ids of the samples this rank trained on
 
     # ---- planning (no image decoding) ------------------------------------------------
     def _cost(self, row: dict[str, Any]) -> SampleCost | None:
         images = 0 if row.get("width") is None else 1
         try:
-            if row.get("text_tokens") is not None and row.get("visual_tokens") is not None:
+            if row.get("token_counter") == self.counter and row.get("text_tokens") is not None:
                 tokens = int(row["text_tokens"]) + int(row["visual_tokens"])
+                self.stats.costs_stored += 1
             else:
                 sizes = [] if images == 0 else [(int(row["height"]), int(row["width"]))]
                 tokens, _ = self.processor.count_tokens(row["conversations"], sizes)
+                self.stats.costs_counted += 1
         except (ValueError, TypeError, KeyError) as e:
             self.stats.dropped[f"unreadable: {type(e).__name__}"] += 1
             return None
@@ -174,6 +183,9 @@ class StageData:
                 out.append(self.processor(row["conversations"], [] if image is None else [image]))
             except (OSError, ValueError, KeyError) as e:
                 self.stats.dropped[f"processor: {type(e).__name__}"] += 1
+                continue
+            if self.trained is not None:
+                self.trained.append(row["sample_id"])
         return out
 
     def batches(self, state: DataState = DataState()) -> Iterator[tuple[DataState, dict[str, torch.Tensor]]]:

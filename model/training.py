@@ -6,9 +6,12 @@ the stage, the checkpoint it starts from, the curated root and the recipe's
 ``train:`` section. Outputs in the stage folder::
 
     ds_config.json        the DeepSpeed config generated from the recipe
-    checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG
+    checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG;
+                          ``COMPLETE`` once every rank wrote it (resume loads the newest complete tag)
     metrics.jsonl         one line per logged step (rank 0)
     final/                MagicVL.from_pretrained-loadable weights + tokenizer (written last)
+    rank-<r>.json         per process: the digest of its final weights (equal on every rank), and with
+                          ``train.record_samples`` the ids of the samples it trained on
 
 Freezing: the parts not in the stage's ``trainable`` list get
 ``requires_grad=False`` and are left out of the optimizer. In fp32 runs they
@@ -20,6 +23,7 @@ into the run's logs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -28,6 +32,7 @@ import shutil
 import socket
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ from magicvl.model.train_config import TrainConfig
 from magicvl.model.train_data import DataState, StageData, pack_stats, stage_shards
 
 KEEP_CHECKPOINTS = 2
+COMPLETE = "COMPLETE"  # marker in a checkpoint tag folder: every rank finished writing it
 MODEL_INPUTS = ("input_ids", "position_ids", "pixel_values", "image_grid", "patch_mask", "tile_image_index")
 
 
@@ -139,19 +145,30 @@ def main(spec: StageRun) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(st.warmup, st.steps))
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
     shards = stage_shards(spec.curated, cfg.sources(spec.stage))
-    data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world)
+    data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world, cfg.record_samples)
     step, state = resume(engine, spec.out / "checkpoints")
     fit(engine, data, spec, step, state)
-    save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
+    digest = save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
+    record = {"rank": rank, "world": world, "weights_sha256": digest, "samples": data.trained}
+    (spec.out / f"rank-{rank}.json").write_text(json.dumps(record) + "\n")
     if rank == 0 and is_tiny(spec.init_from):  # still a toy: keep the label for whoever loads it
         shutil.copy(Path(spec.init_from) / "TINY_RANDOM_CHECKPOINT.json", spec.out / "final")
 
 
+def complete_tags(ckdir: Path) -> list[Path]:
+    """Checkpoint tags every rank finished writing (``COMPLETE`` marker), oldest first."""
+    return sorted(p.parent for p in ckdir.glob(f"step-*/{COMPLETE}"))
+
+
 def resume(engine, ckdir: Path) -> tuple[int, DataState]:
-    """Load the latest checkpoint if there is one; returns ``(step, data position)``."""
-    if not (ckdir / "latest").is_file():
+    """Load the newest complete checkpoint if there is one; returns ``(step, data position)``.
+
+    DeepSpeed's ``latest`` file is not trusted: it is created before its tag is written into it and
+    before the other ranks' barrier, so a kill at that moment leaves it empty or ahead of the files."""
+    tags = complete_tags(ckdir)
+    if not tags:
         return 0, DataState()
-    _, client = engine.load_checkpoint(str(ckdir))
+    _, client = engine.load_checkpoint(str(ckdir), tag=tags[-1].name)
     set_rng_state(client["rng"])
     return int(client["step"]), DataState(**client["data"])
 
@@ -197,29 +214,48 @@ def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) ->
 
 
 def save_checkpoint(engine, ckdir: Path, step: int, state: DataState, rank: int) -> None:
-    """DeepSpeed checkpoint (``latest`` is updated last) with data position and RNG; prune old tags."""
+    """DeepSpeed checkpoint with data position and RNG, then (all ranks done) a ``COMPLETE`` marker written
+    atomically; prune old complete tags."""
     client = {"step": step, "data": {"epoch": state.epoch, "packs": state.packs}, "rng": rng_state()}
-    engine.save_checkpoint(str(ckdir), tag=f"step-{step:08d}", client_state=client)
+    tag = ckdir / f"step-{step:08d}"
+    engine.save_checkpoint(str(ckdir), tag=tag.name, client_state=client)
+    torch.distributed.barrier()  # every rank's files are on disk
     if rank == 0:
-        tags = sorted(p for p in ckdir.glob("step-*") if p.is_dir())
-        for old in tags[:-KEEP_CHECKPOINTS]:
+        (tag / f"{COMPLETE}.tmp").write_text(json.dumps(client["data"]) + "\n")
+        (tag / f"{COMPLETE}.tmp").rename(tag / COMPLETE)
+        for old in complete_tags(ckdir)[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
-        print(f"CHECKPOINT {json.dumps({'step': step, 'path': str(ckdir / f'step-{step:08d}')})}", flush=True)
+        print(f"CHECKPOINT {json.dumps({'step': step, 'path': str(tag)})}", flush=True)
 
 
-def save_final(engine, processor: MagicVLProcessor, out: Path, zero_stage: int, rank: int) -> None:
-    """``MagicVL.save_pretrained`` + tokenizer into ``out`` (atomic rename; ZeRO-3 gathers first)."""
+def save_final(engine, processor: MagicVLProcessor, out: Path, zero_stage: int, rank: int) -> str:
+    """``MagicVL.save_pretrained`` + tokenizer into ``out`` (atomic rename; ZeRO-3 gathers first).
+
+    Returns this rank's ``weights_digest`` (every rank computes it on its own copy)."""
     import deepspeed
 
     model: MagicVL = engine.module
     tmp = out.with_name(out.name + ".tmp")
-    if zero_stage == 3:
-        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
-            if rank == 0:
-                _write_final(model, processor, tmp, out)
-    elif rank == 0:
-        _write_final(model, processor, tmp, out)
+    gathered = (
+        deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+        if zero_stage == 3
+        else nullcontext()
+    )
+    with gathered:
+        digest = weights_digest(model)
+        if rank == 0:
+            _write_final(model, processor, tmp, out)
     torch.distributed.barrier()
+    return digest
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every tensor of the state dict as float32, in name order (the same on equal weights)."""
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode() + b"\0")
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _write_final(model: MagicVL, processor: MagicVLProcessor, tmp: Path, out: Path) -> None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from magicvl.model.costs import CostModel
 from magicvl.storage.layout import stage_folder
 from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
 
@@ -63,8 +64,9 @@ def curated_rows(stage: int, n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str) -> Path:
-    """One curated shard of ``stage`` under ``root/curated`` and the samples shard holding its images."""
+def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str, costs: CostModel | None = None) -> Path:
+    """One curated shard of ``stage`` under ``root/curated`` and the samples shard holding its images;
+    with ``costs``, rows carry their packing costs as curation counts them (``model.costs``)."""
     samples = root / "samples" / "synthetic" / f"{name}-stage{stage}.parquet"
     samples.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist([{k: r[k] for k in SAMPLE_SCHEMA.names} for r in rows], schema=SAMPLE_SCHEMA), samples)
@@ -72,6 +74,10 @@ def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str) -> Pa
     curated = [
         {**{k: v for k, v in r.items() if k != "image"}, "samples_shard": ref, "samples_row": j} for j, r in enumerate(rows)
     ]
+    if costs is not None:
+        counted = costs.columns([r["conversations"] for r in rows], [(r["height"], r["width"]) for r in rows])
+        for j, r in enumerate(curated):
+            r.update({k: v[j] for k, v in counted.items()})
     folder = root / "curated" / stage_folder(stage)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.parquet"
@@ -79,11 +85,13 @@ def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str) -> Pa
     return path
 
 
-def write_curated(root: Path, n_per_stage: int = 16, seed: int = 0, shards_per_stage: int = 2) -> Path:
+def write_curated(
+    root: Path, n_per_stage: int = 16, seed: int = 0, shards_per_stage: int = 2, costs: CostModel | None = None
+) -> Path:
     """``root/curated/stage-k/part-*.parquet`` for k = 1..4 (images in ``root/samples``); returns the curated folder."""
     for stage in (1, 2, 3, 4):
         rows = curated_rows(stage, n_per_stage, seed)
         step = -(-len(rows) // shards_per_stage)
         for k in range(shards_per_stage):
-            write_stage_shard(root, stage, rows[k * step : (k + 1) * step], f"part-{k:05d}")
+            write_stage_shard(root, stage, rows[k * step : (k + 1) * step], f"part-{k:05d}", costs)
     return root / "curated"

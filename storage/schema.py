@@ -85,8 +85,14 @@ CURATED_REF_FIELDS = [
     pa.field("samples_shard", pa.string(), nullable=False),  # the samples shard, relative to the output root
     pa.field("samples_row", pa.int64(), nullable=False),  # the row in that shard
 ]
+# packing costs counted at curation (``model.costs``): the training planner reads them instead of recounting
+CURATED_COST_FIELDS = [
+    pa.field("text_tokens", pa.int32()),  # chat-templated text tokens (incl. vision start/end); null: not counted
+    pa.field("visual_tokens", pa.int32()),  # image tokens from the resolution rule and width/height (0: no image)
+    pa.field("token_counter", pa.string()),  # digest of the tokenizer + resolution settings that counted them
+]
 CURATED_SCHEMA = _with_hf_features(
-    [f for f in _SAMPLE_FIELDS if f.name != "image"] + CURATED_EXTRA_FIELDS + CURATED_REF_FIELDS,
+    [f for f in _SAMPLE_FIELDS if f.name != "image"] + CURATED_EXTRA_FIELDS + CURATED_REF_FIELDS + CURATED_COST_FIELDS,
     {
         "category_source": {"dtype": "string", "_type": "Value"},
         "stage": {"dtype": "int8", "_type": "Value"},
@@ -96,6 +102,9 @@ CURATED_SCHEMA = _with_hf_features(
         "s_task": {"dtype": "float64", "_type": "Value"},
         "samples_shard": {"dtype": "string", "_type": "Value"},
         "samples_row": {"dtype": "int64", "_type": "Value"},
+        "text_tokens": {"dtype": "int32", "_type": "Value"},
+        "visual_tokens": {"dtype": "int32", "_type": "Value"},
+        "token_counter": {"dtype": "string", "_type": "Value"},
     },
 )
 

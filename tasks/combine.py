@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
 from magicvl.scoring.signals import base_name
@@ -33,7 +34,8 @@ from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SC
 from magicvl.tasks.retune import moves, previous_stages
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-COMBINE_VERSION = "4"  # 2: dedup's rows left out; 3: quality verdicts; 4: curated rows reference their image
+COMBINE_VERSION = "5"  # 2: dedup's rows left out; 3: quality verdicts; 4: curated rows reference their image;
+# 5: curated rows carry their packing costs (text_tokens, visual_tokens, token_counter)
 _META = ["sample_id", "dataset", "category", "source"]
 
 
@@ -172,9 +174,10 @@ class CombineUnit(Unit):
     step = "combine"
 
     def __init__(self, inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any], storage: StorageOptions,
-                 out_root: str, batch_size: int = 256) -> None:  # fmt: skip
+                 out_root: str, batch_size: int = 256, costs: CostModel = CostModel()) -> None:  # fmt: skip
         super().__init__(out_root, storage)
         self.inp, self.cfg, self.decision, self.batch_size = inp, cfg, decision, batch_size
+        self.costs = costs
 
     @property
     def marker_name(self) -> str:
@@ -188,6 +191,7 @@ class CombineUnit(Unit):
             "verdicts": self.inp.verdict_sha,
             "duplicates": [Path(p).name for p in self.inp.duplicate_paths],
             "storage": self.storage.model_dump(),
+            "costs": self.costs.files_digest,
         }
         return UnitKey(self.inp.sha256, "combine", COMBINE_VERSION, params)
 
@@ -203,7 +207,7 @@ class CombineUnit(Unit):
             out.own(d, f"{stem}-")
         out.own(layout.quarantine_dir(inp.dataset), f"combine-{stem}-")
         _write_ledger(out, layout, inp, stem, c, rows)
-        _write_curated(out, layout, inp, stem, c, rows, self.batch_size)
+        _write_curated(out, layout, inp, stem, c, rows, self.batch_size, self.costs)
         kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
         dropped = Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")
         dropped.update(d["rule"] for d in c.pre_dropped)
@@ -280,9 +284,11 @@ def _opt(a: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(a, dtype=np.float64), pa.float64(), from_pandas=True)
 
 
-def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int) -> None:
-    """Write kept samples' rows into their stage folders, in shard order: metadata, conversations and
-    scores, with a reference to the image (samples shard + row) instead of its bytes (re-tune copies no image)."""
+def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int,
+                   costs: CostModel) -> None:  # fmt: skip
+    """Write kept samples' rows into their stage folders, in shard order: metadata, conversations, scores
+    and packing costs, with a reference to the image (samples shard + row) instead of its bytes (re-tune
+    copies no image)."""
     n_all = c.n_rows
     stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
     stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
@@ -311,6 +317,7 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
             table = table.append_column(name, pa.array(v[offset : offset + n], pa.float64(), from_pandas=True))
         table = table.append_column("samples_shard", pa.array([shard_ref] * n, pa.string()))
         table = table.append_column("samples_row", pa.array(np.arange(offset, offset + n), pa.int64()))
+        table = _append_costs(table, costs, np.flatnonzero(stage > 0))
         for k in (1, 2, 3, 4):
             mask = stage == k
             if mask.any():
@@ -318,6 +325,18 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
                     writers[k] = out.writer(layout.stage_dir(k), stem, CURATED_SCHEMA)
                 writers[k].write(table.filter(pa.array(mask)))
         offset += n
+
+
+def _append_costs(table: pa.Table, costs: CostModel, kept: np.ndarray) -> pa.Table:
+    """Packing costs of the kept rows (``model.costs``; null elsewhere), from width/height: no image decoded."""
+    sub = table.take(pa.array(kept, pa.int64())).select(["conversations", "height", "width"]).to_pydict()
+    counted = costs.columns(sub["conversations"], list(zip(sub["height"], sub["width"])))
+    for name, typ in (("text_tokens", pa.int32()), ("visual_tokens", pa.int32()), ("token_counter", pa.string())):
+        full: list[Any] = [None] * table.num_rows
+        for j, i in enumerate(kept):
+            full[i] = counted[name][j]
+        table = table.append_column(name, pa.array(full, typ))
+    return table
 
 
 def drop_examples(pre_dropped: list[dict[str, Any]], per_rule: int = 2) -> dict[str, list[str]]:

@@ -10,12 +10,14 @@ gathers the small summaries, removes outputs the recipe no longer produces
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import PopulationStats, cutoffs, decide
 from magicvl.storage.fingerprint import sha256_file
@@ -245,13 +247,27 @@ def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = Fals
     inputs = combine_inputs(recipe)
     decision = population_decision(recipe, inputs, cfg)
     res = recipe.resources.combine
+    costs = cost_model(recipe)
     units = [
-        combine_tasks.CombineUnit(i, cfg, decision, recipe.storage, str(layout.root), res.batch_size) for i in inputs
+        combine_tasks.CombineUnit(i, cfg, decision, recipe.storage, str(layout.root), res.batch_size, costs)
+        for i in inputs
     ]
     results = run_units(units, "combine:write", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
     finish_combine(recipe, layout, results)
     return {"decision": decision, "results": results, "transitions": transitions(results),
             "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def cost_model(recipe: Recipe) -> CostModel:
+    """How curated rows' packing costs are counted: with the training model (``train.model``: its tokenizer
+    and resolution settings) when the recipe has a ``train:`` section, else visual tokens only (default rule)."""
+    if recipe.train is None:
+        return CostModel()
+    try:
+        return CostModel.of(recipe.path(recipe.train.model))
+    except FileNotFoundError as e:  # training is a later node: curate anyway, the planner will recount
+        warnings.warn(f"train.model: {e}; curated rows get visual tokens only", stacklevel=2)
+        return CostModel()
 
 
 def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig) -> dict:

@@ -35,6 +35,15 @@ def test_more_buffers_never_pack_worse_on_a_mixed_stream():
     assert many <= one
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_best_fit_over_the_default_buffers_is_within_one_pack_of_the_volume_bound(seed):
+    costs = _costs(500, seed)
+    bound = max(-(-sum(c.tokens for c in costs) // 8192), -(-sum(c.images for c in costs) // 12))
+    packs = list(pack_all(costs, 8192, 12, buffers=16))  # 16: PackingConfig's default
+    assert bound <= len(packs) <= bound + 1
+    assert len(list(pack_all(costs, 8192, 12, buffers=1))) > bound + 5  # plain greedy is far from it
+
+
 def test_a_sample_larger_than_a_pack_is_refused_by_name():
     packer = GreedyPacker(100, 2)
     with pytest.raises(ValueError, match="'big' needs 101 tokens"):

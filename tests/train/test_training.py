@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from magicvl.model.magicvl import MagicVL
 from magicvl.model.train_config import TrainConfig
-from magicvl.model.training import StageRun
+from magicvl.model.training import StageRun, complete_tags
 
 STEPS, EVERY = 16, 4
 
@@ -75,16 +75,17 @@ def test_resume_after_sigkill_reaches_the_same_weights(uninterrupted, tmp_path, 
     out = tmp_path / "stage=3"
     run_json = write_spec(out, tiny_dir, curated)
     proc = start(run_json)
-    latest = out / "checkpoints" / "latest"
+    complete = out / "checkpoints"
     deadline = time.monotonic() + 600
-    while not latest.is_file() and proc.poll() is None and time.monotonic() < deadline:
+    while not complete_tags(complete) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = latest.read_text().strip()
+    killed_at = complete_tags(complete)[-1].name
     assert killed_at < f"step-{STEPS:08d}" and not (out / "final").exists()
-    finish(start(run_json))  # resumes from `latest`
+    (complete / "latest").write_text("")  # a kill between DeepSpeed creating `latest` and writing it
+    finish(start(run_json))  # resumes from the newest complete checkpoint
     a = load_file(uninterrupted / "final" / "model.safetensors")
     b = load_file(out / "final" / "model.safetensors")
     assert a.keys() == b.keys()
