@@ -14,7 +14,7 @@ import polars as pl
 
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
-from magicvl.storage.readers import list_shards, scan
+from magicvl.storage.readers import find_rows, list_shards, read_rows, scan
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 SCORE_COLUMNS = ("complexity", "s_text", "s_image", "s_task")
@@ -133,10 +133,14 @@ def sample_details(root: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids or not has_rows(layout.samples):
         return {}
     cols = ["sample_id", "dataset", "category", "conversations", "image", "source"]
-    df = scan(layout.samples, cols).filter(pl.col("sample_id").is_in(list(ids))).collect()
     out = {}
-    for r in df.iter_rows(named=True):
-        prompt, response = turns(r["conversations"])
-        image = (r["image"] or {}).get("bytes")
-        out[r["sample_id"]] = {**r, "prompt": prompt, "response": response, "image_bytes": image}
+    # ids first, then only the row groups holding them: the report never reads a whole shard of images
+    hits = find_rows(list_shards(layout.samples), "sample_id", set(ids))
+    for path, rows in hits.items():
+        for r in read_rows(path, rows, cols):
+            if r["sample_id"] in out:  # a later duplicate id: the first copy is the sample
+                continue
+            prompt, response = turns(r["conversations"])
+            image = (r["image"] or {}).get("bytes")
+            out[r["sample_id"]] = {**r, "prompt": prompt, "response": response, "image_bytes": image}
     return out

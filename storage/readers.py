@@ -8,11 +8,13 @@ files' types.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:  # imported where used: workers that only read shards skip polars and pyarrow.dataset (~0.5 s)
@@ -74,9 +76,40 @@ def num_rows(path: str | Path) -> int:
 
 
 def read_rows(path: str | Path, rows: list[int], columns: list[str] | None = None) -> list[dict]:
-    """The given rows (0-based, in the order asked) of one shard, as dicts."""
-    table = pq.read_table(path, columns=columns)
-    return table.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+    """The given rows (0-based, in the order asked) of one shard, as dicts.
+
+    Only the row groups holding them are read (a few thumbnails never load a shard of images)."""
+    if not rows:
+        return []
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    starts = [0]
+    for g in range(md.num_row_groups):
+        starts.append(starts[-1] + md.row_group(g).num_rows)
+    bad = [r for r in rows if not 0 <= r < starts[-1]]
+    if bad:
+        raise IndexError(f"{path}: rows {bad[:5]} out of range (0..{starts[-1] - 1})")
+    by_group: dict[int, list[int]] = {}
+    for r in sorted(set(rows)):
+        by_group.setdefault(bisect.bisect_right(starts, r) - 1, []).append(r)
+    found: dict[int, dict] = {}
+    for g, in_group in by_group.items():
+        t = pf.read_row_group(g, columns=columns)
+        picked = t.take(pa.array([x - starts[g] for x in in_group], pa.int64())).to_pylist()
+        found.update(zip(in_group, picked))
+    return [found[r] for r in rows]
+
+
+def find_rows(paths: list[Path], column: str, values: set) -> dict[Path, list[int]]:
+    """Per shard, the rows whose ``column`` is one of ``values`` (only that column is read)."""
+    out: dict[Path, list[int]] = {}
+    wanted = pa.array(sorted(values))
+    for p in paths:
+        col = pq.read_table(p, columns=[column]).column(column)
+        hits = pa.compute.filter(pa.array(range(len(col)), pa.int64()), pa.compute.is_in(col, value_set=wanted))
+        if len(hits):
+            out[p] = hits.to_pylist()
+    return out
 
 
 def column_values(paths: list[str | Path], column: str) -> list:
