@@ -20,14 +20,19 @@ Rule (one place, used by the signals step and by combine to find the file):
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from magicvl.storage.images import stable_error
 from magicvl.storage.readers import list_shards, read_table
 from magicvl.tasks.unit import UnitKey
+
+log = logging.getLogger("magicvl.storage")
 
 SKIPPED = "skipped: dropped by the quality step"
 
@@ -75,10 +80,14 @@ def previous_values(folder: Path, stem: str, base_key: str, ids: list[str], colu
     for p in sorted(list_shards(folder), key=lambda p: p.stat().st_mtime, reverse=True):
         if not p.name.startswith(f"{stem}-"):
             continue
-        meta = pq.read_schema(p).metadata or {}
-        if meta.get(b"base_key", b"").decode() != base_key:
+        try:
+            meta = pq.read_schema(p).metadata or {}
+            if meta.get(b"base_key", b"").decode() != base_key:
+                continue
+            t = read_table(p)
+        except (OSError, pa.ArrowInvalid) as e:  # a damaged earlier file is no source of values
+            log.warning("ignoring unreadable earlier signal file %s: %s", p, stable_error(e))
             continue
-        t = read_table(p)
         if t.column("sample_id").to_pylist() != ids:
             continue
         errors = t.column("error").to_pylist()
