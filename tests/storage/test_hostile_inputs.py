@@ -54,19 +54,61 @@ def test_deep_nesting_is_one_quarantined_json_array_element(tmp_path, chunk_reco
     assert outcome(recs) == ["g0", "g1", "g2", "too_deeply_nested", "too_deeply_nested", "g3", "g4", "g5"]
 
 
+def traced_peak(fn):
+    """(result, peak bytes of Python allocations while it ran)."""
+    tracemalloc.start()
+    try:
+        return fn(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_a_huge_json_array_element_is_skipped_in_bounded_memory(tmp_path):
     limit = 1 << 20
     write_json_array_with_huge_element(tmp_path / "d.json", GOOD, element_bytes=40 << 20, at=2)
     cfg = DatasetConfig(name="d", format="llava_json", path="d.json")
-    tracemalloc.start()
-    try:
-        recs = read_all(cfg, tmp_path, max_record_bytes=limit, chunk_records=100)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    recs, peak = traced_peak(lambda: read_all(cfg, tmp_path, max_record_bytes=limit, chunk_records=100))
     assert outcome(recs) == ["g0", "g1", "record_too_large", "g2", "g3", "g4", "g5"]
     assert "skipped 41943" in recs[2].error  # the whole element, named by its size
     assert peak < 10 * limit  # bounded by max_record_bytes and the 1 MiB read block, not by the 40 MiB element
+
+
+@pytest.mark.parametrize("char", ["a", "é", "😀"])
+def test_an_oversized_json_array_element_never_enters_memory(tmp_path, char):
+    """The element is measured on disk: not even its first max_record_bytes are held (whatever
+    its characters cost as Python text), in planning or reading."""
+    limit = 16 << 20
+    piece = (char * ((1 << 20) // len(char.encode()))).encode()
+    with open(tmp_path / "d.json", "wb") as f:
+        f.write(b"[" + json.dumps(GOOD[0]).encode() + b',{"id": "huge", "blob": "')
+        for _ in range(32):
+            f.write(piece)
+        f.write(b'"},' + json.dumps(GOOD[1]).encode() + b"]")
+    cfg = DatasetConfig(name="d", format="llava_json", path="d.json")
+    recs, peak = traced_peak(lambda: read_all(cfg, tmp_path, max_record_bytes=limit, chunk_records=1))
+    assert outcome(recs) == ["g0", "record_too_large", "g1"]
+    assert recs[1].locator.startswith("d.json:record 2 (byte ") and "max_record_bytes=16777216" in recs[1].error
+    assert f"skipped {32 * len(piece) + 27} bytes" in recs[1].error  # up to the next record
+    assert len(recs[1].raw) == 4096  # the preview, cut
+    # a few 1 MiB read blocks (decoding one block of 4-byte characters briefly takes 4 MiB);
+    # holding the element's first 16 MiB as text would take 32 MiB or more
+    assert peak < 10 << 20
+
+
+def test_a_long_record_within_the_limit_is_read_after_a_bad_one(tmp_path):
+    """Longer than a read block but within max_record_bytes: measured, then read whole, also when
+    the search for the next record after a malformed element lands on it."""
+    big = {**GOOD[1], "blob": "b" * (3 << 20)}
+    parts = [GOOD[0], None, big, GOOD[2], {**GOOD[3], "blob": "c" * (3 << 20)}, GOOD[4]]
+    body = b",".join(b'{"id": "bad" "x": 1}' if p is None else json.dumps(p).encode() for p in parts)
+    (tmp_path / "d.json").write_bytes(b"[" + body + b"]")
+    cfg = DatasetConfig(name="d", format="llava_json", path="d.json")
+    for chunk_records in (1, 100):
+        recs = read_all(cfg, tmp_path, max_record_bytes=8 << 20, chunk_records=chunk_records)
+        assert outcome(recs) == ["g0", "invalid_json", "g1", "g2", "g3", "g4"]
+        assert recs[2].obj == big and "skipped 21 bytes" in recs[1].error
+    recs = read_all(cfg, tmp_path, max_record_bytes=2 << 20, chunk_records=100)
+    assert outcome(recs) == ["g0", "invalid_json", "g2", "record_too_large", "g4"]  # 'big' is no resync target
 
 
 def test_whitespace_runs_do_not_accumulate(tmp_path):
