@@ -73,7 +73,9 @@ def read(chunk: Chunk, cfg: DatasetConfig, options: IngestOptions) -> Iterator[R
         done = 0
         try:
             bad = oversized_columns(chunk.path, pf, rg, budgets.__getitem__)
-            records = _refused(pf, rg, bad, cfg, options, name, first) if bad else _rows(pf, rg, cfg, options, name, first)
+            records = (
+                _refused(pf, rg, bad, cfg, options, name, first) if bad else _rows(pf, rg, cfg, options, name, first)
+            )
             for rec in records:
                 yield rec
                 done += 1
@@ -118,7 +120,9 @@ def _batch_rows(pf: pq.ParquetFile, rg: int, options: IngestOptions) -> int:
     return max(1, min(_BATCH_ROWS, options.max_record_bytes // max(1, row_bytes)))
 
 
-def _rows(pf: pq.ParquetFile, rg: int, cfg: DatasetConfig, options: IngestOptions, name: str, first: int):
+def _rows(
+    pf: pq.ParquetFile, rg: int, cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+) -> Iterator[RawRecord]:
     """Records of a row group whose pages all fit their budgets."""
     for batch in pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg]):
         yield from _batch_records(batch, cfg, options, name, first)
@@ -141,14 +145,18 @@ def _refused(
         values = next(batches).to_pylist() if batches is not None else [{}] * min(_BATCH_ROWS, rows - i)
         for row in values:
             raw = bounded_json({**row, **shown}, options.raw_preview_bytes)
-            yield RawRecord(f"{name}:row {first + i}", first + i, error_kind="row_group_too_large", error=error, raw=raw)
+            yield RawRecord(
+                f"{name}:row {first + i}", first + i, error_kind="row_group_too_large", error=error, raw=raw
+            )
             i += 1
 
 
 def _refusal(name: str, rg: int, bad: list[Oversized]) -> str:
     """Why a row group is not read and how to fix it, naming its largest oversized page."""
     b = max(bad, key=lambda o: o.size)
-    what = f"a {b.page.kind} page of {b.size} bytes" if b.page else f"{b.size} bytes in pages whose headers cannot be read"
+    what = (
+        f"a {b.page.kind} page of {b.size} bytes" if b.page else f"{b.size} bytes in pages whose headers cannot be read"
+    )
     rows = f" (rows {b.page.rows[0]}-{b.page.rows[1]} of the row group)" if b.page and b.page.rows else ""
     more = f" (and {len(bad) - 1} more column(s))" if len(bad) > 1 else ""
     return (

@@ -127,7 +127,9 @@ def _header(f: BinaryIO, offset: int) -> tuple[dict[int, object], int]:
             return c.struct(), c.pos
         except _Short:
             if want >= _HEADER_MAX or len(c.buf) < want:
-                raise ValueError(f"page header at byte {offset} is cut off or longer than {_HEADER_MAX} bytes") from None
+                raise ValueError(
+                    f"page header at byte {offset} is cut off or longer than {_HEADER_MAX} bytes"
+                ) from None
             want *= 4
 
 

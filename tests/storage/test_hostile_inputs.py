@@ -51,7 +51,11 @@ def test_deep_nesting_is_one_quarantined_jsonl_line(tmp_path, chunk_records):
 @pytest.mark.parametrize("chunk_records", [1, 100])
 def test_deep_nesting_is_one_quarantined_json_array_element(tmp_path, chunk_records):
     goods = [json.dumps(r).encode() for r in GOOD]
-    body = b"[" + b",\n".join(goods[:3] + [deeply_nested_json(1000), deeply_nested_json(5000, "deeper")] + goods[3:]) + b"]"
+    body = (
+        b"["
+        + b",\n".join(goods[:3] + [deeply_nested_json(1000), deeply_nested_json(5000, "deeper")] + goods[3:])
+        + b"]"
+    )
     (tmp_path / "d.json").write_bytes(body)
     recs = read_all(DatasetConfig(name="d", format="llava_json", path="d.json"), tmp_path, chunk_records=chunk_records)
     assert outcome(recs) == ["g0", "g1", "g2", "too_deeply_nested", "too_deeply_nested", "g3", "g4", "g5"]

@@ -14,7 +14,7 @@ VALUES = [
     {"id": 'quotes " and \\ and ]} inside', "x": ["[{", "\\", '\\"']},
     {"id": "ünïcødé ✓ 𝄞", "nested": [[[{"a": [1, 2.5e-3, None, True]}]]]},
     ["an", "array", {"of": "things"}],
-    "a bare string with a ] and an escaped \\\" quote",
+    'a bare string with a ] and an escaped \\" quote',
 ]
 
 

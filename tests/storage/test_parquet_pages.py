@@ -56,7 +56,11 @@ def test_oversized_columns_names_the_page_and_its_budget(tmp_path):
     budgets = [(1 << 20, "max_record_bytes"), (2 << 20, "max_parquet_page_bytes")]
     [bad] = oversized_columns(str(path), pf, 0, budgets.__getitem__)
     assert (bad.column, bad.limit, bad.budget, bad.page.kind, bad.page.rows) == (
-        "blob", "max_parquet_page_bytes", 2 << 20, "data", (0, 2)
+        "blob",
+        "max_parquet_page_bytes",
+        2 << 20,
+        "data",
+        (0, 2),
     )
     assert (3 << 20) < bad.size < (3 << 20) + 64
     assert oversized_columns(str(path), pf, 0, lambda i: (4 << 20, "x")) == []
