@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 TOO_LARGE = -1  # the value does not end within the limit
 NOT_A_VALUE = -2  # the file ends first, or the value is not followed by ',' or ']'
@@ -22,13 +23,13 @@ _TOKEN = re.compile(rb'["\[\]{}]')
 _SCALAR_END = re.compile(rb"[,\]} \t\r\n]")
 _NON_WS = re.compile(rb"[^ \t\r\n]")
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
-_OPEN, _CLOSE = frozenset(b"[{"), frozenset(b"]}")
+_OPEN = frozenset(b"[{")
 
 
 class _Blocks:
     """A file read forward in blocks; ``done`` is the byte count of the blocks already left behind."""
 
-    def __init__(self, f) -> None:  # noqa: ANN001 - a binary file object
+    def __init__(self, f: BinaryIO) -> None:
         self._f = f
         self.block = f.read(_FIRST_BLOCK)
         self.done = 0
