@@ -9,6 +9,7 @@ memory limit (``ingest.max_record_bytes``, 16 MiB).
 
     python -m bench.hostile            # every case
     python -m bench.hostile --case scan_bomb
+    python -m bench.hostile --case parquet_image_blob --set max_parquet_page_bytes=16777216
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ def _peak_rss_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
-def run_one(cfg_dict: dict, base: Path, out: Path) -> dict:
+def run_one(cfg_dict: dict, base: Path, out: Path, limits: dict[str, int]) -> dict:
     """Ingest one prepared case in this process; returns seconds, peak RSS and the outcome."""
     from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
     from magicvl.storage.options import StorageOptions
     from magicvl.tasks.ingest import ingest_chunk
 
-    cfg, opts = DatasetConfig(**cfg_dict), IngestOptions(chunk_records=1000)
+    cfg, opts = DatasetConfig(**cfg_dict), IngestOptions(chunk_records=1000, **limits)
     t0 = time.perf_counter()
     kept, quarantined = 0, {}
     for chunk in plan_dataset(cfg, base, opts):
@@ -101,11 +102,11 @@ def run_one(cfg_dict: dict, base: Path, out: Path) -> dict:
     return {"seconds": seconds, "peak_rss_mib": rss, "kept": kept, "quarantined": quarantined}
 
 
-def measure(case: str, attacked: bool) -> dict:
+def measure(case: str, attacked: bool, limits: dict[str, int]) -> dict:
     """Build the case here, ingest it in a fresh process (peak RSS is the ingestion's alone)."""
     with tempfile.TemporaryDirectory(prefix="mvl-hostile-") as tmp:
         cfg_dict, base = build(case, attacked, Path(tmp) / "src")
-        job = json.dumps({"cfg": cfg_dict, "base": str(base), "out": str(Path(tmp) / "out")})
+        job = json.dumps({"cfg": cfg_dict, "base": str(base), "out": str(Path(tmp) / "out"), "limits": limits})
         cmd = [sys.executable, "-m", "bench.hostile", "--one", job]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -114,18 +115,23 @@ def measure(case: str, attacked: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", action="append", choices=sorted(CASES), help="only these cases (repeatable)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=BYTES", help="an ingest limit other than its default"
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: ingest one prepared case (JSON)
     args = p.parse_args()
     if args.one:
         job = json.loads(args.one)
-        print(json.dumps(run_one(job["cfg"], Path(job["base"]), Path(job["out"]))))
+        print(json.dumps(run_one(job["cfg"], Path(job["base"]), Path(job["out"]), job["limits"])))
         return
-    print(f"hostile inputs: {N_GOOD} good records + one attack, default limits (10 s/image, 16 MiB/record)\n")
+    limits = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
+    shown = ", ".join(f"{k}={v}" for k, v in limits.items()) or "default limits (10 s/image, 16 MiB/record)"
+    print(f"hostile inputs: {N_GOOD} good records + one attack, {shown}\n")
     head = f"{'case':<20} {'s clean':>8} {'s attacked':>10} {'+s':>6} {'MiB clean':>9} {'MiB att.':>8} {'+MiB':>6}  outcome"
     print(head)
     print("-" * len(head))
     for case in args.case or list(CASES):
-        clean, bad = measure(case, False), measure(case, True)
+        clean, bad = measure(case, False, limits), measure(case, True, limits)
         outcome = ", ".join(f"{k}: {v}" for k, v in sorted(bad["quarantined"].items())) or "-"
         print(
             f"{case:<20} {clean['seconds']:>8.2f} {bad['seconds']:>10.2f} {bad['seconds'] - clean['seconds']:>6.2f} "

@@ -337,10 +337,16 @@ def write_json_array_with_huge_element(
 
 
 def write_parquet_with_blob(
-    path: Path | str, records: Sequence[Mapping[str, Any]], blob_bytes: int, column: str = "extra", row: int = 0
+    path: Path | str,
+    records: Sequence[Mapping[str, Any]],
+    blob_bytes: int,
+    column: str = "extra",
+    row: int = 0,
+    row_group_size: int | None = None,
 ) -> Path:
     """A Parquet dataset whose row ``row`` carries a ``blob_bytes`` blob: in ``column`` (binary), or,
-    with ``column="image"``, as the embedded image bytes of that row. Other rows get a small JPEG."""
+    with ``column="image"``, as the embedded image bytes of that row. Other rows get a small JPEG.
+    One row group unless ``row_group_size`` is given."""
     import json
 
     import pyarrow as pa
@@ -359,7 +365,7 @@ def write_parquet_with_blob(
             (column if column != "image" else "extra"): pa.array(extra, pa.binary()),
         }
     )
-    pq.write_table(table, p, row_group_size=max(1, len(records)))
+    pq.write_table(table, p, row_group_size=row_group_size or max(1, len(records)))
     return p
 
 

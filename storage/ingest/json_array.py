@@ -6,10 +6,13 @@ byte offset of every ``chunk_records``-th element, so chunks can be read in
 parallel by seeking straight to their first element.
 
 A malformed, too deeply nested or oversized element does not stop the file
-and is never held whole in memory: it becomes one quarantined record
-covering the bytes up to the next position where a record parses again
-(a ``{`` after a ``,`` that decodes to an object carrying the conversations or
-id field and is followed by ``,`` or ``]``).
+and is never held whole in memory: an element that runs past the text window
+is first measured on disk (:mod:`json_extent`, one block of memory) and read
+only if it fits ``max_record_bytes``. A bad element becomes one quarantined
+record covering its bytes (when its brackets balance) or the bytes up to the
+next position where a record parses again (a ``{`` after a ``,`` that decodes
+to an object carrying the conversations or id field and is followed by ``,``
+or ``]``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from magicvl.storage import fs
 from magicvl.storage.fs import ObjectStoreOptions
+from magicvl.storage.ingest.json_extent import NOT_A_VALUE, TOO_LARGE, measure
 from magicvl.storage.ingest.spec import Chunk, RawRecord
 
 _READ = 1 << 20
@@ -32,20 +36,40 @@ _DECODER = json.JSONDecoder()
 _KEEP = 1 << 20  # text kept behind the resync search point
 
 
+def _utf8_len(text: str) -> int:
+    """Bytes ``text`` came from (``isascii`` is a flag lookup: no copy for ASCII text)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+
+
 class _Scanner:
     """A decoded text window over a file with byte-offset bookkeeping."""
 
     def __init__(self, path: Path | str, start: int, store: ObjectStoreOptions | None = None) -> None:
+        self.path, self.store = path, store
         self._f = fs.open_binary(path, store)
-        self._f.seek(start)
         self._dec = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        self.buf = ""
-        self.pos = 0
-        self.base = start  # byte offset of buf[0]
-        self.eof = False
+        self.seek(start)
 
     def close(self) -> None:
         self._f.close()
+
+    def seek(self, offset: int) -> None:
+        """Restart the window at byte ``offset`` (an empty window there)."""
+        self._f.seek(offset)
+        self._dec.reset()
+        self.buf = ""
+        self.pos = 0
+        self.base = offset  # byte offset of buf[0]
+        self.eof = False
+
+    def read_since(self, offset: int) -> int:
+        """Bytes read from the file since byte ``offset`` (what the window holds from there)."""
+        return self._f.tell() - offset
+
+    def fill_to(self, offset: int) -> None:
+        """Read until every byte before ``offset`` is in the window (or the file ends)."""
+        while self._f.tell() < offset + 4 and self.fill():  # +4: a character cut by the block is whole
+            pass
 
     def fill(self) -> bool:
         """Read more text; False at end of file."""
@@ -65,12 +89,13 @@ class _Scanner:
 
     def drop(self, n: int) -> None:
         """Forget the first ``n`` characters of the window (byte offsets stay right)."""
-        self.base += len(self.buf[:n].encode("utf-8", "surrogateescape"))
-        self.buf = self.buf[n:]
+        whole = n >= len(self.buf)
+        self.base += _utf8_len(self.buf if whole else self.buf[:n])
+        self.buf = "" if whole else self.buf[n:]
         self.pos = max(0, self.pos - n)
 
     def byte_at(self, i: int) -> int:
-        return self.base + len(self.buf[:i].encode("utf-8", "surrogateescape"))
+        return self.base + (i if self.buf.isascii() else _utf8_len(self.buf[:i]))
 
     def skip_ws(self) -> str:
         """Advance past whitespace; return the next character ('' at end of file)."""
@@ -86,18 +111,48 @@ class _Scanner:
                 return ""
 
 
-def _decode_at(sc: _Scanner, max_bytes: int) -> tuple[object, int] | str:
-    """Decode one JSON value at sc.pos, reading more as needed; else why it is not a record."""
+class _Bad:
+    """Why the element at the window's position is not a record, and where it ends if known."""
+
+    def __init__(self, why: str, end: int | None = None) -> None:
+        self.why = why
+        self.end = end  # byte offset just past the element (brackets balanced); None: resync
+
+
+def _cut_off(e: json.JSONDecodeError, buf: str) -> bool:
+    """Whether a decode failed only because the window ends inside the value."""
+    return e.msg.startswith("Unterminated string") or e.pos >= len(buf) - 8
+
+
+def _decode_at(sc: _Scanner, offset: int, max_bytes: int) -> tuple[object, int] | _Bad:
+    """Decode the JSON value at sc.pos (byte ``offset``); else say why it is not a record.
+
+    A value that runs past a read block of window is measured on disk first and
+    read only if it ends within ``max_bytes``: an oversized one never enters the window.
+    """
+    measured = False
     while True:
         try:
-            return _DECODER.raw_decode(sc.buf, sc.pos)
+            obj, end = _DECODER.raw_decode(sc.buf, sc.pos)
+            if end < len(sc.buf) or sc.eof or measured:
+                return obj, end
+            # a number ending at the window's end may go on: read more, as for a cut-off value
         except RecursionError:
-            return "too_deeply_nested"
-        except json.JSONDecodeError:
-            if len(sc.buf) - sc.pos > max_bytes:
-                return "record_too_large"
-            if not sc.fill():
-                return "invalid_json"
+            size, _ = measure(sc.path, offset, max_bytes, sc.store)
+            return _Bad("too_deeply_nested", offset + size if size >= 0 else None)
+        except json.JSONDecodeError as e:
+            if sc.eof or measured or not _cut_off(e, sc.buf):
+                return _Bad("invalid_json")
+        if sc.read_since(offset) <= _READ:
+            sc.fill()
+            continue
+        size, _ = measure(sc.path, offset, max_bytes, sc.store)
+        if size == TOO_LARGE:
+            return _Bad("record_too_large")
+        if size == NOT_A_VALUE:
+            return _Bad("invalid_json")
+        sc.fill_to(offset + size)
+        measured = True
 
 
 _WHY = {
@@ -115,39 +170,6 @@ def _last_char(buf: str, end: int, default: str) -> str:
     return buf[k] if k >= 0 else default
 
 
-_TOKEN = re.compile(r'["\[\]{}]')
-_STRING_END = re.compile(r'["\\]')
-
-
-def _skip_value(sc: _Scanner, max_bytes: int) -> int | None:
-    """Index just past the bracket-balanced value at sc.pos (strings respected), found without
-    recursion, or None if it does not close within ``max_bytes`` or is not followed by ``,``/``]``."""
-    depth, i, in_string = 0, sc.pos, False
-    while True:
-        if i - sc.pos > max_bytes:
-            return None
-        m = (_STRING_END if in_string else _TOKEN).search(sc.buf, i)
-        if m is None or (m.group() == "\\" and m.end() >= len(sc.buf)):
-            i = len(sc.buf) if m is None else m.start()
-            if not sc.fill():
-                return None
-            continue
-        c, i = m.group(), m.end()
-        if c == "\\":
-            i += 1  # the escaped character
-        elif c == '"':
-            in_string = not in_string
-        elif c in "[{":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                break
-    while len(sc.buf) < i + 64 and sc.fill():
-        pass
-    return i if sc.buf[i : i + 64].lstrip(_WS)[:1] in (",", "]") else None
-
-
 def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
     """Index of the next plausible record start after a bad element (len(buf) if none).
 
@@ -156,6 +178,7 @@ def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
     """
     i = sc.pos + 1
     prev = sc.buf[sc.pos]  # last non-whitespace character before buf[0] once text is dropped
+    looked_to = -1  # byte offset up to which a failed measurement already looked
     while True:
         if i > _KEEP:
             prev = _last_char(sc.buf, i, prev)
@@ -163,19 +186,30 @@ def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
             i = 0
         j = sc.buf.find("{", i)
         if j < 0:
-            i = len(sc.buf)
+            prev = _last_char(sc.buf, len(sc.buf), prev)
+            sc.drop(len(sc.buf))  # nothing here starts a record: keep none of it
+            i = 0
             if sc.fill():
                 continue
-            return len(sc.buf)
+            return 0
         if _last_char(sc.buf, j, prev) == ",":
             try:
                 obj, end = _DECODER.raw_decode(sc.buf, j)
             except RecursionError:
                 obj, end = None, j
-            except json.JSONDecodeError:
+            except json.JSONDecodeError as e:
                 obj, end = None, j
-                if len(sc.buf) - j < max_bytes and sc.fill():
-                    continue  # maybe only cut off by the window: retry this '{' with more text
+                if not sc.eof and _cut_off(e, sc.buf):  # maybe only cut off by the window
+                    at = sc.byte_at(j)
+                    if sc.read_since(at) <= _READ:
+                        sc.fill()
+                        continue  # retry this '{' with more text
+                    if at >= looked_to:  # measured on disk, read only if it fits max_bytes
+                        size, scanned = measure(sc.path, at, max_bytes, sc.store)
+                        looked_to = at + scanned
+                        if size >= 0:
+                            sc.fill_to(at + size)
+                            continue
             if isinstance(obj, dict) and any(key in obj for key in keys):
                 while len(sc.buf) < end + 64 and sc.fill():
                     pass
@@ -183,6 +217,35 @@ def _resync(sc: _Scanner, max_bytes: int, keys: tuple[str, ...]) -> int:
                 if rest[:1] in (",", "]"):
                     return j
         i = j + 1
+
+
+def _skip_bad(
+    sc: _Scanner, bad: _Bad, offset: int, max_bytes: int, keys: tuple[str, ...], rec: RawRecord, preview: int
+) -> RawRecord:
+    """Move the window past a bad element (to its end if known, else to the next record) and
+    fill in ``rec``'s error, naming how many bytes were skipped."""
+    rec.raw = sc.buf[sc.pos : sc.pos + preview]
+    if bad.end is not None:
+        skipped = bad.end - offset
+        sc.seek(bad.end)
+    else:
+        stop = _resync(sc, max_bytes, keys)
+        skipped = sc.byte_at(stop) - offset
+        sc.pos = stop
+    why = _WHY[bad.why].format(max_bytes=max_bytes)
+    rec.error_kind, rec.error = bad.why, f"{why}; skipped {skipped} bytes to the next record"
+    return rec
+
+
+def _record(obj: object, length: int, rec: RawRecord, max_bytes: int) -> RawRecord:
+    """``rec`` holding a decoded element of ``length`` characters, or the reason it cannot."""
+    if length > max_bytes:
+        rec.error_kind, rec.error = "record_too_large", f"record is longer than max_record_bytes={max_bytes}"
+    elif not isinstance(obj, dict):
+        rec.error_kind, rec.error = "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
+    else:
+        rec.obj = obj
+    return rec
 
 
 def _elements(
@@ -226,46 +289,13 @@ def _elements(
             if end >= 0 and offset >= end:
                 return
             locator = f"{name}:record {ordinal + 1} (byte {offset})"
-            got = _decode_at(sc, max_bytes)
-            if isinstance(got, str):
-                raw = sc.buf[sc.pos : sc.pos + preview]
-                stop = _skip_value(sc, max_bytes) if got == "too_deeply_nested" else None
-                stop = _resync(sc, max_bytes, keys) if stop is None else stop
-                skipped = sc.byte_at(stop) - offset
-                why = _WHY[got].format(max_bytes=max_bytes)
-                yield (
-                    offset,
-                    RawRecord(
-                        locator,
-                        ordinal,
-                        error_kind=got,
-                        error=f"{why}; skipped {skipped} bytes to the next record",
-                        raw=raw,
-                    ),
-                )
-                sc.pos = stop
+            got = _decode_at(sc, offset, max_bytes)
+            if isinstance(got, _Bad):
+                yield offset, _skip_bad(sc, got, offset, max_bytes, keys, RawRecord(locator, ordinal), preview)
             else:
                 obj, stop = got
                 raw = sc.buf[sc.pos : min(stop, sc.pos + preview)]
-                if stop - sc.pos > max_bytes:
-                    rec = RawRecord(
-                        locator,
-                        ordinal,
-                        error_kind="record_too_large",
-                        error=f"record is longer than max_record_bytes={max_bytes}",
-                        raw=raw,
-                    )
-                elif not isinstance(obj, dict):
-                    rec = RawRecord(
-                        locator,
-                        ordinal,
-                        error_kind="not_an_object",
-                        error=f"expected a JSON object, got {type(obj).__name__}",
-                        raw=raw,
-                    )
-                else:
-                    rec = RawRecord(locator, ordinal, obj=obj, raw=raw)
-                yield offset, rec
+                yield offset, _record(obj, stop - sc.pos, RawRecord(locator, ordinal, raw=raw), max_bytes)
                 sc.pos = stop
             ordinal += 1
             sc.compact()

@@ -1,9 +1,19 @@
 """Parquet sources: an image struct ``{bytes, path}`` column or an image-path column.
 
-Sizes are checked on the Arrow buffers before a row becomes Python objects: a
-row whose embedded image exceeds ``max_image_bytes``, or whose other columns
-exceed ``max_record_bytes``, is quarantined with a preview that names the
-oversized values (``<N bytes>``) instead of copying them.
+Memory is bounded in two steps. Before a row group is read, the sizes of its
+pages are taken from the page headers (:mod:`parquet_pages`): a page is the
+least Arrow can read, so a row group with a page of embedded image bytes over
+``max_parquet_page_bytes``, or a page of any other column over
+``max_record_bytes``, is not read; each of its rows is quarantined
+(``row_group_too_large``, naming the file, row group, column and page size),
+with a preview of the columns that could be read. Other row groups are read
+page by page (no pre-buffering of whole column chunks) in batches of at most
+about ``max_record_bytes``. Then sizes are checked on the Arrow buffers before
+a row becomes Python objects: a row whose embedded image exceeds
+``max_image_bytes``, or whose other columns exceed ``max_record_bytes``, is
+quarantined with a preview that names the oversized values (``<N bytes>``)
+instead of copying them. A row group that fails to decode has its remaining
+rows quarantined one by one; the next row group is still read.
 """
 
 from __future__ import annotations
@@ -20,10 +30,12 @@ import pyarrow.parquet as pq
 from magicvl.storage import fs
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import stable_error
+from magicvl.storage.ingest.parquet_pages import Oversized, oversized_columns
 from magicvl.storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, bounded_json
 
 BROKEN = -1  # Chunk.start of a file that cannot be opened at all
 _BATCH_ROWS = 64
+_BUFFER = 1 << 20  # Arrow reads column chunks through a buffer of this size, page by page
 
 
 def plan(
@@ -60,20 +72,110 @@ def read(
     if chunk.start == BROKEN:
         yield RawRecord(f"{name}", 0, error_kind="unreadable_file", error="not a readable Parquet file")
         return
-    ordinal = chunk.first_record
     try:
-        pf = pq.ParquetFile(fs.parquet_source(chunk.path, store))
-        batches = pf.iter_batches(batch_size=_BATCH_ROWS, row_groups=list(range(chunk.start, chunk.end)))
-        for batch in batches:
-            yield from _batch_records(batch, cfg, options, name, ordinal)
-            ordinal += batch.num_rows
-    except Exception as e:  # a corrupt page: the rest of the chunk is lost, say so once
-        yield RawRecord(
-            f"{name}:row {ordinal}+",
-            ordinal,
-            error_kind="unreadable_file",
-            error=f"Parquet data unreadable from row {ordinal}: {stable_error(e)}",
-        )
+        pf = pq.ParquetFile(fs.parquet_source(chunk.path, store), buffer_size=_BUFFER, pre_buffer=False)
+    except Exception as e:
+        yield RawRecord(f"{name}", chunk.first_record, error_kind="unreadable_file", error=stable_error(e))
+        return
+    budgets = _budgets(pf, cfg, options)
+    first = chunk.first_record
+    for rg in range(chunk.start, chunk.end):
+        rows = pf.metadata.row_group(rg).num_rows
+        done = 0
+        try:
+            bad = oversized_columns(chunk.path, pf, rg, budgets.__getitem__, store)
+            records = (
+                _refused(pf, rg, bad, cfg, options, name, first) if bad else _rows(pf, rg, cfg, options, name, first)
+            )
+            for rec in records:
+                yield rec
+                done += 1
+        except Exception as e:  # a corrupt page: the rest of this row group is lost, row by row
+            error = f"Parquet row group {rg} unreadable from row {first + done}: {stable_error(e)}"
+            for i in range(first + done, first + rows):
+                yield RawRecord(f"{name}:row {i}", i, error_kind="unreadable_file", error=error)
+        first += rows
+
+
+def _budgets(pf: pq.ParquetFile, cfg: DatasetConfig, options: IngestOptions) -> list[tuple[int, str]]:
+    """(largest page read, recipe field that sets it) per leaf column: embedded image bytes get
+    ``max_parquet_page_bytes``, the rest ``max_record_bytes``."""
+    image = (options.max_parquet_page_bytes, "max_parquet_page_bytes")
+    text = (options.max_record_bytes, "max_record_bytes")
+    out = []
+    for i, owner in enumerate(_leaf_owners(pf.schema_arrow)):
+        leaf = pf.schema.column(i)
+        out.append(image if owner == cfg.image_field and leaf.logical_type.type != "STRING" else text)
+    return out
+
+
+def _leaf_owners(schema: pa.Schema) -> list[str]:
+    """The top-level field of each leaf column, in Parquet's leaf order."""
+
+    def leaves(t: pa.DataType) -> int:
+        if pa.types.is_struct(t):
+            return sum(leaves(t.field(k).type) for k in range(t.num_fields))
+        if pa.types.is_map(t):
+            return leaves(t.key_type) + leaves(t.item_type)
+        if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            return leaves(t.value_type)
+        return 1
+
+    return [f.name for f in schema for _ in range(leaves(f.type))]
+
+
+def _batch_rows(pf: pq.ParquetFile, rg: int, options: IngestOptions) -> int:
+    """Rows per batch: at most 64, fewer when rows are large (a batch holds about max_record_bytes)."""
+    md = pf.metadata.row_group(rg)
+    row_bytes = md.total_byte_size // max(1, md.num_rows)
+    return max(1, min(_BATCH_ROWS, options.max_record_bytes // max(1, row_bytes)))
+
+
+def _rows(
+    pf: pq.ParquetFile, rg: int, cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+) -> Iterator[RawRecord]:
+    """Records of a row group whose pages all fit their budgets."""
+    for batch in pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg]):
+        yield from _batch_records(batch, cfg, options, name, first)
+        first += batch.num_rows
+
+
+def _refused(
+    pf: pq.ParquetFile, rg: int, bad: list[Oversized], cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+) -> Iterator[RawRecord]:
+    """Every row of a row group with an oversized page, quarantined; the columns without one are
+    read (bounded, like any row group) to name and preview the rows."""
+    error = _refusal(name, rg, bad)
+    owners = dict(zip((pf.schema.column(i).path for i in range(len(pf.schema))), _leaf_owners(pf.schema_arrow)))
+    shown = {owners[b.column]: f"<not read: {b.page.kind if b.page else 'column'} page of {b.size} bytes>" for b in bad}
+    kept = [f.name for f in pf.schema_arrow if f.name not in shown]
+    rows = pf.metadata.row_group(rg).num_rows
+    batches = pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg], columns=kept) if kept else None
+    i = 0
+    while i < rows:
+        values = next(batches).to_pylist() if batches is not None else [{}] * min(_BATCH_ROWS, rows - i)
+        for row in values:
+            raw = bounded_json({**row, **shown}, options.raw_preview_bytes)
+            yield RawRecord(
+                f"{name}:row {first + i}", first + i, error_kind="row_group_too_large", error=error, raw=raw
+            )
+            i += 1
+
+
+def _refusal(name: str, rg: int, bad: list[Oversized]) -> str:
+    """Why a row group is not read and how to fix it, naming its largest oversized page."""
+    b = max(bad, key=lambda o: o.size)
+    what = (
+        f"a {b.page.kind} page of {b.size} bytes" if b.page else f"{b.size} bytes in pages whose headers cannot be read"
+    )
+    rows = f" (rows {b.page.rows[0]}-{b.page.rows[1]} of the row group)" if b.page and b.page.rows else ""
+    more = f" (and {len(bad) - 1} more column(s))" if len(bad) > 1 else ""
+    return (
+        f"{name} row group {rg} not read: column {b.column!r} has {what}{rows}{more}, over "
+        f"ingest.{b.limit}={b.budget}; Parquet reads at least a whole page, so every row of this row group is "
+        "quarantined. Rewrite the file with smaller row groups or pages (pyarrow.parquet.write_table(..., "
+        f"row_group_size=..., data_page_size=...)) or raise ingest.{b.limit}"
+    )
 
 
 def value_sizes(arr: pa.Array) -> np.ndarray:

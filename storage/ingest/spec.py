@@ -80,6 +80,13 @@ class IngestOptions(BaseModel):
     max_pixels: int = Field(default=64_000_000, gt=0, description="Refuse images with more pixels (header check).")
     max_image_bytes: int = Field(default=64 << 20, gt=0, description="Refuse image files larger than this.")
     max_record_bytes: int = Field(default=16 << 20, gt=0, description="Refuse a JSON record/line larger than this.")
+    max_parquet_page_bytes: int = Field(
+        default=256 << 20,
+        gt=0,
+        description="Largest Parquet page of embedded image bytes read (uncompressed, from the page headers, "
+        "before any data; pages of other columns are held to max_record_bytes). Reading a page takes about "
+        "3x its size; a row group with a larger page has every row quarantined (row_group_too_large).",
+    )
     chunk_records: int = Field(default=2000, gt=0, description="Records per ingestion task.")
     caption_prompt: str = Field(
         default="<image>\nDescribe the image briefly.",
