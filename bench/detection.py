@@ -1,0 +1,107 @@
+"""Object density throughput: the signal on 2 worker processes vs Grounding DINO in a loop on 1 core.
+
+    python -m bench.detection [--images 32] [--workers 2] [--model PATH]
+
+Model: the tiny random Grounding DINO of ``model/tiny.py`` (built into a
+temporary folder) unless ``--model`` names another local checkpoint. Images:
+the rendered documents, panels and blank pages of ``bench.ocr`` plus as many
+photo-like pictures (noise and coloured shapes), the same set for both sides.
+"direct" runs ``processor → model → post_process_grounded_object_detection``
+of transformers one image at a time in a loop in this process, pinned to one
+CPU with 1 torch thread; "signal" runs the ``object_density`` compute (decode,
+batches of ``batch_size`` images, detection, boxes to JSON) in ``--workers``
+processes, each pinned to its own CPU with 1 torch thread, loading the model
+once (``bench/workers.py``). Loads and a warm-up image are outside the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from bench.ocr import images as text_images
+from bench.workers import one_core, print_table, signal_in_workers
+
+
+def pictures(n: int, seed: int = 1) -> list[bytes]:
+    """JPEG bytes of photo-like pictures: smooth noise with a few coloured rectangles and ellipses."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        w, h = int(rng.integers(480, 800)), int(rng.integers(360, 600))
+        base = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((w, h), Image.Resampling.BILINEAR)
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(2, 7))):
+            x0, y0 = int(rng.integers(0, w - 60)), int(rng.integers(0, h - 60))
+            box = (x0, y0, x0 + int(rng.integers(40, w // 2)), y0 + int(rng.integers(40, h // 2)))
+            fill = tuple(int(v) for v in rng.integers(0, 255, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def direct(data: list[bytes], model_dir: str, labels: tuple[str, ...], box_t: float, text_t: float) -> tuple[float, float]:
+    """transformers Grounding DINO called directly, one image at a time, on one core: (seconds, detections)."""
+    import torch
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+    from magicvl.model.backends.detector import query_text
+
+    with one_core():
+        processor = AutoProcessor.from_pretrained(model_dir)
+        model = AutoModelForZeroShotObjectDetection.from_pretrained(model_dir).eval()
+        text = query_text(labels)
+
+        def detect(img: Image.Image) -> int:
+            inputs = processor(images=img, text=text, return_tensors="pt")
+            with torch.inference_mode():
+                outputs = model(**inputs)
+            res = processor.post_process_grounded_object_detection(
+                outputs, inputs["input_ids"], threshold=box_t, text_threshold=text_t, target_sizes=[(img.height, img.width)]
+            )
+            return len(res[0]["boxes"])
+
+        decoded = [Image.open(io.BytesIO(d)).convert("RGB") for d in data]
+        detect(decoded[0])  # warm-up
+        t0 = time.perf_counter()
+        found = sum(detect(img) for img in decoded)
+        return time.perf_counter() - t0, float(found)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=32, help="images in all (half rendered text, half pictures)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--model", help="a local Grounding DINO checkpoint (default: the tiny random one)")
+    ap.add_argument("--batch-size", type=int, default=4, help="the signal's images per forward pass")
+    ap.add_argument("--box-threshold", type=float, default=0.05, help="low, so the random model finds boxes")
+    args = ap.parse_args()
+    from magicvl.model.tiny import build_tiny_grounding_dino
+    from magicvl.scoring.signals.object_density import DEFAULT_LABELS
+
+    model = args.model or str(build_tiny_grounding_dino(Path(tempfile.mkdtemp(prefix="bench-det-")) / "gdino"))
+    data = text_images(args.images // 2) + pictures(args.images - args.images // 2)
+    text_t = 0.25
+    d_s, d_n = direct(data, model, DEFAULT_LABELS, args.box_threshold, text_t)
+    params = {"model": model, "box_threshold": args.box_threshold, "text_threshold": text_t, "batch_size": args.batch_size}
+    s_s, s_n = signal_in_workers("object_density", params, data, args.workers, "object_density_count")
+    rows = [
+        ("grounding dino direct, loop, 1 core", d_s, d_n),
+        (f"object_density, {args.workers} workers (batch {args.batch_size})", s_s, s_n),
+    ]
+    which = "tiny random Grounding DINO" if not args.model else args.model
+    print_table(f"detection images/s over {len(data)} images ({which}, {len(DEFAULT_LABELS)} labels)", rows,
+                len(data), "boxes")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
