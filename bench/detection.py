@@ -1,6 +1,6 @@
 """Object density throughput: the signal on 2 worker processes vs Grounding DINO in a loop on 1 core.
 
-    python -m bench.detection [--images 32] [--workers 2] [--model PATH]
+    python -m bench.detection [--images 32] [--workers 2] [--repeats 3] [--batch-size 4] [--model PATH]
 
 Model: the tiny random Grounding DINO of ``model/tiny.py`` (built into a
 temporary folder) unless ``--model`` names another local checkpoint. Images:
@@ -11,7 +11,8 @@ of transformers one image at a time in a loop in this process, pinned to one
 CPU with 1 torch thread; "signal" runs the ``object_density`` compute (decode,
 batches of ``batch_size`` images, detection, boxes to JSON) in ``--workers``
 processes, each pinned to its own CPU with 1 torch thread, loading the model
-once (``bench/workers.py``). Loads and a warm-up image are outside the timings.
+once (``bench/workers.py``). Loads and a warm-up image are outside the timings;
+the two sides alternate for ``--repeats`` rounds.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import argparse
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.ocr import images as text_images
-from bench.workers import one_core, print_table, signal_in_workers
+from bench.workers import compare, one_core, print_rounds, signal_pool
 
 
 def pictures(n: int, seed: int = 1) -> list[bytes]:
@@ -49,38 +51,47 @@ def pictures(n: int, seed: int = 1) -> list[bytes]:
     return out
 
 
-def direct(data: list[bytes], model_dir: str, labels: tuple[str, ...], box_t: float, text_t: float) -> tuple[float, float]:
-    """transformers Grounding DINO called directly, one image at a time, on one core: (seconds, detections)."""
+def direct(
+    data: list[bytes], model_dir: str, labels: tuple[str, ...], box_t: float, text_t: float
+) -> Callable[[], tuple[float, float]]:
+    """transformers Grounding DINO loaded here; each call is one pass, one image at a time, on one core."""
     import torch
-    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
-
     from magicvl.model.backends.detector import query_text
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
     with one_core():
         processor = AutoProcessor.from_pretrained(model_dir)
         model = AutoModelForZeroShotObjectDetection.from_pretrained(model_dir).eval()
-        text = query_text(labels)
+    text = query_text(labels)
 
-        def detect(img: Image.Image) -> int:
-            inputs = processor(images=img, text=text, return_tensors="pt")
-            with torch.inference_mode():
-                outputs = model(**inputs)
-            res = processor.post_process_grounded_object_detection(
-                outputs, inputs["input_ids"], threshold=box_t, text_threshold=text_t, target_sizes=[(img.height, img.width)]
-            )
-            return len(res[0]["boxes"])
+    def detect(img: Image.Image) -> int:
+        inputs = processor(images=img, text=text, return_tensors="pt")
+        with torch.inference_mode():
+            outputs = model(**inputs)
+        sizes = [(img.height, img.width)]
+        res = processor.post_process_grounded_object_detection(
+            outputs, inputs["input_ids"], threshold=box_t, text_threshold=text_t, target_sizes=sizes
+        )
+        return len(res[0]["boxes"])
 
-        decoded = [Image.open(io.BytesIO(d)).convert("RGB") for d in data]
+    decoded = [Image.open(io.BytesIO(d)).convert("RGB") for d in data]
+    with one_core():
         detect(decoded[0])  # warm-up
-        t0 = time.perf_counter()
-        found = sum(detect(img) for img in decoded)
-        return time.perf_counter() - t0, float(found)
+
+    def one_pass() -> tuple[float, float]:
+        with one_core():
+            t0 = time.perf_counter()
+            found = sum(detect(img) for img in decoded)
+            return time.perf_counter() - t0, float(found)
+
+    return one_pass
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=32, help="images in all (half rendered text, half pictures)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds, direct and signal alternating")
     ap.add_argument("--model", help="a local Grounding DINO checkpoint (default: the tiny random one)")
     ap.add_argument("--batch-size", type=int, default=4, help="the signal's images per forward pass")
     ap.add_argument("--box-threshold", type=float, default=0.05, help="low, so the random model finds boxes")
@@ -90,17 +101,17 @@ def main() -> None:
 
     model = args.model or str(build_tiny_grounding_dino(Path(tempfile.mkdtemp(prefix="bench-det-")) / "gdino"))
     data = text_images(args.images // 2) + pictures(args.images - args.images // 2)
-    text_t = 0.25
-    d_s, d_n = direct(data, model, DEFAULT_LABELS, args.box_threshold, text_t)
-    params = {"model": model, "box_threshold": args.box_threshold, "text_threshold": text_t, "batch_size": args.batch_size}
-    s_s, s_n = signal_in_workers("object_density", params, data, args.workers, "object_density_count")
-    rows = [
-        ("grounding dino direct, loop, 1 core", d_s, d_n),
-        (f"object_density, {args.workers} workers (batch {args.batch_size})", s_s, s_n),
-    ]
+    box_t, text_t = args.box_threshold, 0.25
+    params = {"model": model, "box_threshold": box_t, "text_threshold": text_t, "batch_size": args.batch_size}
+    with signal_pool("object_density", params, data, args.workers, "object_density_count") as run:
+        rounds = compare(direct(data, model, DEFAULT_LABELS, box_t, text_t), lambda: run(data), args.repeats)
+    labels = (
+        "grounding dino direct, loop, 1 core",
+        f"object_density, {args.workers} workers (batch {args.batch_size})",
+    )
     which = "tiny random Grounding DINO" if not args.model else args.model
-    print_table(f"detection images/s over {len(data)} images ({which}, {len(DEFAULT_LABELS)} labels)", rows,
-                len(data), "boxes")  # fmt: skip
+    title = f"detection images/s over {len(data)} images ({which}, {len(DEFAULT_LABELS)} labels)"
+    print_rounds(title, labels, rounds, len(data))
 
 
 if __name__ == "__main__":

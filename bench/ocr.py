@@ -1,6 +1,6 @@
 """OCR text density throughput: the signal on 2 worker processes vs rapidocr in a loop on 1 core.
 
-    python -m bench.ocr [--images 16] [--workers 2]
+    python -m bench.ocr [--images 16] [--workers 2] [--repeats 2]
 
 Images: rendered documents (8-12 text lines, 640×480), small GUI-like panels
 and blank pages, the same set for both sides. "direct" calls
@@ -9,7 +9,8 @@ and blank pages, the same set for both sides. "direct" calls
 ``ocr_text_density`` compute (decode, downscale policy, OCR, tokenization) in
 ``--workers`` processes, each pinned to its own CPU, loading the engine once
 with the thread count a ``num_cpus: 1`` worker gets (``bench/workers.py``).
-Engine loads and a warm-up image are outside the timings on both sides.
+Engine loads and a warm-up image are outside the timings on both sides; the
+two alternate for ``--repeats`` rounds.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import argparse
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.perplexity import WORDS
-from bench.workers import one_core, print_table, signal_in_workers
+from bench.workers import compare, one_core, print_rounds, signal_pool
 
 
 def images(n: int, seed: int = 0) -> list[bytes]:
@@ -44,8 +46,8 @@ def images(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def direct(data: list[bytes]) -> tuple[float, float]:
-    """rapidocr called directly in a loop on one core: (seconds, boxes found)."""
+def direct(data: list[bytes]) -> Callable[[], tuple[float, float]]:
+    """rapidocr loaded here; each call is one pass over ``data`` on one core: (seconds, boxes found)."""
     from rapidocr import RapidOCR
 
     with one_core():
@@ -58,30 +60,36 @@ def direct(data: list[bytes]) -> tuple[float, float]:
         )
         decoded = [Image.open(io.BytesIO(d)).convert("RGB") for d in data]
         engine(decoded[0])  # warm-up
-        t0 = time.perf_counter()
-        boxes = 0
-        for img in decoded:
-            res = engine(img)
-            boxes += 0 if res.boxes is None else len(res.boxes)
-        return time.perf_counter() - t0, float(boxes)
+
+    def one_pass() -> tuple[float, float]:
+        with one_core():
+            t0 = time.perf_counter()
+            boxes = 0
+            for img in decoded:
+                res = engine(img)
+                boxes += 0 if res.boxes is None else len(res.boxes)
+            return time.perf_counter() - t0, float(boxes)
+
+    return one_pass
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="rounds, direct and signal alternating")
     args = ap.parse_args()
     from magicvl.model.backends.ocr import engine_identity
     from magicvl.model.tiny import build_tokenizer
 
     tok = str(build_tokenizer(Path(tempfile.mkdtemp(prefix="bench-ocr-")) / "tokenizer"))
     data = images(args.images)
-    d_s, d_boxes = direct(data)
     params = {"tokenizer": tok}
-    s_s, s_boxes = signal_in_workers("ocr_text_density", params, data, args.workers, "ocr_text_density_boxes")
-    rows = [("rapidocr direct, loop, 1 core", d_s, d_boxes), (f"ocr_text_density, {args.workers} workers", s_s, s_boxes)]
-    print_table(f"OCR images/s over {len(data)} images ({engine_identity('rapidocr')}, PP-OCR models from its wheel)",
-                rows, len(data), "boxes")  # fmt: skip
+    with signal_pool("ocr_text_density", params, data, args.workers, "ocr_text_density_boxes") as run:
+        rounds = compare(direct(data), lambda: run(data), args.repeats)
+    labels = ("rapidocr direct, loop, 1 core", f"ocr_text_density, {args.workers} workers")
+    title = f"OCR images/s over {len(data)} images ({engine_identity('rapidocr')}, PP-OCR models from its wheel)"
+    print_rounds(title, labels, rounds, len(data))
 
 
 if __name__ == "__main__":

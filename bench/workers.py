@@ -6,14 +6,16 @@ really is one core. "signal, N workers": the signal's ``compute`` in N
 processes, each pinned to its own CPU and loading the backend once (like an
 actor with ``num_cpus: 1``, whose backend then uses 1 thread:
 ``tasks.backends.worker_threads``), each taking 1/N of the encoded images.
-Engine loads and a warm-up image are outside the timings on both sides.
+Engine loads and a warm-up image are outside the timings on both sides. The
+two sides alternate for ``--repeats`` rounds, so a drifting load on a shared
+machine hits both alike; per-round ratios and the total are printed.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -73,10 +75,9 @@ def _warm(chunk: list[bytes], count_column: str) -> int:
     return os.getpid()
 
 
-def signal_in_workers(
-    signal: str, params: dict[str, Any], data: list[bytes], workers: int, count_column: str
-) -> tuple[float, float]:
-    """Seconds for ``workers`` pinned processes to run ``signal`` over ``data``; the summed ``count_column``."""
+@contextmanager
+def signal_pool(signal: str, params: dict[str, Any], data: list[bytes], workers: int, count_column: str):
+    """``workers`` pinned processes with ``signal``'s backend loaded and warm; yields ``run(data) -> (s, count)``."""
     import multiprocessing as mp
 
     cpus = sorted(os.sched_getaffinity(0))
@@ -88,16 +89,37 @@ def signal_in_workers(
             warm |= set(pool.map(_warm, [data[:1]] * workers, [count_column] * workers))
             if len(warm) >= workers:
                 break
-        chunks = [data[i::workers] for i in range(workers)]
-        t0 = time.perf_counter()
-        total = sum(pool.map(_score, chunks, [count_column] * workers))
-        return time.perf_counter() - t0, total
+
+        def run(batch: list[bytes]) -> tuple[float, float]:
+            chunks = [batch[i::workers] for i in range(workers)]
+            t0 = time.perf_counter()
+            total = sum(pool.map(_score, chunks, [count_column] * workers))
+            return time.perf_counter() - t0, total
+
+        yield run
 
 
-def print_table(title: str, rows: list[tuple[str, float, float]], n: int, unit: str) -> None:
-    """rows: (method, seconds, count); the first row is the baseline (×1)."""
+def compare(
+    direct: Callable[[], tuple[float, float]], signal_run: Callable[[], tuple[float, float]], repeats: int
+) -> list[tuple[float, float, float, float]]:
+    """Alternate a direct pass and a signal pass ``repeats`` times (a shared machine's load drifts):
+    per round (direct s, direct count, signal s, signal count)."""
+    rounds = []
+    for _ in range(repeats):
+        d_s, d_n = direct()
+        s_s, s_n = signal_run()
+        rounds.append((d_s, d_n, s_s, s_n))
+    return rounds
+
+
+def print_rounds(title: str, labels: tuple[str, str], rounds: list[tuple[float, float, float, float]], n: int) -> None:
+    """Per round and in total: seconds, images/s, boxes, and the signal's speed-up over the direct loop."""
     print(title + "\n")
-    print(f"{'method':<40}{'seconds':>9}{'images/s':>10}{unit:>8}{'×':>7}")
-    base = rows[0][1]
-    for name, secs, count in rows:
-        print(f"{name:<40}{secs:>9.2f}{n / secs:>10.2f}{count:>8.0f}{base / secs:>7.2f}")
+    print(f"{'round':<7}{'method':<40}{'seconds':>9}{'images/s':>10}{'boxes':>8}{'×':>7}")
+    tot = [sum(r[k] for r in rounds) for k in range(4)]
+    for name, (d_s, d_n, s_s, s_n) in [*((str(i + 1), r) for i, r in enumerate(rounds)), ("all", tuple(tot))]:
+        m = len(rounds) * n if name == "all" else n
+        print(f"{name:<7}{labels[0]:<40}{d_s:>9.2f}{m / d_s:>10.2f}{d_n:>8.0f}{1.0:>7.2f}")
+        print(f"{'':<7}{labels[1]:<40}{s_s:>9.2f}{m / s_s:>10.2f}{s_n:>8.0f}{d_s / s_s:>7.2f}")
+    ratios = sorted(r[0] / r[2] for r in rounds)
+    print(f"\nspeed-up per round: {', '.join(f'{x:.2f}' for x in ratios)} (median {ratios[len(ratios) // 2]:.2f})")

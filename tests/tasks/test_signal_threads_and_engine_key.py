@@ -19,8 +19,8 @@ def _versions(monkeypatch, **pinned: str) -> None:
 
 def test_engine_identity_names_rapidocr_and_onnxruntime_versions():
     ident = engine_identity("rapidocr")
-    want = f"rapidocr=={importlib.metadata.version('rapidocr')} onnxruntime=={importlib.metadata.version('onnxruntime')}"
-    assert ident == want
+    v = importlib.metadata.version
+    assert ident == f"rapidocr=={v('rapidocr')} onnxruntime=={v('onnxruntime')}"
     assert engine_identity("paddleocr").startswith("paddleocr==")  # not installed here: named, not an error
 
 
