@@ -8,8 +8,9 @@ the rendered documents, panels and blank pages of ``bench.ocr`` plus as many
 photo-like pictures (noise and coloured shapes), the same set for both sides.
 "direct" runs ``processor → model → post_process_grounded_object_detection``
 of transformers one image at a time in a loop in this process, pinned to one
-CPU with 1 torch thread; "signal" runs the ``object_density`` compute (decode,
-batches of ``batch_size`` images, detection, boxes to JSON) in ``--workers``
+CPU at a time (worker k's share on CPU k) with 1 torch thread; "signal" runs
+the ``object_density`` compute (decode, batches of ``batch_size`` images,
+detection, boxes to JSON) in ``--workers``
 processes, each pinned to its own CPU with 1 torch thread, loading the model
 once (``bench/workers.py``). Loads and a warm-up image are outside the timings;
 the two sides alternate for ``--repeats`` rounds.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.ocr import images as text_images
-from bench.workers import compare, one_core, print_rounds, signal_pool
+from bench.workers import compare, one_core, one_core_loop, print_rounds, signal_pool
 
 
 def pictures(n: int, seed: int = 1) -> list[bytes]:
@@ -52,7 +52,7 @@ def pictures(n: int, seed: int = 1) -> list[bytes]:
 
 
 def direct(
-    data: list[bytes], model_dir: str, labels: tuple[str, ...], box_t: float, text_t: float
+    data: list[bytes], model_dir: str, labels: tuple[str, ...], box_t: float, text_t: float, parts: int
 ) -> Callable[[], tuple[float, float]]:
     """transformers Grounding DINO loaded here; each call is one pass, one image at a time, on one core."""
     import torch
@@ -64,7 +64,7 @@ def direct(
         model = AutoModelForZeroShotObjectDetection.from_pretrained(model_dir).eval()
     text = query_text(labels)
 
-    def detect(img: Image.Image) -> int:
+    def detect(img: Image.Image) -> float:
         inputs = processor(images=img, text=text, return_tensors="pt")
         with torch.inference_mode():
             outputs = model(**inputs)
@@ -72,17 +72,14 @@ def direct(
         res = processor.post_process_grounded_object_detection(
             outputs, inputs["input_ids"], threshold=box_t, text_threshold=text_t, target_sizes=sizes
         )
-        return len(res[0]["boxes"])
+        return float(len(res[0]["boxes"]))
 
     decoded = [Image.open(io.BytesIO(d)).convert("RGB") for d in data]
     with one_core():
         detect(decoded[0])  # warm-up
 
     def one_pass() -> tuple[float, float]:
-        with one_core():
-            t0 = time.perf_counter()
-            found = sum(detect(img) for img in decoded)
-            return time.perf_counter() - t0, float(found)
+        return one_core_loop(decoded, detect, parts)
 
     return one_pass
 
@@ -104,7 +101,8 @@ def main() -> None:
     box_t, text_t = args.box_threshold, 0.25
     params = {"model": model, "box_threshold": box_t, "text_threshold": text_t, "batch_size": args.batch_size}
     with signal_pool("object_density", params, data, args.workers, "object_density_count") as run:
-        rounds = compare(direct(data, model, DEFAULT_LABELS, box_t, text_t), lambda: run(data), args.repeats)
+        one_pass = direct(data, model, DEFAULT_LABELS, box_t, text_t, args.workers)
+        rounds = compare(one_pass, lambda: run(data), args.repeats)
     labels = (
         "grounding dino direct, loop, 1 core",
         f"object_density, {args.workers} workers (batch {args.batch_size})",

@@ -5,7 +5,8 @@
 Images: rendered documents (8-12 text lines, 640×480), small GUI-like panels
 and blank pages, the same set for both sides. "direct" calls
 ``RapidOCR()(image)`` with 1 onnxruntime intra-/inter-op thread and OpenCV at
-1 thread, in a loop in this process pinned to one CPU; "signal" runs the
+1 thread, in a loop in this process pinned to one CPU at a time (worker k's
+share on CPU k); "signal" runs the
 ``ocr_text_density`` compute (decode, downscale policy, OCR, tokenization) in
 ``--workers`` processes, each pinned to its own CPU, loading the engine once
 with the thread count a ``num_cpus: 1`` worker gets (``bench/workers.py``).
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.perplexity import WORDS
-from bench.workers import compare, one_core, print_rounds, signal_pool
+from bench.workers import compare, one_core, one_core_loop, print_rounds, signal_pool
 
 
 def images(n: int, seed: int = 0) -> list[bytes]:
@@ -46,8 +46,8 @@ def images(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def direct(data: list[bytes]) -> Callable[[], tuple[float, float]]:
-    """rapidocr loaded here; each call is one pass over ``data`` on one core: (seconds, boxes found)."""
+def direct(data: list[bytes], parts: int) -> Callable[[], tuple[float, float]]:
+    """rapidocr loaded here; each call is one pass over ``data``, one core at a time: (seconds, boxes found)."""
     from rapidocr import RapidOCR
 
     with one_core():
@@ -62,13 +62,11 @@ def direct(data: list[bytes]) -> Callable[[], tuple[float, float]]:
         engine(decoded[0])  # warm-up
 
     def one_pass() -> tuple[float, float]:
-        with one_core():
-            t0 = time.perf_counter()
-            boxes = 0
-            for img in decoded:
-                res = engine(img)
-                boxes += 0 if res.boxes is None else len(res.boxes)
-            return time.perf_counter() - t0, float(boxes)
+        def boxes(img: Image.Image) -> float:
+            res = engine(img)
+            return 0.0 if res.boxes is None else float(len(res.boxes))
+
+        return one_core_loop(decoded, boxes, parts)
 
     return one_pass
 
@@ -86,7 +84,7 @@ def main() -> None:
     data = images(args.images)
     params = {"tokenizer": tok}
     with signal_pool("ocr_text_density", params, data, args.workers, "ocr_text_density_boxes") as run:
-        rounds = compare(direct(data), lambda: run(data), args.repeats)
+        rounds = compare(direct(data, args.workers), lambda: run(data), args.repeats)
     labels = ("rapidocr direct, loop, 1 core", f"ocr_text_density, {args.workers} workers")
     title = f"OCR images/s over {len(data)} images ({engine_identity('rapidocr')}, PP-OCR models from its wheel)"
     print_rounds(title, labels, rounds, len(data))

@@ -1,8 +1,10 @@
 """Shared harness of the model-signal scaling benchmarks (``bench.ocr``, ``bench.detection``).
 
 "direct, 1 core": the library called in a loop in this process, pinned to one
-CPU (``os.sched_setaffinity``) with its thread pools at 1, so the baseline
-really is one core. "signal, N workers": the signal's ``compute`` in N
+CPU at a time (``os.sched_setaffinity``) with its thread pools at 1, so the
+baseline really is one core; worker k's share of the images is looped on CPU k
+(``one_core_loop``), since the CPUs of a shared machine can carry unequal load.
+"signal, N workers": the signal's ``compute`` in N
 processes, each pinned to its own CPU and loading the backend once (like an
 actor with ``num_cpus: 1``, whose backend then uses 1 thread:
 ``tasks.backends.worker_threads``), each taking 1/N of the encoded images.
@@ -44,6 +46,18 @@ def one_core(cpu: int = 0) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+
+
+def one_core_loop(items: list[Any], fn: Callable[[Any], float], parts: int) -> tuple[float, float]:
+    """``fn`` over ``items`` one at a time, one core at a time: part k (``items[k::parts]``, the share of
+    signal worker k) pinned to CPU k. On a shared machine whose CPUs carry unequal load the loop thus
+    meets the same CPUs as the workers; it never uses two at once. (seconds, summed ``fn`` results)."""
+    t0 = time.perf_counter()
+    total = 0.0
+    for k in range(parts):
+        with one_core(k):
+            total += sum(fn(x) for x in items[k::parts])
+    return time.perf_counter() - t0, total
 
 
 def _init(signal: str, params: dict[str, Any], cpus: list[int], counter: Any) -> None:
