@@ -21,31 +21,35 @@ SIGNALS = {
 }
 
 
-def prepare(work: Path, records: int) -> Path:
-    """Sample data scaled to ``records`` (generated once) and the tiny tokenizer, under ``work``."""
-    from magicvl.model.tiny import build_tokenizer, is_tiny
+def prepare(work: Path, records: int, models: bool = False) -> Path:
+    """Sample data scaled to ``records`` (generated once) and the tiny tokenizer (``models``: every tiny
+    checkpoint the six signals need: causal LM, Grounding DINO), under ``work``."""
+    from magicvl.model.tiny import TINY_BUILDERS, is_tiny
     from magicvl.sample_data import generate
 
     work.mkdir(parents=True, exist_ok=True)
-    if not is_tiny(work / "models" / "tokenizer"):
-        build_tokenizer(work / "models" / "tokenizer")
+    for name in ("tokenizer", "causal_lm", "grounding_dino") if models else ("tokenizer",):
+        if not is_tiny(work / "models" / name):
+            TINY_BUILDERS[name](work / "models" / name)
     data = work / f"data-{records}"
     if not (data / "sample_manifest.json").is_file():
         generate(data, n_records=records)
     return data
 
 
-def write_recipe(work: Path, records: int, output: str, chunk_records: int = 250) -> Path:
-    """The demo's recipe pointed at the scaled data (every dataset, every model-free signal)."""
-    recipe = yaml.safe_load((REPO / "flows" / "recipes" / "demo.yaml").read_text())
+def write_recipe(work: Path, records: int, output: str, chunk_records: int = 250, all_signals: bool = False) -> Path:
+    """The demo's recipe pointed at the scaled data (every dataset; every model-free signal, or all six)."""
+    base = "demo-models.yaml" if all_signals else "demo.yaml"
+    recipe = yaml.safe_load((REPO / "flows" / "recipes" / base).read_text())
     for d in recipe["datasets"]:
         d["path"] = d["path"].replace("data/", f"data-{records}/")
         if d.get("image_root"):
             d["image_root"] = d["image_root"].replace("data/", f"data-{records}/")
     recipe["output"] = output
     recipe["ingest"]["chunk_records"] = chunk_records
-    recipe["signals"] = SIGNALS
-    path = work / f"recipe-{records}.yaml"
+    if not all_signals:
+        recipe["signals"] = SIGNALS
+    path = work / f"recipe-{records}{'-all' if all_signals else ''}.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
 
@@ -171,6 +175,7 @@ def run_curate(recipe: Path, output: Path, warm: bool = True) -> dict:
     res["steps_seconds"] = steps["ingest"]["seconds"] + steps["signals"]["seconds"] + steps["combine"]["seconds"]
     res["records_in"] = manifest["accounting"]["records_in"]
     res["accounting"] = manifest["accounting"]
+    res["manifest_steps"] = steps
     return res
 
 

@@ -1,6 +1,6 @@
 """Perplexity signal throughput vs a bare forward loop over the same samples in ideal batches.
 
-    python -m bench.perplexity [--samples 48] [--batch-size 8] [--big-samples 8] [--big-batch-size 4] [--threads 2]
+    python -m bench.perplexity [--samples 48] [--batch-size 8] [--big-samples 4] [--big-batch-size 2] [--threads 2]
 
 Both sides run the same model on the same token sequences. "signal" is the
 whole ``perplexity`` compute (chat template, tokenization, length-sorted
@@ -94,8 +94,8 @@ def measure(name: str, lm, convs, batch_size: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=48)
-    ap.add_argument("--big-samples", type=int, default=8, help="0 skips the 0.5B-shaped model")
-    ap.add_argument("--big-batch-size", type=int, default=4)
+    ap.add_argument("--big-samples", type=int, default=4, help="0 skips the 0.5B-shaped model")
+    ap.add_argument("--big-batch-size", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

@@ -261,7 +261,7 @@ def build_tiny_grounding_dino(out_dir: str | Path, seed: int = 0) -> Path:
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
         num_queries=20,
-        max_text_len=32,
+        max_text_len=64,  # the 16 default object_density labels take 34 query tokens
         num_feature_levels=3,
     )
     with torch.random.fork_rng(devices=[]):

@@ -10,6 +10,13 @@
 * ``detector``: a Grounding DINO detector;
 * ``vlm``: a VLM response-loss scorer (``model.backends.vlm.load_vlm_backend``).
 
+Threads: a backend uses as many threads as the CPUs Ray reserved for the
+worker it runs in (the step's ``num_cpus``, at least 1; 1 outside Ray), unless
+the signal's own ``threads`` parameter says otherwise: onnxruntime's intra-op
+threads and OpenCV's pool for OCR, ``torch.set_num_threads`` for torch models.
+Without this, every actor on a node would start one thread per core and N
+actors would oversubscribe the node N times.
+
 ``check_backend`` loads it once up front (the step calls it before any shard
 runs), so a model that cannot load is one clear error, not one per shard.
 Loads are memoised per process: Ray reuses workers, actors call this once.
@@ -17,6 +24,7 @@ Loads are memoised per process: Ray reuses workers, actors call this once.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import Any
 
@@ -58,6 +66,28 @@ def detector(backend: str, path_or_id: str, dtype: str) -> Any:
     return load_detector(backend, path_or_id, dtype)
 
 
+def in_ray_worker() -> bool:
+    """True inside a Ray task or actor (not the driver); never imports ray."""
+    ray = sys.modules.get("ray")  # a Ray worker has imported ray already
+    return bool(ray and ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE)
+
+
+def worker_threads() -> int:
+    """Whole CPUs Ray reserved for the current task or actor (at least 1); 1 outside a Ray worker."""
+    if not in_ray_worker():
+        return 1
+    cpus = sys.modules["ray"].get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    return max(1, int(cpus))
+
+
+def _torch_threads() -> None:
+    """Inside a Ray worker, torch computes on the worker's reserved CPUs (not one thread per core)."""
+    if in_ray_worker():
+        import torch
+
+        torch.set_num_threads(worker_threads())
+
+
 def load_backend(signal: Signal, params: SignalParams) -> Any:
     """What ``signal.compute`` needs besides the batch (None for model-free signals)."""
     kind = signal.backend
@@ -66,12 +96,17 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
     if kind == "tokenizer":
         path = getattr(params, "tokenizer", None)  # read once: type_token_ratio with unit=word needs none
         return tokenizer(path) if path else None
+    if kind in ("lm", "detector", "vlm"):
+        _torch_threads()
     if kind == "lm":
         return causal_lm(params.model, params.backend, params.dtype, params.max_length, params.batch_size)
     if kind == "ocr":
-        return ocr(params.engine, params.tokenizer, params.threads)
+        return ocr(params.engine, params.tokenizer, params.threads or worker_threads())
     if kind == "detector":
-        return detector(params.backend, params.model, params.dtype)
+        det = detector(params.backend, params.model, params.dtype)
+        if hasattr(det, "check_labels"):
+            det.check_labels(params.labels)  # a query the model cannot take: one error, not one per image
+        return det
     if kind == "vlm":
         from magicvl.model.backends.vlm import load_vlm_backend
 

@@ -42,6 +42,7 @@ class SignalJob:
     model_id: str | None  # storage.fingerprint.model_identity of the model/tokenizer, computed once
     instance: str | None = None  # e.g. "vlm_loss@7b": one configured instance of the signal
     tiny: bool = False  # the model/tokenizer is a tiny random local checkpoint (values are not meaningful)
+    engine: str | None = None  # Signal.engine: package versions of a bundled model (e.g. rapidocr's PP-OCR)
 
     @classmethod
     def of(cls, signal: Signal, params: SignalParams, instance: str | None = None) -> SignalJob:
@@ -50,7 +51,8 @@ class SignalJob:
         from magicvl.model.tiny import is_tiny
 
         ref = signal.model_ref(params)
-        return cls(signal, params, model_identity(ref), instance, bool(ref) and is_tiny(ref))
+        engine = signal.engine(params) if signal.engine else None
+        return cls(signal, params, model_identity(ref), instance, bool(ref) and is_tiny(ref), engine)
 
     @classmethod
     def named(cls, name: str, params: SignalParams) -> SignalJob:
@@ -94,8 +96,16 @@ class SignalJob:
             "version": self.signal.version,
             "params": self.params.model_dump(mode="json"),
             "model": self.model_id,
+            "engine": self.engine,
             "model_is_tiny_random": self.tiny_random,
         }
+
+    @property
+    def model_key(self) -> str | None:
+        """The model part of the cache key: the model/tokenizer's identity, then the engine's packages."""
+        if self.engine is None:
+            return self.model_id
+        return f"{self.model_id} | {self.engine}" if self.model_id else self.engine
 
     @property
     def tiny_random(self) -> bool:
@@ -103,7 +113,7 @@ class SignalJob:
         return self.tiny
 
     def unit_key(self, shard_sha: str) -> UnitKey:
-        return UnitKey(shard_sha, self.name, self.signal.version, self.keyed_params(), self.model_id)
+        return UnitKey(shard_sha, self.name, self.signal.version, self.keyed_params(), self.model_key)
 
     def key(self, shard_sha: str) -> str:
         return self.unit_key(shard_sha).digest()
@@ -263,6 +273,7 @@ class SignalUnit(Unit):
             "version": self.job.signal.version,
             "params": self.job.params.model_dump_json(),
             "model": str(self.job.model_id),
+            "engine": str(self.job.engine),
             "model_is_tiny_random": str(self.job.tiny_random).lower(),
             "input_sha256": self.shard["sha256"],
             "code_version": code_version(),

@@ -55,6 +55,16 @@ class GroundingDinoDetector:
             raise BackendError(f"cannot load detector {path_or_id!r}: {type(e).__name__}: {e}") from e
         return cls(model.to(choose_device(device)), processor)
 
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """BackendError when the query of ``labels`` is longer than the model's text length (every image would fail)."""
+        n = len(self.processor.tokenizer(query_text(labels))["input_ids"])
+        limit = getattr(self.model.config, "max_text_len", None)
+        if limit is not None and n > limit:
+            raise BackendError(
+                f"the query of {len(labels)} labels is {n} tokens, over the detector's max_text_len {limit}: "
+                "use fewer or shorter labels"
+            )
+
     def detect(
         self, images: list[Image.Image], labels: tuple[str, ...], box_threshold: float, text_threshold: float
     ) -> list[list[Detection]]:

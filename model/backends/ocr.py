@@ -53,6 +53,9 @@ class RapidOcrEngine:
         except Exception as e:
             raise BackendError(f"cannot start rapidocr: {type(e).__name__}: {e}") from e
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+        import cv2  # rapidocr's pre/post-processing: keep OpenCV's pool within the same thread budget
+
+        cv2.setNumThreads(threads)
 
     def read(self, image: Image.Image) -> list[OcrLine]:
         res = self.engine(image)
@@ -88,6 +91,29 @@ class PaddleOcrEngine:
 
 
 OCR_ENGINES: dict[str, type] = {"rapidocr": RapidOcrEngine, "paddleocr": PaddleOcrEngine}
+
+# The packages whose versions identify an engine's bundled models and runtime (part of the cache key).
+ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
+    "rapidocr": ("rapidocr", "onnxruntime"),
+    "paddleocr": ("paddleocr", "paddlepaddle"),
+}
+
+
+def engine_identity(name: str) -> str:
+    """'rapidocr==3.10.0 onnxruntime==1.32.0': installed versions, read from package metadata (no import).
+
+    rapidocr ships its PP-OCR models inside the wheel, so its version *is* the
+    models' identity; upgrading either package changes the OCR signal's cache key.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for pkg in ENGINE_PACKAGES.get(name, (name,)):
+        try:
+            parts.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            parts.append(f"{pkg}==not-installed")
+    return " ".join(parts)
 
 
 def load_ocr(name: str, threads: int = 1) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -37,6 +37,8 @@ class Signal:
     ``backend`` names what the task layer must load and pass in (e.g. a
     tokenizer from the path in ``params.tokenizer``); None for model-free ones.
     ``text_columns`` are string-valued extras (None where absent), e.g. JSON.
+    ``engine(params)`` names the packages (and versions) that bundle the model
+    when the model is not a path or id of its own (OCR engines).
     ``per_image`` marks a model-free image signal that ingestion can evaluate
     on the luma image it has just decoded (one decode for check + signal).
     """
@@ -53,6 +55,9 @@ class Signal:
     per_image: Callable[[Image.Image, Any], dict[str, float]] | None = None
     image_side: Callable[[Any], int] | None = None
     text_columns: tuple[str, ...] = ()  # extra string columns (e.g. JSON boxes), after the float ones
+    # Installed versions of the packages whose bundled models compute the values (rapidocr's PP-OCR):
+    # part of the cache key beside ``model_ref``'s identity, so upgrading them recomputes.
+    engine: Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         if not self.columns or self.columns[0] != self.name:
@@ -85,20 +90,26 @@ def map_images(
     return out
 
 
-def rgb_images(batch: SampleBatch) -> list[Image.Image | Exception | None]:
-    """Per row: the full-size 8-bit RGB image, None without one, or the decode error."""
-    from magicvl.storage.images import open_checked, to_rgb
+def rgb_images(batch: SampleBatch) -> Iterator[Image.Image | Exception | None]:
+    """Per row, one at a time: the full-size 8-bit RGB image, None without one, or the decode error.
 
-    out: list[Image.Image | Exception | None] = []
+    Each image is decoded completely when its row is reached, inside its own
+    decode deadline: a lazily opened image whose pixels were read later (after
+    slow model work on the rows before it) would hit the deadline it got at
+    open time. One row at a time also keeps one batch's decoded images out of memory.
+    """
+    from magicvl.storage.images import _load, open_checked, to_rgb
+
     for data in batch.images or [None] * len(batch):
         if data is None:
-            out.append(None)
+            yield None
             continue
         try:
-            out.append(to_rgb(open_checked(data, batch.max_pixels)))
+            img = open_checked(data, batch.max_pixels)
+            _load(img)
+            yield to_rgb(img)
         except Exception as e:
-            out.append(e)
-    return out
+            yield e
 
 
 def to_columns(rows: list[dict[str, Any] | None], columns: tuple[str, ...], errors: list[str | None]) -> Columns:

@@ -54,16 +54,29 @@ def measure(dets: list[Detection], width: int, height: int) -> dict[str, Any]:
 
 def compute(batch: SampleBatch, params: ObjectDensityParams, detector) -> Columns:
     """Detect on every image of the batch in chunks of ``batch_size``; NaN/None for text-only rows."""
-    images = rgb_images(batch)
     rows: list[dict[str, Any] | None] = [None] * len(batch)
-    errors: list[str | None] = [f"{type(x).__name__}: {x}" if isinstance(x, Exception) else None for x in images]
-    todo = [i for i, x in enumerate(images) if isinstance(x, Image.Image)]
-    for k in range(0, len(todo), params.batch_size):
-        chunk = todo[k : k + params.batch_size]
-        for i, dets in zip(chunk, _detect(detector, [images[i] for i in chunk], params, errors, chunk)):
-            if dets is not None:
-                rows[i] = measure(dets, images[i].width, images[i].height)
+    errors: list[str | None] = [None] * len(batch)
+    chunk: list[tuple[int, Image.Image]] = []  # (row, decoded image): at most batch_size decoded at once
+    for i, img in enumerate(rgb_images(batch)):
+        if isinstance(img, Exception):
+            errors[i] = f"{type(img).__name__}: {img}"
+        elif img is not None:
+            chunk.append((i, img))
+        if chunk and (len(chunk) == params.batch_size or i == len(batch) - 1):
+            _detect_chunk(detector, chunk, params, rows, errors)
+            chunk = []
     return to_columns(rows, COLUMNS + TEXT_COLUMNS, errors)
+
+
+def _detect_chunk(
+    detector: Any, chunk: list[tuple[int, Image.Image]], p: ObjectDensityParams, rows: list, errors: list
+) -> None:
+    """Detections of one chunk of images into ``rows`` (per-image errors into ``errors``)."""
+    idx = [i for i, _ in chunk]
+    images = [im for _, im in chunk]
+    for i, im, dets in zip(idx, images, _detect(detector, images, p, errors, idx)):
+        if dets is not None:
+            rows[i] = measure(dets, im.width, im.height)
 
 
 def _detect(

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from magicvl.model.backends.ocr import OcrLine, polygon_area
+from magicvl.model.backends.ocr import OcrLine, engine_identity, polygon_area
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals.base import Columns, Signal, SignalParams, map_rgb_images
 
@@ -48,7 +48,9 @@ class OcrTextDensityParams(SignalParams):
     max_side: int = Field(default=1280, ge=64, le=8192, description="Longest side (or tile length) read.")
     max_aspect: float = Field(default=2.5, ge=1.0, le=100.0, description="Longer/shorter side above which to tile.")
     overlap: int = Field(default=64, ge=0, le=1024, description="Overlap of adjacent tiles in pixels.")
-    threads: int = Field(default=1, ge=1, le=256, description="Engine threads per worker (not part of the key).")
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="Engine threads per worker; default: the step's num_cpus (not keyed)."
+    )
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ def compute(batch: SampleBatch, params: OcrTextDensityParams, backend) -> Column
     return map_rgb_images(batch, one, COLUMNS)
 
 
+def engine(params: OcrTextDensityParams) -> str:
+    """The OCR engine's package versions (its bundled models): part of the cache key."""
+    return engine_identity(params.engine)
+
+
 SIGNAL = Signal(
     name="ocr_text_density",
     version="1",
@@ -140,4 +147,5 @@ SIGNAL = Signal(
     columns=COLUMNS,
     reads="image",
     backend="ocr",
+    engine=engine,
 )

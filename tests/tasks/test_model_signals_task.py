@@ -125,3 +125,11 @@ def test_a_tokenizer_config_that_rewrites_the_pre_tokenizer_falls_back_to_transf
     (other / "tokenizer_config.json").write_text(json.dumps({**cfg, "add_prefix_space": True}))
     assert not isinstance(load_text_tokenizer(str(other)), LightTokenizer)
     assert isinstance(load_text_tokenizer(str(tokenizer_dir)), LightTokenizer)
+
+
+def test_a_detector_query_longer_than_the_model_takes_is_one_clear_error(grounding_dino_dir):
+    d = get_signal("object_density")
+    check_backend(d, d.params(model=str(grounding_dino_dir)))  # the 16 default labels fit the tiny model
+    many = tuple(f"object {k}" for k in range(40))
+    with pytest.raises(BackendError, match=r"signal 'object_density': the query of 40 labels is \d+ tokens, over"):
+        check_backend(d, d.params(model=str(grounding_dino_dir), labels=many))

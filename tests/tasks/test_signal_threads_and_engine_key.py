@@ -1,0 +1,87 @@
+"""OCR engine versions in the cache key; backends use the CPUs their Ray worker reserved, not every core."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from magicvl.model.backends.ocr import engine_identity
+from magicvl.scoring.signals import get_signal
+from magicvl.tasks.backends import in_ray_worker, worker_threads
+from magicvl.tasks.signals import SignalJob
+
+
+def _versions(monkeypatch, **pinned: str) -> None:
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda pkg: pinned.get(pkg) or real(pkg))
+
+
+def test_engine_identity_names_rapidocr_and_onnxruntime_versions():
+    ident = engine_identity("rapidocr")
+    v = importlib.metadata.version
+    assert ident == f"rapidocr=={v('rapidocr')} onnxruntime=={v('onnxruntime')}"
+    assert engine_identity("paddleocr").startswith("paddleocr==")  # not installed here: named, not an error
+
+
+def test_ocr_cache_key_changes_with_the_ocr_packages_not_with_threads(monkeypatch, tokenizer_dir):
+    s = get_signal("ocr_text_density")
+    params = s.params(tokenizer=str(tokenizer_dir))
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0")
+    job = SignalJob.of(s, params)
+    key = job.key("shard")
+    assert job.engine == "rapidocr==3.10.0 onnxruntime==1.32.0"
+    assert job.identity()["engine"] == job.engine and job.identity()["model"] == job.model_id
+    assert SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), threads=4)).key("shard") == key
+    assert SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), max_side=640)).key("shard") != key
+    _versions(monkeypatch, rapidocr="3.11.0", onnxruntime="1.32.0")
+    assert SignalJob.of(s, params).key("shard") != key  # an OCR upgrade (new bundled models) recomputes
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.33.0")
+    assert SignalJob.of(s, params).key("shard") != key  # so does a runtime upgrade
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0")
+    assert SignalJob.of(s, params).key("shard") == key
+
+
+def test_signals_without_an_engine_keep_their_model_key(causal_lm_dir):
+    s = get_signal("perplexity")
+    job = SignalJob.of(s, s.params(model=str(causal_lm_dir)))
+    assert job.engine is None and job.model_key == job.model_id and job.model_id.startswith("local:")
+
+
+def test_outside_ray_a_backend_gets_one_thread():
+    assert not in_ray_worker() and worker_threads() == 1
+
+
+def _actor_threads(signal: str, params: dict, num_cpus: float) -> dict:
+    """Load the signal's backend in a Ray actor reserving ``num_cpus``; report the thread settings it got."""
+    import ray
+
+    @ray.remote
+    class Probe:
+        def __init__(self) -> None:
+            from magicvl.tasks.backends import load_backend
+
+            s = get_signal(signal)
+            self.backend = load_backend(s, s.params(**params))
+
+        def threads(self) -> dict:
+            import cv2
+            import torch
+
+            return {"worker": worker_threads(), "cv2": cv2.getNumThreads(), "torch": torch.get_num_threads()}
+
+    probe = Probe.options(num_cpus=num_cpus).remote()
+    try:
+        return ray.get(probe.threads.remote())
+    finally:
+        ray.kill(probe)
+
+
+@pytest.mark.parametrize("num_cpus", [1, 2])
+def test_ocr_and_detector_threads_follow_the_steps_num_cpus(ray_local, tokenizer_dir, grounding_dino_dir, num_cpus):
+    ocr = _actor_threads("ocr_text_density", {"tokenizer": str(tokenizer_dir)}, num_cpus)
+    assert ocr["worker"] == num_cpus and ocr["cv2"] == num_cpus
+    det = _actor_threads("object_density", {"model": str(grounding_dino_dir)}, num_cpus)
+    assert det["worker"] == num_cpus and det["torch"] == num_cpus
+    pinned = _actor_threads("ocr_text_density", {"tokenizer": str(tokenizer_dir), "threads": 1}, num_cpus)
+    assert pinned["cv2"] == 1  # the signal's own `threads` wins over the reservation
