@@ -73,15 +73,19 @@ def extremes(lf: pl.LazyFrame, k: int = 2, column: str = "complexity") -> pl.Dat
     return pl.concat([low, high]).sort(["category", "end", column], descending=[False, True, False]).collect()
 
 
-def reason_counts(lf: pl.LazyFrame, column: str, examples: int = 2) -> pl.DataFrame:
-    """Rows per reason (or error kind), most frequent first, with a few example sample ids / sources."""
+def reason_counts(lf: pl.LazyFrame, column: str, examples: int = 2, limit: int | None = None) -> pl.DataFrame:
+    """Rows per reason (or rule, or error kind), most frequent first, with a few example sample ids /
+    sources; at most ``limit`` reasons (the most frequent)."""
     ex = "source" if column == "error_kind" else "sample_id"
-    return (
-        lf.group_by(column)
-        .agg(pl.len().alias("n"), pl.col(ex).head(examples).alias("examples"))
-        .sort(["n", column], descending=[True, False])
-        .collect()
-    )
+    out = lf.group_by(column).agg(pl.len().alias("n"), pl.col(ex).head(examples).alias("examples"))
+    out = out.sort(["n", column], descending=[True, False])
+    return (out.head(limit) if limit else out).collect()
+
+
+def drop_column(names: list[str]) -> str:
+    """What drops are grouped by: the rule (``dedup:exact``) where recorded, not the per-record reason text
+    (``exact duplicate of <id>``: one group per record)."""
+    return "rule" if "rule" in names else "reason"
 
 
 @dataclass(frozen=True)

@@ -192,8 +192,10 @@ def _analysis(folder: Path, lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
             [c for c in ("category", "end", "complexity", "stage", "dataset", "sample_id") if c in ex.columns],
         )
     for col in ("rule", "reason", "error_kind"):
+        if col == "reason" and "rule" in names:  # reasons carry per-record detail: grouped by rule above
+            continue
         if col in names and "fate" not in names:
-            rc = an.reason_counts(lf, col, examples=2)
+            rc = an.reason_counts(lf, col, examples=2, limit=100)
             rows = [{col: r[col], "n": r["n"], "examples": ", ".join(r["examples"])} for r in rc.iter_rows(named=True)]
             out += _table(f"rows per {col}, with examples", rows)
     return out
