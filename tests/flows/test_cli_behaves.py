@@ -65,7 +65,9 @@ def test_output_resolves_against_the_current_directory(recipe, tmp_path):
 
 def test_bare_force_forces_every_step():
     p = _parser()
-    assert forced_steps(p.parse_args(["curate", "r.yaml", "--force"]).force) == ["ingest", "quality", "signals", "combine"]
+    assert forced_steps(p.parse_args(["curate", "r.yaml", "--force"]).force) == [
+        "ingest", "translate", "quality", "signals", "combine"
+    ]
     assert forced_steps(p.parse_args(["curate", "r.yaml", "--force", "combine"]).force) == ["combine"]
     assert forced_steps(p.parse_args(["curate", "r.yaml"]).force) == []
 
