@@ -82,10 +82,13 @@ def reason_counts(lf: pl.LazyFrame, column: str, examples: int = 2, limit: int |
     return (out.head(limit) if limit else out).collect()
 
 
-def drop_column(names: list[str]) -> str:
-    """What drops are grouped by: the rule (``dedup:exact``) where recorded, not the per-record reason text
-    (``exact duplicate of <id>``: one group per record)."""
-    return "rule" if "rule" in names else "reason"
+def with_drop_rule(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Dropped rows with a ``rule`` to group them by: the rule (``dedup:exact``) where recorded, else the
+    reason; never the per-record reason text alone (``exact duplicate of <id>``: one group per record)."""
+    names = lf.collect_schema().names()
+    if "rule" in names and "reason" in names:
+        return lf.with_columns(pl.coalesce("rule", "reason").alias("rule"))
+    return lf if "rule" in names else lf.with_columns(pl.col("reason").alias("rule"))
 
 
 @dataclass(frozen=True)

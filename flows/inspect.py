@@ -191,8 +191,10 @@ def _analysis(folder: Path, lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
             ex.to_dicts(),
             [c for c in ("category", "end", "complexity", "stage", "dataset", "sample_id") if c in ex.columns],
         )
+    if "rule" in names and "reason" in names:
+        lf = an.with_drop_rule(lf)  # rule, else reason: reasons carry per-record detail
     for col in ("rule", "reason", "error_kind"):
-        if col == "reason" and "rule" in names:  # reasons carry per-record detail: grouped by rule above
+        if col == "reason" and "rule" in names:
             continue
         if col in names and "fate" not in names:
             rc = an.reason_counts(lf, col, examples=2, limit=100)

@@ -53,9 +53,8 @@ def gather(root: Path, per_stage: int = 3) -> Report:
                 idx = sorted({round(i * (part.height - 1) / max(per_stage - 1, 1)) for i in range(per_stage)})
                 rep.stage_examples[k] = [part["sample_id"][i] for i in idx]
     if an.has_rows(layout.dropped):
-        lf = scan(layout.dropped)
-        col = an.drop_column(lf.collect_schema().names())
-        rep.dropped = an.reason_counts(lf, col, limit=MAX_REASONS).rename({col: "reason"} if col != "reason" else {})
+        lf = an.with_drop_rule(scan(layout.dropped))
+        rep.dropped = an.reason_counts(lf, "rule", limit=MAX_REASONS).rename({"rule": "reason"})
     if an.has_rows(layout.quarantine):
         rep.quarantined = an.reason_counts(scan(layout.quarantine), "error_kind", limit=MAX_REASONS)
     return rep

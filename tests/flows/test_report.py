@@ -187,3 +187,18 @@ def test_every_run_keeps_its_own_record(tmp_path):
     first = layout.root / runs[0]["run_dir"]
     assert (first / "recipe.yaml").read_text() == "output: out  # version 0\n"  # the recipe as it was run
     assert recipe_label(recipe) == "demo" and recipe_label(tmp_path / "x" / "big.yaml") == "big"
+
+
+def test_drops_group_by_rule_not_by_each_records_reason_text():
+    import polars as pl
+
+    from magicvl.flows import analysis as an
+
+    lf = pl.LazyFrame({
+        "sample_id": [f"s{i}" for i in range(5)],
+        "rule": ["dedup:exact", "dedup:exact", "dedup:exact", None, "filter:repetition"],
+        "reason": ["exact duplicate of a", "exact duplicate of b", "exact duplicate of c", "uncategorized", "rep=0.4"],
+    })  # fmt: skip
+    got = an.reason_counts(an.with_drop_rule(lf), "rule", limit=2).to_dicts()
+    assert got == [{"rule": "dedup:exact", "n": 3, "examples": ["s0", "s1"]},
+                   {"rule": "filter:repetition", "n": 1, "examples": ["s4"]}]  # fmt: skip
