@@ -14,7 +14,7 @@ import polars as pl
 
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
-from magicvl.storage.readers import find_rows, list_shards, read_rows, scan
+from magicvl.storage.readers import find_rows, list_shards, read_rows
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 SCORE_COLUMNS = ("complexity", "s_text", "s_image", "s_task")

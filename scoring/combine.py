@@ -125,7 +125,8 @@ def category_codes(categories: list[str | None]) -> tuple[np.ndarray, list[str |
 
 
 def fates(errors: list[list[str]], categories: list[str | None], scores: np.ndarray) -> tuple[list[str], list]:
-    """``fate`` of every row, vectorised: errors first, then a missing category, then no score."""
+    """Where each sample ends: quarantined (a signal failed on it: its errors are the reason), else
+    dropped (``uncategorized``, or ``no_complexity_axis`` when S is NaN), else kept."""
     n = len(categories)
     has_err = np.fromiter((bool(e) for e in errors), bool, n)
     no_cat = np.fromiter((c is None for c in categories), bool, n)
@@ -137,13 +138,3 @@ def fates(errors: list[list[str]], categories: list[str | None], scores: np.ndar
         reason[i] = "; ".join(errors[i])
     return out.tolist(), reason.tolist()
 
-
-def fate(errors: list[str], category: str | None, score: float) -> tuple[str, str | None]:
-    """Where a sample ends: quarantined (a signal failed on it), dropped (with a reason) or kept."""
-    if errors:
-        return "quarantined", "; ".join(errors)
-    if category is None:
-        return "dropped", "uncategorized"
-    if np.isnan(score):
-        return "dropped", "no_complexity_axis"
-    return "kept", None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:  # imported where used: workers that only read shards skip polars and pyarrow.dataset (~0.5 s)
@@ -106,7 +106,7 @@ def find_rows(paths: list[Path], column: str, values: set) -> dict[Path, list[in
     wanted = pa.array(sorted(values))
     for p in paths:
         col = pq.read_table(p, columns=[column]).column(column)
-        hits = pa.compute.filter(pa.array(range(len(col)), pa.int64()), pa.compute.is_in(col, value_set=wanted))
+        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(col, value_set=wanted), False))
         if len(hits):
             out[p] = hits.to_pylist()
     return out

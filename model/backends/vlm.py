@@ -169,16 +169,14 @@ class VlmLoss:
         errors: list[str | None] = [None] * n
         starts = list(range(0, n, w))
         with ThreadPoolExecutor(1, thread_name_prefix="vlm-encode") as pool:
-            ahead = [pool.submit(self.encode_all, conversations[s : s + w], images[s : s + w]) for s in starts[:1]]
+            encode = lambda s: pool.submit(self.encode_all, conversations[s : s + w], images[s : s + w])  # noqa: E731
+            ahead = encode(starts[0]) if starts else None
             for k, start in enumerate(starts):
-                encoded, errs = ahead[k].result()
-                if k + 1 < len(starts):
-                    nxt = starts[k + 1]
-                    ahead.append(pool.submit(self.encode_all, conversations[nxt : nxt + w], images[nxt : nxt + w]))
+                encoded, errs = ahead.result()
+                ahead = encode(starts[k + 1]) if k + 1 < len(starts) else None
                 part = self._score_encoded(encoded, errs)
                 sl = slice(start, start + len(encoded))
                 nll[sl], tokens[sl], errors[sl] = part.nll, part.tokens, part.errors
-                ahead[k] = None  # type: ignore[call-overload]  # the window's tensors can go
         return LossResult(nll, tokens, errors)
 
     def _score_encoded(self, encoded: list[Encoded | None], errors: list[str | None]) -> LossResult:
