@@ -9,22 +9,24 @@ LSH bands 8 B each), so 1M items hold in about 150 MB.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import unicodedata
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.fft import dctn
 
+from magicvl.storage.images import gray_for_signals
+
 _SPACE = re.compile(r"\s+")
 _MERSENNE = np.uint64((1 << 32) - 5)  # prime below 2^32: products of 32-bit values fit in uint64
 _WORD = re.compile(r"\w+")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+HASH_SIDE = 512  # images are hashed on the shared signal decode at this side (entropy's default)
 
 
 class DedupConfig(BaseModel):
@@ -55,37 +57,62 @@ def normalize_text(conversation: list[dict[str, str]]) -> str:
     return "\n".join(parts)
 
 
-def exact_key(text: str, image: bytes | None) -> bytes:
-    """16-byte key of a normalized text and the image's bytes."""
+def image_digest(data: bytes) -> bytes:
+    """16-byte BLAKE2b of an image's encoded bytes (the image half of the exact key)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def exact_key(text: str, digest: bytes | None) -> bytes:
+    """16-byte key of a normalized text and an image digest (``image_digest``; None = no image)."""
     h = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
     h.update(b"\x00image\x00")
-    h.update(hashlib.blake2b(image, digest_size=16).digest() if image is not None else b"none")
+    h.update(digest if digest is not None else b"none")
     return h.digest()
-
-
-def _gray(data: bytes, side: int) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        im.draft("L", (side * 4, side * 4))  # JPEG: decode at reduced scale
-        return np.asarray(im.convert("L").resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64)
 
 
 def _pack(bits: np.ndarray) -> int:
     return int(np.packbits(bits.astype(np.uint8).ravel()).view(">u8")[0])
 
 
-def dhash(data: bytes) -> int:
-    """64-bit difference hash: is each pixel brighter than its right neighbour (9×8 gray)."""
-    g = _gray(data, 9)[:8]  # [8, 9]
+def _small(gray: Image.Image, w: int, h: int) -> np.ndarray:
+    return np.asarray(gray.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float64)
+
+
+def dhash_gray(gray: Image.Image) -> int:
+    """64-bit difference hash of a luma image: is each pixel brighter than its right neighbour (9×8)."""
+    g = _small(gray, 9, 8)  # [8, 9]
     return _pack(g[:, 1:] > g[:, :-1])
 
 
-def phash(data: bytes) -> int:
-    """64-bit perceptual hash: 8×8 lowest DCT frequencies of a 32×32 gray image above their median."""
-    low = dctn(_gray(data, 32), norm="ortho")[:8, :8]  # [8, 8]
+def phash_gray(gray: Image.Image) -> int:
+    """64-bit perceptual hash of a luma image: 8×8 lowest DCT frequencies of 32×32 above their median."""
+    low = dctn(_small(gray, 32, 32), norm="ortho")[:8, :8]  # [8, 8]
     return _pack(low > np.median(low.ravel()[1:]))
 
 
-IMAGE_HASHES = {"phash": phash, "dhash": dhash}
+IMAGE_HASHES = {"phash": phash_gray, "dhash": dhash_gray}
+HASH_COLUMNS = {"phash": "image_phash", "dhash": "image_dhash"}  # samples columns ingestion fills
+
+
+def hash_columns(data: bytes, gray: Image.Image) -> dict[str, Any]:
+    """The samples row's hash columns of one image: digest of its bytes, both perceptual hashes of
+    its luma at ``HASH_SIDE`` (``gray_for_signals(data, ·, HASH_SIDE)``, the decode ingestion makes)."""
+    return {"image_digest": image_digest(data), **{c: IMAGE_HASHES[k](gray) for k, c in HASH_COLUMNS.items()}}
+
+
+def image_hash_columns(data: bytes, max_pixels: int = 1 << 30) -> dict[str, Any]:
+    """``hash_columns`` decoding ``data`` itself: equal to what ingestion stores, by construction."""
+    return hash_columns(data, gray_for_signals(data, max_pixels, HASH_SIDE)[1])
+
+
+def phash(data: bytes) -> int:
+    """The perceptual hash dedup uses for an encoded image (``phash_gray`` of its ``HASH_SIDE`` luma)."""
+    return image_hash_columns(data)["image_phash"]
+
+
+def dhash(data: bytes) -> int:
+    """The difference hash dedup uses for an encoded image (``dhash_gray`` of its ``HASH_SIDE`` luma)."""
+    return image_hash_columns(data)["image_dhash"]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -70,6 +70,11 @@ def file_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"huggingface"}
 
 
+def column_names(path: str | Path) -> list[str]:
+    """The top-level column names of one shard (footer only)."""
+    return pq.read_schema(path).names
+
+
 def num_rows(path: str | Path) -> int:
     """Row count of one shard, from its footer (no data read)."""
     return pq.ParquetFile(path).metadata.num_rows

@@ -45,6 +45,9 @@ _HF_FEATURES = {
     "width": {"dtype": "int32", "_type": "Value"},
     "height": {"dtype": "int32", "_type": "Value"},
     "image_format": {"dtype": "string", "_type": "Value"},
+    "image_digest": {"dtype": "binary", "_type": "Value"},
+    "image_phash": {"dtype": "uint64", "_type": "Value"},
+    "image_dhash": {"dtype": "uint64", "_type": "Value"},
 }
 
 _SAMPLE_FIELDS = [
@@ -69,7 +72,14 @@ def _with_hf_features(fields: list[pa.Field], extra: dict | None = None) -> pa.S
     return pa.schema(fields, metadata={b"huggingface": json.dumps({"info": meta}).encode()})
 
 
-SAMPLE_SCHEMA = _with_hf_features(_SAMPLE_FIELDS)
+# Filled by ingestion from the decode it makes anyway, read by dedup (``scoring.dedup.hash_columns``).
+IMAGE_HASH_FIELDS = [
+    pa.field("image_digest", pa.binary()),  # BLAKE2b-128 of the encoded bytes
+    pa.field("image_phash", pa.uint64()),  # perceptual hash of the luma at scoring.dedup.HASH_SIDE
+    pa.field("image_dhash", pa.uint64()),  # difference hash, same luma
+]
+
+SAMPLE_SCHEMA = _with_hf_features(_SAMPLE_FIELDS + IMAGE_HASH_FIELDS)
 
 CURATED_EXTRA_FIELDS = [
     pa.field("category_source", pa.string()),  # label | inspection | vlm | rules

@@ -10,6 +10,7 @@ dropped sample naming the sample it duplicates. ``find_duplicates`` runs both.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import numpy as np
 import pyarrow as pa
 
 from magicvl.scoring.dedup import (
-    IMAGE_HASHES,
+    HASH_COLUMNS,
     DedupConfig,
     MinHasher,
     exact_key,
     first_occurrence,
     hamming,
+    image_hash_columns,
     lsh_pairs,
     near_pairs,
     normalize_text,
@@ -30,7 +32,7 @@ from magicvl.scoring.dedup import (
     shingles,
 )
 from magicvl.storage.images import read_image_bytes
-from magicvl.storage.readers import iter_batches
+from magicvl.storage.readers import column_names, iter_batches, read_rows
 
 DUPLICATES_SCHEMA = pa.schema(
     [
@@ -43,7 +45,8 @@ DUPLICATES_SCHEMA = pa.schema(
         pa.field("threshold", pa.float64()),
     ]
 )
-_COLUMNS = ["sample_id", "dataset", "conversations", "image"]
+_COLUMNS = ["sample_id", "dataset", "conversations", "image.path"]  # image.path: whether a row has an image
+_HASHES = ["image_digest", "image_phash", "image_dhash"]
 
 
 @dataclass
@@ -69,30 +72,49 @@ def image_bytes_of(image: dict | None, max_bytes: int = 64 << 20) -> bytes | Non
     return read_image_bytes(Path(image["path"]), max_bytes) if image.get("path") else None
 
 
+def _hashed_rows(path: str, max_image_bytes: int) -> Iterator[tuple[dict, str | None]]:
+    """Each row's small columns with its hash columns filled, and why its image could not be hashed.
+
+    Ingestion fills the hash columns from the decode it makes anyway, so images are not read
+    here; a row with an image but no hashes (a shard some other writer made) is hashed from
+    its bytes with the same function (``image_hash_columns``), reading only its row group's images.
+    """
+    offset, present = 0, set(column_names(path))
+    for batch in iter_batches(path, columns=_COLUMNS + [c for c in _HASHES if c in present]):
+        rows = [{**dict.fromkeys(_HASHES), **r} for r in batch.to_pylist()]
+        missing = [i for i, r in enumerate(rows) if r["image"] is not None and r["image_digest"] is None]
+        images = read_rows(path, [offset + i for i in missing], ["image"])
+        offset += len(rows)
+        errors: dict[int, str] = {}
+        for i, image in zip(missing, images):
+            try:
+                data = image_bytes_of(image["image"], max_image_bytes)
+                rows[i].update(image_hash_columns(data) if data is not None else {})
+            except Exception as e:  # noqa: BLE001 - one bad image never stops the shard
+                errors[i] = f"{type(e).__name__}: {e}"
+        for i, r in enumerate(rows):
+            yield r, errors.get(i)
+
+
 def shard_hashes(path: str, cfg: DedupConfig, max_image_bytes: int = 64 << 20) -> ShardHashes:
     """Hashes of every row of one samples shard (a bad image is reported, never raised)."""
     hasher = MinHasher.of(cfg) if cfg.near_text else None
-    image_hash = IMAGE_HASHES[cfg.image_hash]
+    column = HASH_COLUMNS[cfg.image_hash]
     ids, dss, exact, text, img, has, bands, errors = [], [], [], [], [], [], [], []
-    for batch in iter_batches(path, columns=_COLUMNS):
-        for row in batch.to_pylist():
-            norm = normalize_text(row["conversations"])
-            ids.append(row["sample_id"])
-            dss.append(sys.intern(row["dataset"]))
-            h = 0
-            try:
-                data = image_bytes_of(row["image"], max_image_bytes) if cfg.exact or cfg.near_image else None
-                if data is not None and cfg.near_image:
-                    h = image_hash(data)
-            except Exception as e:  # noqa: BLE001 - one bad image never stops the shard
-                data = None
-                errors.append((row["sample_id"], f"{type(e).__name__}: {e}"))
-            exact.append(np.frombuffer(exact_key(norm, data), dtype=np.uint64))
-            text.append(np.frombuffer(exact_key(norm, None)[:8], dtype=np.uint64)[0])
-            img.append(h)
-            has.append(data is not None and cfg.near_image)
-            if hasher is not None:
-                bands.append(hasher.band_keys(shingles(norm, cfg.shingle)))
+    for row, err in _hashed_rows(path, max_image_bytes):
+        norm = normalize_text(row["conversations"])
+        ids.append(row["sample_id"])
+        dss.append(sys.intern(row["dataset"]))
+        if err is not None:
+            errors.append((row["sample_id"], err))
+        digest = row["image_digest"] if cfg.exact or cfg.near_image else None
+        h = row[column] if digest is not None and cfg.near_image else None
+        exact.append(np.frombuffer(exact_key(norm, digest), dtype=np.uint64))
+        text.append(np.frombuffer(exact_key(norm, None)[:8], dtype=np.uint64)[0])
+        img.append(h or 0)
+        has.append(h is not None)
+        if hasher is not None:
+            bands.append(hasher.band_keys(shingles(norm, cfg.shingle)))
     n = len(ids)
     return ShardHashes(
         ids,

@@ -1,7 +1,9 @@
 """Ingest one chunk of a raw source into samples shards (+ quarantine): ``IngestUnit``.
 
-Images are decoded once for the integrity check; model-free image signals
-listed as ``fused`` are computed on a decode at their own ``max_side`` (the
+Images are decoded once for the integrity check, at ``scoring.dedup.HASH_SIDE``
+(luma, ``gray_for_signals``), and that decode gives the row's dedup hash columns
+(``image_digest``, ``image_phash``, ``image_dhash``), so dedup never decodes an
+image again; model-free image signals listed as ``fused`` are computed on a decode at their own ``max_side`` (the
 same ``storage.images.gray_for_signals`` call the standalone signal makes, so
 fused values equal standalone values by construction; signals sharing a side
 share the decode). Cheap text signals (model-free or tokenizer-only) are
@@ -19,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from magicvl.scoring.batch import SampleBatch
+from magicvl.scoring.dedup import HASH_SIDE, hash_columns
 from magicvl.scoring.signals import get_signal
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import (
     ImageError,
-    check_image,
     gray_for_signals,
     read_image_bytes,
     resolve_image_path,
@@ -38,7 +40,7 @@ from magicvl.tasks.backends import load_backend
 from magicvl.tasks.signals import FusedSignal, FusedSignalUnit, compute_rows
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-INGEST_VERSION = "2"  # 2: dedup no longer rewrites ingest outputs
+INGEST_VERSION = "3"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns
 _BATCH = 256
 
 
@@ -81,7 +83,7 @@ class _ImageStep:
         self.store = store
         self.options = options
         self.fused = [f for f in fused if f.signal.per_image is not None]
-        self.sides = sorted({f.image_side for f in self.fused})  # one decode per distinct side
+        self.sides = sorted({f.image_side for f in self.fused} | {HASH_SIDE})  # one decode per distinct side
         self.budget = options.decode_budget()  # per-image and per-task decode time limits
 
     def __call__(self, raw: RawRecord, ref: str | None) -> tuple[dict[str, Any], dict[str, float]]:
@@ -93,17 +95,18 @@ class _ImageStep:
             resolved = resolve_image_path(ref, self.root, self.store)
             data, path = read_image_bytes(resolved, self.options.max_image_bytes, self.store), str(resolved)
         values: dict[str, float] = {}
-        info = None
+        hashes: dict[str, Any] = {}
         for side in self.sides:  # exactly the decode the standalone signal makes at this side
             info, gray = gray_for_signals(data, self.options.max_pixels, side, self.budget)
+            if side == HASH_SIDE:  # dedup's hashes come from this decode (scoring.dedup.hash_columns)
+                hashes = hash_columns(data, gray)
             for f in self.fused:
                 if f.image_side == side:
                     values.update(f.per_image(gray))
-        if info is None:
-            info = check_image(data, self.options.max_pixels, self.budget)
         embed = self.options.images == "embed"
         image = {"bytes": data if embed else None, "path": path}
-        return {"image": image, "width": info.width, "height": info.height, "image_format": info.format}, values
+        facts = {"width": info.width, "height": info.height, "image_format": info.format}
+        return {"image": image, **facts, **hashes}, values
 
 
 class IngestUnit(Unit):
@@ -224,7 +227,7 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
     try:
         parsed = parse_record(raw, cfg)
         sid = parsed.sample_id
-        image = {"image": None, "width": None, "height": None, "image_format": None}
+        image: dict[str, Any] = {"image": None, "width": None, "height": None, "image_format": None}
         vals: dict[str, float] = {}
         if parsed.has_image:
             image, vals = image_step(raw, parsed.image_ref)

@@ -168,3 +168,21 @@ def test_duplicates_unit_splits_the_table_per_shard(tmp_path):
     assert {Path(o["path"]).name for o in res["outputs"]} == {"duplicates.parquet", "a-000.parquet",
                                                               "a-001.parquet", "b-000.parquet"}  # fmt: skip
     assert unit.run()["cached"]
+
+
+def test_stored_hashes_are_used_and_equal_hashing_the_bytes(tmp_path):
+    """A shard whose rows carry ingestion's hash columns is deduplicated without reading its images:
+    the same verdicts as hashing the bytes, even when the stored bytes are no longer an image."""
+    from magicvl.scoring.dedup import image_hash_columns
+
+    images = [_photo(1), _photo(1, fmt="JPEG", quality=60), _photo(2), _photo(1)]
+    rows = [_row("a", f"a{i}", "q", "same answer", im) for i, im in enumerate(images)]
+    bare = _shard(tmp_path, "bare", rows)
+    stored = [{**r, **image_hash_columns(r["image"]["bytes"]), "image": {"bytes": b"not an image", "path": None}}
+              for r in rows]  # fmt: skip
+    hashed = _shard(tmp_path, "hashed", stored)
+    by_bytes, errors_bytes = find_duplicates([bare], DedupConfig())
+    by_columns, errors_columns = find_duplicates([hashed], DedupConfig())
+    assert by_columns.to_pylist() == by_bytes.to_pylist()
+    assert [(r["sample_id"], r["kind"]) for r in by_columns.to_pylist()] == [("a1", "near_image"), ("a3", "exact")]
+    assert errors_bytes == errors_columns == []

@@ -178,3 +178,17 @@ def test_broken_image_files_are_quarantined(tmp_path, bad):
     s = run_all(tmp_path, tmp_path / "out")
     assert s[0]["kept"] == 2
     assert list(s[0]["quarantined"]) == ["decode_error" if bad == "truncated" else "not_an_image"]
+
+
+def test_ingestion_stores_the_dedup_hashes_of_each_image(dataset, tmp_path):
+    """The hash columns come from ingestion's own decode and equal dedup's standalone hashing."""
+    from magicvl.scoring.dedup import image_hash_columns
+
+    summaries = run_all(dataset, tmp_path / "out")
+    samples = [r for s in summaries for sh in s["shards"] for r in pq.read_table(sh["path"]).to_pylist()]
+    with_image = [r for r in samples if r["image"] is not None]
+    assert with_image and all(r["image_digest"] is not None for r in with_image)
+    for r in with_image:
+        expected = image_hash_columns(r["image"]["bytes"])
+        assert {k: r[k] for k in expected} == expected
+    assert all(r["image_digest"] is None and r["image_phash"] is None for r in samples if r["image"] is None)
