@@ -2,10 +2,13 @@
 
 ``plain_loop`` does the model-free path the way a short script would: read each
 source record by record, decode each image with PIL (full decode, then luma,
-then shrink to 512 px for the entropy), tokenize prompt and response per record
-with the same tokenizer, build a pandas DataFrame, min-max normalise, score with
-the same weights, split each category at the same shares, and write one Parquet
-file per stage with the image bytes. No quarantine, no manifests, no resumption.
+then shrink to 512 px for the entropy and the perceptual hash), tokenize prompt
+and response per record with the same tokenizer, apply the same default text
+filters (``scoring.filters``) and drop exact and near-image duplicates with the
+same hashes and rules as the quality step, build a pandas DataFrame, min-max
+normalise, score with the same weights, split each category at the same shares,
+and write one Parquet file per stage with the image bytes. No quarantine, no
+manifests, no resumption.
 
 ``decode_floor`` only decodes every image once (``Image.open(...).load()``), on
 all cores: no pipeline that checks every image by decoding it can beat it.
@@ -60,8 +63,11 @@ def iter_records(data: Path):
         yield r.get("category") or "chart", r["conversations"], r["image"]["bytes"]
 
 
-def _entropy(path_or_bytes) -> tuple[float, bytes | None]:
+def _entropy(path_or_bytes) -> tuple[float, bytes | None, int]:
+    """(entropy of the 512 px luma, the encoded bytes, perceptual hash of that luma)."""
     from PIL import Image
+
+    from magicvl.scoring.dedup import phash_gray
 
     try:
         data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
@@ -71,9 +77,38 @@ def _entropy(path_or_bytes) -> tuple[float, bytes | None]:
         gray.thumbnail((512, 512), Image.Resampling.BOX)
         counts = np.bincount(np.asarray(gray).ravel(), minlength=256)
         p = counts[counts > 0] / counts.sum()
-        return float(-(p * np.log2(p)).sum()), data
+        return float(-(p * np.log2(p)).sum()), data, phash_gray(gray)
     except Exception:
-        return float("nan"), None
+        return float("nan"), None, 0
+
+
+def _quality_keep(df) -> np.ndarray:
+    """The quality step's model-free work on the loop's rows: default filters, exact and near-image dedup."""
+    from magicvl.scoring.dedup import (
+        DedupConfig,
+        exact_key,
+        first_occurrence,
+        image_digest,
+        near_pairs,
+        normalize_text,
+        resolve_pairs,
+    )
+    from magicvl.scoring.filters.config import FiltersConfig, decide, measure_all, responses_of
+
+    convs = [json.loads(c) for c in df["conversations"]]
+    keep = decide(measure_all(responses_of(convs), FiltersConfig()), FiltersConfig()).keep_mask()
+    norm = [normalize_text(c) for c in convs]
+    digests = [image_digest(b) if b is not None else None for b in df["image"]]
+    keys = np.stack([np.frombuffer(exact_key(t, d), dtype=np.uint64) for t, d in zip(norm, digests)])
+    n = len(df)
+    exact_dup = first_occurrence(keys) != np.arange(n)
+    has = np.array([d is not None for d in digests]) & ~exact_dup
+    idx = np.flatnonzero(has)
+    texts = np.array([np.frombuffer(exact_key(t, None)[:8], dtype=np.uint64)[0] for t in norm], dtype=np.uint64)
+    i, j = near_pairs(df["phash"].to_numpy(np.uint64)[idx], DedupConfig().max_hamming, texts[idx])
+    near_dup = np.zeros(n, dtype=bool)
+    near_dup[idx[resolve_pairs(len(idx), i, j) >= 0]] = True
+    return keep & ~exact_dup & ~near_dup
 
 
 def plain_loop(data: Path, tokenizer_dir: Path, out: Path) -> int:
@@ -88,7 +123,7 @@ def plain_loop(data: Path, tokenizer_dir: Path, out: Path) -> int:
         response = "\n".join(t["value"] for t in turns if t.get("from") == "gpt")
         ids = tok(response, add_special_tokens=False)["input_ids"]
         both = tok(prompt + "\n" + response, add_special_tokens=False)["input_ids"]
-        ent, img_bytes = _entropy(image) if image is not None else (float("nan"), None)
+        ent, img_bytes, ph = _entropy(image) if image is not None else (float("nan"), None, 0)
         if image is not None and img_bytes is None:
             continue  # broken image: skipped (the pipeline quarantines it)
         rows.append(
@@ -99,9 +134,11 @@ def plain_loop(data: Path, tokenizer_dir: Path, out: Path) -> int:
                 "L": np.log1p(len(ids)),
                 "T": len(set(both)) / max(len(both), 1),
                 "E": ent,
+                "phash": ph,
             }
         )
     df = pd.DataFrame(rows)
+    df = df[_quality_keep(df)].drop(columns="phash").reset_index(drop=True)
     for m in ("L", "T", "E"):
         lo, hi = df[m].min(), df[m].max()
         df[m + "n"] = (df[m] - lo) / (hi - lo)

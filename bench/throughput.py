@@ -116,7 +116,7 @@ def main() -> None:
     measured = []
     for name, res in runs.items():
         measured.append((f"pipeline, end to end ({name} start-up)", res["wall"], "process start to exit, all steps"))
-        measured.append((f"pipeline, steps only ({name} run)", res["steps_seconds"], "ingest + signals + combine"))
+        measured.append((f"pipeline, steps only ({name} run)", res["steps_seconds"], "ingest + quality + signals + combine"))
     measured.append(("(a) plain loop", plain_s, f"1 process, PIL + pandas, {plain_n} rows written"))
     measured.append(("(b) decode floor", floor_s, f"{cores} processes, {decoded} images decoded, nothing else"))
     rows = [
