@@ -172,13 +172,14 @@ class S3Path:
         return sorted(S3Path(f"s3://{i.path}", self.store) for i in self._list(False))
 
     def glob(self, pattern: str) -> list[S3Path]:
-        """Objects under this prefix whose relative key matches ``pattern`` (``**`` crosses folders)."""
+        """Objects and prefixes ("folders") under this one whose relative key matches ``pattern``
+        (``*`` within one level, ``**`` across levels)."""
         from pyarrow.fs import FileType
 
         found = []
         for i in self._list(True):
             rel = posixpath.relpath(i.path, self.key)
-            if i.type == FileType.File and _glob_match(rel, pattern):
+            if i.type in (FileType.File, FileType.Directory) and _glob_match(rel, pattern):
                 found.append(S3Path(f"s3://{i.path}", self.store))
         return sorted(found)
 

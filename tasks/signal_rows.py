@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from magicvl.storage.images import stable_error
+from magicvl.storage.outfs import parquet_source
 from magicvl.storage.readers import list_shards, read_table
 from magicvl.tasks.unit import UnitKey
 
@@ -81,7 +82,7 @@ def previous_values(folder: Path, stem: str, base_key: str, ids: list[str], colu
         if not p.name.startswith(f"{stem}-"):
             continue
         try:
-            meta = pq.read_schema(p).metadata or {}
+            meta = pq.read_schema(parquet_source(p)).metadata or {}
             if meta.get(b"base_key", b"").decode() != base_key:
                 continue
             t = read_table(p)

@@ -23,15 +23,20 @@ from tests.s3server import CREDENTIALS, moto_server, s3fs_for
 pytestmark = pytest.mark.slow
 
 
-def _curate(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+def _cli(cwd: Path, *args: str, endpoint: str | None = None) -> subprocess.CompletedProcess:
     from prefect.settings import PREFECT_API_URL
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": PREFECT_API_URL.value(), **CREDENTIALS}
-    env.pop("AWS_ENDPOINT_URL", None)  # the recipe names the endpoint
+    env.pop("AWS_ENDPOINT_URL", None)  # the recipe names the endpoint (a bare URI: the environment)
+    env.update({"AWS_ENDPOINT_URL": endpoint} if endpoint else {})
     return subprocess.run(
-        [sys.executable, "-m", "magicvl.flows.cli", "curate", str(recipe), *args],
-        cwd=recipe.parent, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "magicvl.flows.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+
+
+def _curate(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    return _cli(recipe.parent, "curate", str(recipe), *args)
 
 
 def _s3_out_recipe(tmp_path: Path, tokenizer: Path, endpoint: str, **changes) -> Path:
@@ -85,7 +90,7 @@ def test_curate_writes_the_whole_output_root_to_s3_and_reuses_it(tmp_path, token
         folder_manifest = _read_json(fs, "_state/manifests/curated.json")
         assert folder_manifest["rows"] == 40 and all(s["sha256"] for s in folder_manifest["shards"])
 
-        again = _curate(recipe)  # every marker is found on S3: nothing recomputed, nothing rewritten
+        again = _curate(recipe, "--verify")  # every marker is found on S3 (outputs hashed): nothing recomputed
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         steps = _read_json(fs, "_manifest.json")["steps"]
         assert steps["ingest"]["cached_chunks"] == steps["ingest"]["chunks"]
@@ -108,6 +113,23 @@ def test_curate_writes_the_whole_output_root_to_s3_and_reuses_it(tmp_path, token
         new = {k for k in now if k.startswith("signals/image_entropy/")}
         assert old and new and not old & new and len(new) == len(old)
         assert len([k for k in now if k.endswith("/manifest.json") and k.startswith("_runs/")]) == 3
+
+        # re-tune: combine alone rewrites the stages from the signals stored in the bucket
+        stage1 = _read_json(fs, "_state/manifests/curated/stage-1.json")["rows"]
+        retuned = _s3_out_recipe(tmp_path, tokenizer_dir, endpoint, signals={"image_entropy": {"max_side": 32}},
+                                 combine={"stages": {"caption_low_share": 1.0}})  # fmt: skip
+        res = _cli(tmp_path, "combine", str(retuned))
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert _read_json(fs, "_manifest.json")["accounting"]["balanced"]
+        assert _read_json(fs, "_state/manifests/curated/stage-1.json")["rows"] > stage1
+        assert _read_json(fs, "_state/manifests/curated/stage-2.json")["rows"] == 0
+        signals = {k: v for k, v in now.items() if k.startswith("signals/")}
+        assert {k: v for k, v in _objects(fs).items() if k.startswith("signals/")} == signals
+
+        # inspect reads a table folder in the bucket (endpoint from the environment)
+        res = _cli(tmp_path, "inspect", "s3://bkt/run1/curated", endpoint=endpoint)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert "s3://bkt/run1/curated:" in res.stdout and "40 row(s)" in res.stdout
 
 
 def test_a_held_lock_on_an_s3_root_refuses_a_second_curate(tmp_path, tokenizer_dir, prefect_harness):
