@@ -272,9 +272,7 @@ def _client(endpoint: str | None, region: str | None, anonymous: bool):
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise RuntimeError(
-            "writing outputs to s3:// needs boto3: pip install 'magicvl-curriculum[s3]'"
-        ) from None
+        raise RuntimeError("writing outputs to s3:// needs boto3: pip install 'magicvl-curriculum[s3]'") from None
     config = Config(retries={"max_attempts": 3, "mode": "standard"})
     if anonymous:
         from botocore import UNSIGNED

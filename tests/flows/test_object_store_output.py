@@ -141,6 +141,8 @@ def test_a_held_lock_on_an_s3_root_refuses_a_second_curate(tmp_path, tokenizer_d
             f.write(b'{"host": "node-7", "pid": 4242, "what": "curate", "started": "2026-11-25T04:00:00+00:00"}')
         res = _curate(_s3_out_recipe(tmp_path, tokenizer_dir, endpoint))
         last = res.stderr.strip().splitlines()[-1]  # the CLI's one line (Prefect logs the failed flow run above it)
-        assert res.returncode == 1 and last.startswith("error: output root s3://bkt/run1 (curate) is in use by pid 4242 on node-7")
+        assert res.returncode == 1 and last.startswith(
+            "error: output root s3://bkt/run1 (curate) is in use by pid 4242 on node-7"
+        )
         assert last.endswith("delete s3://bkt/run1/_state/locks/root.lock")
         assert set(_objects(fs)) == {"_state/locks/root.lock"}  # nothing written, the holder's lock kept

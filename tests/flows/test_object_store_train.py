@@ -16,7 +16,9 @@ RECIPE = {
     "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
     "train": {"model": "tiny", "stages": {k: {"steps": 1} for k in (1, 2, 3, 4)}},
 }
-MESSAGE = "training reads curated/ and samples/ from a local folder, and the output root s3://bkt/run1 is on object storage"
+MESSAGE = (
+    "training reads curated/ and samples/ from a local folder, and the output root s3://bkt/run1 is on object storage"
+)
 
 
 def test_train_section_refuses_an_object_store_root(tmp_path):
