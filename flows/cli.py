@@ -30,6 +30,13 @@ def _resume_hint() -> str:
     return "magicvl " + shlex.join(sys.argv[1:])
 
 
+def _out_path(text: str):
+    """An output path on the command line: a local Path, or an S3Path for s3:// (endpoint from the environment)."""
+    from magicvl.storage.outfs import as_path
+
+    return as_path(text)
+
+
 def cmd_curate(args: argparse.Namespace) -> int:
     """Run the whole job on a recipe: ingest → signals → combine → curated/stage-1..4 shards."""
     from magicvl.flows.preflight import check_run, cli_path
@@ -180,16 +187,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train_stage(args: argparse.Namespace) -> int:
     """Train one curriculum stage (DeepSpeed, launched as a subprocess) from the recipe's `train:` section."""
-    from magicvl.flows.train import train_stage
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.train import train_section, train_stage
 
+    train_section(load_recipe(args.recipe))  # a recipe that cannot train fails here, before a flow starts
     print(train_stage(str(args.recipe), args.stage, init_from=args.init_from))
     return 0
 
 
 def cmd_train_curriculum(args: argparse.Namespace) -> int:
     """Train stages 1 → 4 in order, each from the previous stage's final checkpoint."""
-    from magicvl.flows.train import train_curriculum
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.train import train_curriculum, train_section
 
+    train_section(load_recipe(args.recipe))
     print("\n".join(train_curriculum(str(args.recipe))))
     return 0
 
@@ -237,11 +248,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--output", help="output root (overrides the recipe's `output`)")
     m.add_argument("--force", action="store_true", help="rewrite every shard even if unchanged")
     i = add("inspect", cmd_inspect)
-    i.add_argument("folder", type=Path, help="a run's output root or any table folder under it")
+    i.add_argument("folder", type=_out_path, help="a run's output root or any table folder under it")
     i.add_argument("--rows", type=int, default=3, help="how many rows to show (default 3)")
     i.add_argument("--plots", action="store_true", help="also write the plots and HTML report into <root>/report/")
     r = add("report", cmd_report)
-    r.add_argument("run", type=Path, help="a run's output root (or its recipe YAML)")
+    r.add_argument("run", type=_out_path, help="a run's output root (or its recipe YAML)")
     r.add_argument("--out", help="folder to write into (default <root>/report/)")
     v = add("validate", cmd_validate)
     v.add_argument("recipe", type=Path, help="recipe YAML file")

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from magicvl.flows import analysis as an
 from magicvl.storage.layout import find_root
 from magicvl.storage.manifest import read_folder_manifest, read_json
+from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards, scan
 
 _TABLES = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
@@ -99,7 +100,7 @@ def _group_counts(lf: pl.LazyFrame, names: list[str]) -> list[str]:
 
 def inspect_folder(folder: str | Path, rows: int = 3) -> str:
     """A readable description of an output folder (a run root or any table folder)."""
-    folder = Path(folder)
+    folder = as_path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist")
     if (folder / "_manifest.json").is_file() and (folder / "samples").is_dir():
@@ -221,7 +222,7 @@ def _inspect_run(root: Path) -> str:
     for folder in folders:
         shards = list_shards(folder)
         if shards:
-            n = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
+            n = sum(pq.ParquetFile(parquet_source(p)).metadata.num_rows for p in shards)
             label = folder.relative_to(root).as_posix() + "/"
             out.append(f"  {label:<28} {len(shards):>5} shard(s) {n:>9} row(s)   magicvl inspect {folder}")
     return "\n".join(out)

@@ -1,8 +1,8 @@
 """The recipe: one YAML file describes a run. Validated on load; errors name the field.
 
 Relative paths in the recipe resolve against the recipe file's folder. Dataset
-paths and image roots may also be ``s3://`` URIs (``storage.fs``; the output root
-may not, yet: see ``_output_local``).
+paths, image roots and the output root may also be ``s3://`` URIs (``storage.fs``
+for inputs, ``storage.outfs`` for the output root).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.fs import check_uri, is_uri, scheme
 from magicvl.storage.ingest.spec import DatasetConfig, IngestOptions
 from magicvl.storage.options import StorageOptions
+from magicvl.storage.outfs import OutPath, as_path
 from magicvl.storage.overlap import output_overlap
 from magicvl.tasks.resources import StepResources
 
@@ -93,12 +94,9 @@ class Recipe(BaseModel):
 
     @field_validator("output")
     @classmethod
-    def _output_local(cls, v: str) -> str:
+    def _output_uri(cls, v: str) -> str:
         if scheme(v) is not None:
-            raise ValueError(
-                f"output root {v!r}: object-storage output roots (s3://...) are not supported yet; "
-                "write to a local or shared POSIX folder (inputs may be s3://)"
-            )
+            check_uri(v, "output root")
         return v
 
     @model_validator(mode="after")
@@ -160,6 +158,8 @@ class Recipe(BaseModel):
                 inputs.append((f"datasets[{i}].path", self.path(d.path)))
             if d.image_root and not is_uri(d.image_root):
                 inputs.append((f"datasets[{i}].image_root", self.path(d.image_root)))
+        if is_uri(self.output):
+            return self  # an object-store output root cannot overlap local inputs
         if problem := output_overlap(self.output_root, inputs):
             raise ValueError(problem)
         return self
@@ -192,8 +192,9 @@ class Recipe(BaseModel):
         return q if q.is_absolute() else (self.base_dir / q).resolve()
 
     @property
-    def output_root(self) -> Path:
-        return self.path(self.output)
+    def output_root(self) -> OutPath:
+        """The output root: a local Path, or an S3Path reached with ``storage.s3``."""
+        return as_path(self.path(self.output), self.storage.s3)
 
     def signal_params(self, name: str) -> SignalParams:
         """Validated parameters of a configured signal, with model/tokenizer paths made absolute."""

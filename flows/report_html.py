@@ -8,17 +8,27 @@ drop or quarantine reason. Everything is relative to the report folder.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from magicvl.flows.report_data import draw_plots, gather
 from magicvl.flows.report_page import render
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.outfs import OutPath, S3Path, as_path
 
 
-def write_report(root: str | Path, out: str | Path | None = None) -> Path:
-    """Gather, plot and write ``index.html`` (default ``<root>/report/``); returns its path."""
-    root = Path(root)
-    folder = Path(out) if out else OutputLayout(root).report
+def write_report(root: str | Path, out: str | Path | None = None) -> OutPath:
+    """Gather, plot and write ``index.html`` (default ``<root>/report/``); returns its path.
+
+    An object-store report folder is rendered in a local temporary folder, then each file is put."""
+    root = as_path(root)
+    folder = as_path(out) if out else OutputLayout(root).report
+    if isinstance(folder, S3Path):
+        with tempfile.TemporaryDirectory(prefix="magicvl-report-") as tmp:
+            page = write_report(root, tmp)
+            for f in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+                (folder / f.relative_to(tmp).as_posix()).write_bytes(f.read_bytes())
+        return folder / page.name
     folder.mkdir(parents=True, exist_ok=True)
     rep = gather(root)
     rep.plots = draw_plots(rep, folder)

@@ -14,6 +14,7 @@ from typing import Any
 
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json, write_json
+from magicvl.storage.outfs import S3Path
 
 
 def recipe_label(recipe_path: str | Path) -> str:
@@ -41,13 +42,16 @@ def run_record_name(started: dt.datetime, run_id: str | None) -> str:
     return f"{stamp}-{(run_id or 'local').replace('-', '')[:8]}"
 
 
-def write_run_record(layout: OutputLayout, body: dict[str, Any], recipe_path: str | Path) -> Path:
+def write_run_record(layout: OutputLayout, body: dict[str, Any], recipe_path: str | Path) -> Path | S3Path:
     """Write this run's manifest and recipe copy under ``_runs/`` and point ``_manifest.json`` at it."""
     started = dt.datetime.fromisoformat(body["started"])
     run_dir = layout.run_dir(run_record_name(started, body.get("run_id")))
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
+        if isinstance(run_dir, S3Path):
+            (run_dir / "recipe.yaml").write_bytes(Path(recipe_path).read_bytes())
+        else:
+            shutil.copyfile(recipe_path, run_dir / "recipe.yaml")
     except OSError:
         pass  # the recipe moved away mid-run: its hash is still in the manifest
     body = {**body, "run_dir": run_dir.relative_to(layout.root).as_posix()}

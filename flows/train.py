@@ -30,6 +30,7 @@ from magicvl.flows.recipe import Recipe, RecipeError, load_recipe
 from magicvl.flows.runs import flow_run_name
 from magicvl.model.train_config import LaunchConfig, TrainConfig
 from magicvl.model.training import StageRun
+from magicvl.storage.fs import is_uri
 
 TRAINER_MODULE = "magicvl.model.training"
 
@@ -38,6 +39,12 @@ def train_section(recipe: Recipe) -> TrainConfig:
     """The recipe's ``train:`` section with its paths made absolute."""
     if recipe.train is None:
         raise RecipeError("the recipe has no `train:` section (see README, 'Training')")
+    if is_uri(str(recipe.output_root)):
+        raise RecipeError(
+            f"training reads curated/ and samples/ from a local folder, and the output root {recipe.output_root} "
+            "is on object storage: copy both to a local or shared folder (e.g. `aws s3 sync "
+            f"{recipe.output_root}/curated DIR/curated`, the same for samples/) and train with `output: DIR`"
+        )
     t = recipe.train
     out = Path(t.output).expanduser()
     output = out if out.is_absolute() else recipe.output_root / out

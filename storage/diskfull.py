@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -33,8 +34,9 @@ def _mount_of(path: Path) -> tuple[str, str]:
 
 
 def disk_full(path: str | Path) -> DiskFullError:
-    """The error to raise when writing ``path`` ran out of space."""
-    mount, device = _mount_of(Path(path))
+    """The error to raise when writing ``path`` ran out of space (an object is spooled in the temp folder)."""
+    local = isinstance(path, (str, Path)) and "://" not in str(path)
+    mount, device = _mount_of(Path(path) if local else Path(tempfile.gettempdir()))
     try:
         st = os.statvfs(mount)
         free = f"{st.f_bavail * st.f_frsize} bytes free of {st.f_blocks * st.f_frsize}"

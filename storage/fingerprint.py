@@ -57,8 +57,10 @@ def source_fingerprint(path: str | Path, store: ObjectStoreOptions | None = None
 
 def sha256_file(path: str | Path, block: int = 1 << 22) -> str:
     """Content checksum of a file."""
+    from magicvl.storage.outfs import as_path, is_remote
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with as_path(path).open("rb") if is_remote(path) else open(path, "rb") as f:
         while chunk := f.read(block):
             h.update(chunk)
     return h.hexdigest()

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from magicvl.storage.outfs import OutPath, as_path
+
 TABLES: tuple[str, ...] = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
 # how deep partition folders go under each table (signals: <signal>/<dataset>)
 _PARTITION_DEPTH = {"signals": 2}
@@ -50,111 +52,111 @@ def stage_folder(stage: int) -> str:
 class OutputLayout:
     """Paths of one run's outputs. Pure: creates nothing."""
 
-    root: Path
+    root: OutPath  # a local Path, or an S3Path for an s3:// root (storage.outfs)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        object.__setattr__(self, "root", as_path(self.root))
 
     # tables -----------------------------------------------------------------
     @property
-    def samples(self) -> Path:
+    def samples(self) -> OutPath:
         return self.root / "samples"
 
     @property
-    def quarantine(self) -> Path:
+    def quarantine(self) -> OutPath:
         return self.root / "quarantine"
 
     @property
-    def signals(self) -> Path:
+    def signals(self) -> OutPath:
         return self.root / "signals"
 
     @property
-    def scores(self) -> Path:
+    def scores(self) -> OutPath:
         return self.root / "scores"
 
     @property
-    def dropped(self) -> Path:
+    def dropped(self) -> OutPath:
         return self.root / "dropped"
 
     @property
-    def curated(self) -> Path:
+    def curated(self) -> OutPath:
         return self.root / "curated"
 
     @property
-    def state(self) -> Path:
+    def state(self) -> OutPath:
         return self.root / "_state"
 
     @property
-    def manifest(self) -> Path:
+    def manifest(self) -> OutPath:
         """A copy of the latest run's manifest (each run's own is under ``runs``)."""
         return self.root / "_manifest.json"
 
     @property
-    def runs(self) -> Path:
+    def runs(self) -> OutPath:
         return self.root / "_runs"
 
-    def run_dir(self, run: str) -> Path:
+    def run_dir(self, run: str) -> OutPath:
         return self.runs / check_name(run, "run name")
 
     @property
-    def report(self) -> Path:
+    def report(self) -> OutPath:
         return self.root / "report"
 
     @property
-    def manifests(self) -> Path:
+    def manifests(self) -> OutPath:
         return self.state / "manifests"
 
-    def folder_manifest(self, folder: str | Path) -> Path:
+    def folder_manifest(self, folder: str | Path) -> OutPath:
         """Where the manifest of a table folder under this root lives (outside the folder readers scan)."""
-        rel = Path(folder).relative_to(self.root)
+        rel = as_path(folder).relative_to(self.root)
         if not rel.parts or rel.parts[0] not in TABLES:
             raise ValueError(f"{folder} is not a table folder under {self.root}")
         return self.manifests / f"{rel.as_posix()}.json"
 
     # partitions --------------------------------------------------------------
-    def samples_dir(self, dataset: str) -> Path:
+    def samples_dir(self, dataset: str) -> OutPath:
         return self.samples / dataset
 
-    def quarantine_dir(self, dataset: str) -> Path:
+    def quarantine_dir(self, dataset: str) -> OutPath:
         return self.quarantine / dataset
 
-    def signal_dir(self, signal: str, dataset: str) -> Path:
+    def signal_dir(self, signal: str, dataset: str) -> OutPath:
         return self.signals / signal / dataset
 
-    def signal_path(self, signal: str, dataset: str, shard_stem: str, key: str) -> Path:
+    def signal_path(self, signal: str, dataset: str, shard_stem: str, key: str) -> OutPath:
         """A signal's output for one samples shard: the path is derived from its cache key."""
         return self.signal_dir(signal, dataset) / f"{shard_stem}-{key[:16]}.parquet"
 
     @property
-    def quality(self) -> Path:
+    def quality(self) -> OutPath:
         """Filter measures and decisions, categories, judge answers, duplicates, verdicts."""
         return self.root / "quality"
 
-    def quality_dir(self, kind: str, dataset: str | None = None) -> Path:
+    def quality_dir(self, kind: str, dataset: str | None = None) -> OutPath:
         return self.quality / kind / dataset if dataset else self.quality / kind
 
-    def scores_dir(self, dataset: str) -> Path:
+    def scores_dir(self, dataset: str) -> OutPath:
         return self.scores / dataset
 
-    def dropped_dir(self, dataset: str) -> Path:
+    def dropped_dir(self, dataset: str) -> OutPath:
         return self.dropped / dataset
 
-    def stage_dir(self, stage: int) -> Path:
+    def stage_dir(self, stage: int) -> OutPath:
         return self.curated / stage_folder(stage)
 
-    def marker(self, step: str, name: str) -> Path:
+    def marker(self, step: str, name: str) -> OutPath:
         """Completion marker of one unit of work (written last, atomically)."""
         return self.state / step / f"{name}.json"
 
 
-def find_root(folder: str | Path) -> Path:
+def find_root(folder: str | Path) -> OutPath:
     """The output root a table folder belongs to (``<root>/curated/stage-1`` → ``<root>``).
 
     The nearest ancestor whose relative path has a table's shape wins, preferring
     one that holds ``_state``; a folder outside any layout counts as its own table
     under its parent.
     """
-    folder = Path(folder)
+    folder = as_path(folder)
     shaped = []
     for up, anc in enumerate([folder, *folder.parents][1:], start=1):
         rel = folder.relative_to(anc).parts
@@ -168,9 +170,9 @@ def find_root(folder: str | Path) -> Path:
     return shaped[0] if shaped else folder.parent
 
 
-def folder_manifest_path(folder: str | Path) -> Path:
+def folder_manifest_path(folder: str | Path) -> OutPath:
     """Where the manifest of ``folder`` lives: ``<root>/_state/manifests/<table path>.json``."""
-    folder = Path(folder)
+    folder = as_path(folder)
     root = find_root(folder)
     rel = folder.relative_to(root)
     return root / "_state" / "manifests" / f"{rel.as_posix()}.json"

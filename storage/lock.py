@@ -11,6 +11,10 @@ Two levels (``fcntl.flock``, released by the kernel when the process dies, even 
 
 A lock that is taken raises ``OutputLockedError`` naming the root, the part
 and the holder's pid (read from ``/proc/locks``).
+
+On an ``s3://`` root the same locks are objects created with a conditional PUT
+(``If-None-Match: *``, ``storage.objlock``): the holder's host and pid are in the
+object, and one left by a killed run is removed by hand (the message says how).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from magicvl.storage.outfs import S3Path, as_path
 
 
 class OutputLockedError(RuntimeError):
@@ -66,16 +72,31 @@ def lock_output(
 
     ``wait_parts`` waits for a busy part instead of failing (e.g. the combine that ends a score run).
     """
-    locks = Path(root) / "_state" / "locks"
+    locks = as_path(root) / "_state" / "locks"
+    if isinstance(locks, S3Path):
+        from magicvl.storage.objlock import object_lock, object_root_lock
+
+        root_lock = object_root_lock(locks, exclusive, f"output root {root} ({run})")
+        part_lock = lambda part: object_lock(locks / f"{part}.lock", wait_parts, f"{part} of output root {root}")  # noqa: E731
+    else:
+        root_lock = _flock(locks / "root.lock", exclusive, False, f"output root {root} ({run})")
+        part_lock = lambda part: _flock(locks / f"{part}.lock", True, wait_parts, f"{part} of output root {root}")  # noqa: E731
     with ExitStack() as stack:
-        stack.enter_context(_flock(locks / "root.lock", exclusive, False, f"output root {root} ({run})"))
+        stack.enter_context(root_lock)
         for part in sorted(parts):
-            stack.enter_context(_flock(locks / f"{part}.lock", True, wait_parts, f"{part} of output root {root}"))
+            stack.enter_context(part_lock(part))
         yield
 
 
 @contextmanager
 def lock_part(root: str | Path, part: str, wait: bool = True) -> Iterator[None]:
     """Hold one part of an output root exclusively (the caller already holds the root)."""
-    with _flock(Path(root) / "_state" / "locks" / f"{part}.lock", True, wait, f"{part} of output root {root}"):
+    path, what = as_path(root) / "_state" / "locks" / f"{part}.lock", f"{part} of output root {root}"
+    if isinstance(path, S3Path):
+        from magicvl.storage.objlock import object_lock
+
+        with object_lock(path, wait, what):
+            yield
+        return
+    with _flock(path, True, wait, what):
         yield

@@ -11,17 +11,21 @@ from typing import Any
 from magicvl.storage.diskfull import translate
 from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import folder_manifest_path
+from magicvl.storage.outfs import S3Path, as_path, is_remote
 from magicvl.storage.verify import outputs_intact, stamp
 
 MANIFEST_NAME = "_manifest.json"  # the run manifest at an output root (folder manifests live under _state)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
+    """Write JSON to ``path`` via a temporary file and an atomic rename (on S3: one atomic PutObject)."""
+    path = as_path(path)
+    text = json.dumps(obj, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
+    if isinstance(path, S3Path):
+        path.write_text(text)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    text = json.dumps(obj, indent=2, sort_keys=False, default=str, ensure_ascii=False) + "\n"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
@@ -35,6 +39,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
+    if is_remote(path):
+        return json.loads(as_path(path).read_text())
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -58,17 +64,22 @@ def load_marker(path: str | Path, root: str | Path) -> dict[str, Any] | None:
         marker = read_json(path)
     except (OSError, json.JSONDecodeError):
         return None
-    base = Path(root)
-    return _map_paths(marker, lambda p: p if Path(p).is_absolute() else str(base / p))
+    base = as_path(root)
+    return _map_paths(marker, lambda p: p if as_path(p).is_absolute() else str(base / p))
 
 
 def save_marker(path: str | Path, root: str | Path, marker: dict[str, Any]) -> None:
     """Write a marker, storing output paths relative to ``root`` and each output's mtime (see verify)."""
-    base = Path(root)
+    base = as_path(root)
     if "outputs" in marker:
         marker = {**marker, "outputs": stamp(marker["outputs"])}
-    rel = lambda p: Path(p).relative_to(base).as_posix() if Path(p).is_relative_to(base) else p  # noqa: E731
+    rel = lambda p: as_path(p).relative_to(base).as_posix() if _under(p, base) else p  # noqa: E731
     write_json(path, _map_paths(marker, rel))
+
+
+def _under(path: str, base: Path | S3Path) -> bool:
+    p = as_path(path)
+    return type(p) is type(base) and p.is_relative_to(base)
 
 
 def read_marker(path: str | Path, key: str, root: str | Path, verify: str | None = None) -> dict[str, Any] | None:
@@ -77,7 +88,7 @@ def read_marker(path: str | Path, key: str, root: str | Path, verify: str | None
     What "intact" means (size, Parquet footer, mtime, SHA-256 with ``verify="sha256"``
     or ``$MAGICVL_VERIFY``) is ``storage.verify``; a damaged output is logged by path.
     """
-    if not Path(path).is_file():
+    if not as_path(path).is_file():
         return None
     marker = load_marker(path, root)
     if marker is None or marker.get("key") != key:
@@ -103,11 +114,11 @@ def write_folder_manifest(
     Written to ``<root>/_state/manifests/<table path>.json`` (``storage.layout``), not
     inside the folder, so readers that scan the folder see only data.
     """
-    folder = Path(folder)
+    folder = as_path(folder)
     rel = []
     for s in sorted(shards, key=lambda s: s["path"]):
         entry = dict(s)
-        entry["path"] = Path(s["path"]).relative_to(folder).as_posix()
+        entry["path"] = as_path(s["path"]).relative_to(folder).as_posix()
         rel.append(entry)
     body = {
         "recipe_hash": recipe_hash,
@@ -130,7 +141,7 @@ def verify_folder_manifest(folder: str | Path) -> list[str]:
     """Problems found checking a folder against its manifest (empty list = intact)."""
     from magicvl.storage.fingerprint import sha256_file
 
-    folder = Path(folder)
+    folder = as_path(folder)
     problems = []
     manifest = read_json(folder_manifest_path(folder))
     for s in manifest["shards"]:

@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from magicvl.storage.outfs import S3Path, as_path, parquet_source
+
 if TYPE_CHECKING:  # imported where used: workers that only read shards skip polars and pyarrow.dataset (~0.5 s)
     import polars as pl
     import pyarrow.dataset as pads
@@ -24,7 +26,7 @@ if TYPE_CHECKING:  # imported where used: workers that only read shards skip pol
 
 def list_shards(folder: str | Path) -> list[Path]:
     """Every visible Parquet shard under ``folder``, sorted (temporaries and ``_``/``.`` files skipped)."""
-    root = Path(folder)
+    root = as_path(folder)
     if not root.exists():
         return []
     return sorted(
@@ -36,10 +38,12 @@ def arrow_dataset(folder: str | Path) -> pads.Dataset:
     """A pyarrow dataset over an output folder (lazy)."""
     import pyarrow.dataset as pads
 
-    files = [str(p) for p in list_shards(folder)]
-    if not files:
+    shards = list_shards(folder)
+    if not shards:
         raise FileNotFoundError(f"no Parquet shards under {folder}")
-    return pads.dataset(files, format="parquet")
+    if isinstance(shards[0], S3Path):
+        return pads.dataset([p.key for p in shards], format="parquet", filesystem=shards[0]._fs())
+    return pads.dataset([str(p) for p in shards], format="parquet")
 
 
 def scan(folder: str | Path, columns: list[str] | None = None) -> pl.LazyFrame:
@@ -49,24 +53,27 @@ def scan(folder: str | Path, columns: list[str] | None = None) -> pl.LazyFrame:
     files = [str(p) for p in list_shards(folder)]
     if not files:
         raise FileNotFoundError(f"no Parquet shards under {folder}")
+    if isinstance(as_path(folder), S3Path):  # through the seam's filesystem (endpoint, credentials)
+        lf = pl.scan_pyarrow_dataset(arrow_dataset(folder))
+        return lf.select(columns) if columns else lf
     lf = pl.scan_parquet(files, hive_partitioning=False)
     return lf.select(columns) if columns else lf
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     """Read one shard (optionally a subset of columns)."""
-    return pq.read_table(path, columns=columns)
+    return pq.read_table(parquet_source(path), columns=columns)
 
 
 def iter_batches(path: str | Path, columns: list[str] | None = None, batch_size: int = 256) -> Iterator[pa.RecordBatch]:
     """Stream one shard in record batches of at most ``batch_size`` rows."""
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(parquet_source(path))
     yield from pf.iter_batches(batch_size=batch_size, columns=columns)
 
 
 def file_metadata(path: str | Path) -> dict[str, str]:
     """The key-value metadata stored in a shard's footer."""
-    meta = pq.read_schema(path).metadata or {}
+    meta = pq.read_schema(parquet_source(path)).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k != b"huggingface"}
 
 
@@ -77,7 +84,7 @@ def column_names(path: str | Path) -> list[str]:
 
 def num_rows(path: str | Path) -> int:
     """Row count of one shard, from its footer (no data read)."""
-    return pq.ParquetFile(path).metadata.num_rows
+    return pq.ParquetFile(parquet_source(path)).metadata.num_rows
 
 
 def read_rows(path: str | Path, rows: list[int], columns: list[str] | None = None) -> list[dict]:
@@ -86,7 +93,7 @@ def read_rows(path: str | Path, rows: list[int], columns: list[str] | None = Non
     Only the row groups holding them are read (a few thumbnails never load a shard of images)."""
     if not rows:
         return []
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(parquet_source(path))
     md = pf.metadata
     starts = [0]
     for g in range(md.num_row_groups):
@@ -110,7 +117,7 @@ def find_rows(paths: list[Path], column: str, values: set) -> dict[Path, list[in
     out: dict[Path, list[int]] = {}
     wanted = pa.array(sorted(values))
     for p in paths:
-        col = pq.read_table(p, columns=[column]).column(column)
+        col = pq.read_table(parquet_source(p), columns=[column]).column(column)
         hits = pc.indices_nonzero(pc.fill_null(pc.is_in(col, value_set=wanted), False))
         if len(hits):
             out[p] = hits.to_pylist()
@@ -119,7 +126,7 @@ def find_rows(paths: list[Path], column: str, values: set) -> dict[Path, list[in
 
 def column_values(paths: list[str | Path], column: str) -> list:
     """One column of several shards, concatenated in the order given."""
-    return [v for p in paths for v in pq.read_table(p, columns=[column]).column(column).to_pylist()]
+    return [v for p in paths for v in pq.read_table(parquet_source(p), columns=[column]).column(column).to_pylist()]
 
 
 def duplicate_rows(paths: list[str | Path]) -> dict[int, list[tuple[int, str]]]:
@@ -130,7 +137,7 @@ def duplicate_rows(paths: list[str | Path]) -> dict[int, list[tuple[int, str]]]:
     import polars as pl
 
     frames = [
-        pl.scan_parquet(str(p)).select("sample_id", "source").with_row_index("row").with_columns(pl.lit(i).alias("shard"))
+        _ids(p).select("sample_id", "source").with_row_index("row").with_columns(pl.lit(i).alias("shard"))
         for i, p in enumerate(paths)
     ]
     df = pl.concat(frames).filter(pl.col("sample_id").is_duplicated()).collect().sort(["shard", "row"])
@@ -142,3 +149,12 @@ def duplicate_rows(paths: list[str | Path]) -> dict[int, list[tuple[int, str]]]:
         else:
             out.setdefault(int(shard), []).append((int(row), first[sid]))
     return out
+
+
+def _ids(path: str | Path) -> pl.LazyFrame:
+    """``sample_id`` and ``source`` of one shard (read through the seam for an object)."""
+    import polars as pl
+
+    if isinstance(as_path(path), S3Path):
+        return pl.from_arrow(read_table(path, ["sample_id", "source"])).lazy()
+    return pl.scan_parquet(str(path))

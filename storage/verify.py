@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from magicvl.storage.fingerprint import sha256_file
+from magicvl.storage.outfs import as_path, parquet_source
 
 VERIFY_ENV = "MAGICVL_VERIFY"
 MODES = ("quick", "sha256")
@@ -44,7 +45,7 @@ def verify_mode(mode: str | None = None) -> str:
 
 def _footer_problem(path: Path) -> str | None:
     try:
-        pq.read_metadata(path)
+        pq.read_metadata(parquet_source(path))
     except Exception as e:
         return f"Parquet footer unreadable ({type(e).__name__})"
     return None
@@ -52,7 +53,7 @@ def _footer_problem(path: Path) -> str | None:
 
 def output_problem(out: dict[str, Any], mode: str) -> str | None:
     """Why the output ``out`` (a marker entry: path, bytes, sha256[, mtime_ns]) cannot be reused, or None."""
-    path = Path(out["path"])
+    path = as_path(out["path"])
     try:
         st = path.stat()
     except OSError:
@@ -83,7 +84,7 @@ def stamp(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for out in outputs:
         if isinstance(out, dict) and "path" in out and "bytes" in out and "mtime_ns" not in out:
             try:
-                out = {**out, "mtime_ns": Path(out["path"]).stat().st_mtime_ns}
+                out = {**out, "mtime_ns": as_path(out["path"]).stat().st_mtime_ns}
             except OSError:
                 pass
         stamped.append(out)
@@ -93,15 +94,15 @@ def stamp(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def reusable_parquet(path: str | Path, key: str, mode: str | None = None) -> bool:
     """A keyed Parquet output (e.g. a signal file) that exists, parses, carries ``key`` in its
     footer metadata and, in ``sha256`` mode, reads whole with its page checksums verified."""
-    path = Path(path)
+    path = as_path(path)
     if not path.is_file():
         return False
     try:
-        meta = pq.read_schema(path).metadata or {}
+        meta = pq.read_schema(parquet_source(path)).metadata or {}
         if meta.get(b"cache_key", b"").decode() != key:
             return False
         if verify_mode(mode) == "sha256":
-            pq.ParquetFile(path, page_checksum_verification=True).read()
+            pq.ParquetFile(parquet_source(path), page_checksum_verification=True).read()
     except Exception as e:
         log.warning("damaged output %s: %s; recomputing it", path, f"unreadable ({type(e).__name__})")
         return False

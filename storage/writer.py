@@ -2,7 +2,9 @@
 
 Every shard is written under a hidden temporary name in its final folder and
 renamed into place only when the writer is closed without error, so a shard
-exists whole or not at all. The SHA-256 of each file is computed while it is
+exists whole or not at all. On object storage (an ``S3Path`` folder) a shard is
+spooled locally and put at its final key in one ``PutObject`` (atomic) when it
+is finished; an aborted writer deletes the shards it had put. The SHA-256 of each file is computed while it is
 written (no second read), and every data page carries a CRC (``write_page_checksum``)
 that a verifying read checks. A write that runs out of space raises
 ``DiskFullError`` (naming the path, device and mount point) and every
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from magicvl.storage.diskfull import translate
+from magicvl.storage.outfs import S3Path, as_path
 
 # Already-compressed payloads: compressing them again costs CPU for nothing.
 _UNCOMPRESSED_COLUMNS = ("image.bytes",)
@@ -41,7 +45,7 @@ class ShardInfo:
 
     @property
     def stem(self) -> str:
-        return Path(self.path).name.removesuffix(".parquet")
+        return as_path(self.path).name.removesuffix(".parquet")
 
 
 class _HashingSink:
@@ -105,6 +109,42 @@ class _HashingSink:
         return self._h.hexdigest()
 
 
+class _ObjectSink(_HashingSink):
+    """A ``_HashingSink`` for an object key: bytes are spooled (memory, then a local temporary
+    file) and put in one ``PutObject`` at ``close``; ``discard`` puts nothing."""
+
+    def __init__(self, path: S3Path) -> None:
+        self.path = path
+        self._f = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+        self._h = hashlib.sha256()
+        self._n = 0
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._f.seek(0)
+                self.path.write_bytes(self._f)
+            finally:
+                self._f.close()
+                self.closed = True
+
+    def discard(self) -> None:
+        self._f.close()
+        self.closed = True
+
+
+def _sink(path: Path | S3Path) -> _HashingSink:
+    return _ObjectSink(path) if isinstance(path, S3Path) else _HashingSink(path)
+
+
+def _temporary(final: Path | S3Path) -> Path | S3Path:
+    """Where a file is written before it is final: a hidden sibling locally, the final key itself on S3."""
+    if isinstance(final, S3Path):
+        return final
+    return final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def _compression(schema: pa.Schema, codec: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for field in schema:
@@ -141,7 +181,7 @@ class ShardWriter:
     ) -> None:
         if max_rows < 1 or max_bytes < 1:
             raise ValueError("max_rows and max_bytes must be positive")
-        self.directory = Path(directory)
+        self.directory = as_path(directory)
         self.stem = stem
         self.schema = schema.with_metadata({**(schema.metadata or {}), **_encode(metadata or {})})
         self.max_rows = max_rows
@@ -182,7 +222,8 @@ class ShardWriter:
             self._finish()
         infos = []
         for tmp, final, rows, size, sha in self._pending:
-            os.replace(tmp, final)
+            if tmp != final:
+                os.replace(tmp, final)
             infos.append(ShardInfo(str(final), rows, size, sha))
         self._pending = []
         return infos
@@ -198,7 +239,7 @@ class ShardWriter:
             self._writer = None
             self._sink = None
         for tmp, *_ in self._pending:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
         self._pending = []
 
     def __enter__(self) -> ShardWriter:
@@ -213,8 +254,8 @@ class ShardWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         n = len(self._pending)
         final = self.directory / f"{self.stem}-{n:03d}.parquet"
-        self._tmp = self.directory / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._sink = _HashingSink(self._tmp)
+        self._tmp = _temporary(final)
+        self._sink = _sink(self._tmp)
         self._writer = pq.ParquetWriter(
             self._sink, self.schema, compression=self._compression, write_page_checksum=True
         )
@@ -238,14 +279,15 @@ def _encode(meta: dict[str, str]) -> dict[bytes, bytes]:
 
 def write_table(path: str | Path, table: pa.Table, compression: str = "zstd") -> ShardInfo:
     """Write one small table atomically to exactly ``path`` (no rotation)."""
-    path = Path(path)
+    path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    sink = _HashingSink(tmp)
+    tmp = _temporary(path)
+    sink = _sink(tmp)
     try:
         pq.write_table(table, sink, compression=_compression(table.schema, compression), write_page_checksum=True)
         sink.close()
-        os.replace(tmp, path)
+        if tmp != path:
+            os.replace(tmp, path)
     except BaseException as e:
         sink.discard()
         raise translate(e, tmp) from None
@@ -254,7 +296,7 @@ def write_table(path: str | Path, table: pa.Table, compression: str = "zstd") ->
 
 def remove_outputs(directory: str | Path, stem: str) -> int:
     """Remove shards (and stale temporaries) a previous attempt at ``stem`` left behind."""
-    d = Path(directory)
+    d = as_path(directory)
     if not d.is_dir():
         return 0
     n = 0

@@ -29,6 +29,7 @@ from magicvl.scoring.score import Decision, gather_stats, score_rows, split_hist
 from magicvl.scoring.signals import base_name
 from magicvl.storage.fingerprint import stable_hash
 from magicvl.storage.options import StorageOptions
+from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
 from magicvl.tasks.retune import moves, previous_stages
@@ -301,7 +302,7 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
         v = np.full(n_all, np.nan)
         v[c.index] = arr
         full_all[name] = v
-    shard_ref = Path(inp.path).resolve().relative_to(layout.root.resolve()).as_posix()
+    shard_ref = as_path(inp.path).resolve().relative_to(layout.root.resolve()).as_posix()
     columns = [f.name for f in CURATED_SCHEMA if f.name in SAMPLE_SCHEMA.names]
     writers = {}
     offset = 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicvl.flows.review import inspection_category, load_decision
@@ -21,6 +20,7 @@ from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.judge import JudgeConfig
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
+from magicvl.storage.outfs import as_path
 from magicvl.tasks.dedup_near import shard_hashes
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
 from magicvl.tasks.quality_units import CategorizeUnit, DuplicatesUnit, JudgeUnit, MeasureUnit
@@ -138,7 +138,7 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     verdicts = run_units(verdict_units, "verdicts", res, window, retries, force)
     for cfg in recipe.all_datasets:
         folder = layout.quality_dir("verdicts", cfg.name)
-        mine = [o for r in verdicts for o in r["outputs"] if Path(o["path"]).parent == folder]
+        mine = [o for r in verdicts for o in r["outputs"] if as_path(o["path"]).parent == folder]
         write_folder_manifest(folder, mine, recipe.digest(), {"dataset": cfg.name})
     dropped = sum((Counter(r["dropped"]) for r in verdicts), Counter())
     sources = sum((Counter(r["sources"]) for r in verdicts), Counter())

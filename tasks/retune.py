@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards, read_table
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def publish(moved: dict[str, int], changed: list[str]) -> None:
 # -- readers -------------------------------------------------------------------------------------
 def with_images(curated: pa.Table, root: str | Path) -> pa.Table:
     """Curated rows with their ``image`` column attached from the samples shards they reference."""
-    root = Path(root)
+    root = as_path(root)
     images: list[Any] = [None] * curated.num_rows
     shards = curated.column("samples_shard").to_pylist()
     rows = curated.column("samples_row").to_pylist()
@@ -172,7 +173,7 @@ def with_images(curated: pa.Table, root: str | Path) -> pa.Table:
     for i, s in enumerate(shards):
         by_shard.setdefault(s, []).append(i)
     for shard, idx in by_shard.items():
-        col = pq.read_table(root / shard, columns=["image"]).column("image")
+        col = pq.read_table(parquet_source(root / shard), columns=["image"]).column("image")
         picked = col.take(pa.array([rows[i] for i in idx], pa.int64())).to_pylist()
         for i, img in zip(idx, picked):
             images[i] = img

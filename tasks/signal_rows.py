@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from magicvl.storage.images import stable_error
+from magicvl.storage.outfs import parquet_source
 from magicvl.storage.readers import list_shards, read_table
 from magicvl.tasks.unit import UnitKey
 
@@ -75,13 +76,19 @@ class Previous:
                 arr[i] = np.nan if c in floats and v is None else v
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed since it was listed
+        return -1.0
+
+
 def previous_values(folder: Path, stem: str, base_key: str, ids: list[str], columns: list[str]) -> Previous | None:
     """The newest earlier file for this shard whose ``base_key`` matches and whose rows follow ``ids``."""
-    for p in sorted(list_shards(folder), key=lambda p: p.stat().st_mtime, reverse=True):
-        if not p.name.startswith(f"{stem}-"):
-            continue
+    mine = [p for p in list_shards(folder) if p.name.startswith(f"{stem}-")]  # others' may be swept meanwhile
+    for p in sorted(mine, key=_mtime, reverse=True):
         try:
-            meta = pq.read_schema(p).metadata or {}
+            meta = pq.read_schema(parquet_source(p)).metadata or {}
             if meta.get(b"base_key", b"").decode() != base_key:
                 continue
             t = read_table(p)

@@ -20,7 +20,8 @@ import numpy as np
 from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import PopulationStats, cutoffs, decide
-from magicvl.storage.fingerprint import sha256_file
+from magicvl.storage.fingerprint import sha256_file, stable_hash
+from magicvl.storage.outfs import as_path
 from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
@@ -274,14 +275,15 @@ def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs],
     """Pass 1 (statistics) and, at sample granularity, pass 2 (histograms → cutoffs), merged as they arrive."""
     res, window, retries = recipe.resources.combine, recipe.ray.max_in_flight, recipe.ray.task_retries
     metric_axes = {j.name: j.signal.axis for j in signal_jobs(recipe)}  # vlm_loss@<model>: task, model order
-    acc = {"stats": PopulationStats()}
-
-    def merge_stats(s: dict) -> None:
-        acc["stats"] = acc["stats"].merge(PopulationStats.from_dict(s))
+    arrived: list[dict] = []  # merged in a fixed order below: float sums in arrival order differ between
+    # runs in their last digits, which would change the decision's hash and recompute every combine unit
 
     calls = [(i, cfg) for i in inputs]
-    run_tasks(combine_tasks.shard_stats, calls, "combine:stats", res, window, retries, merge_stats)
-    decision = decide(acc["stats"], metric_axes, cfg)
+    run_tasks(combine_tasks.shard_stats, calls, "combine:stats", res, window, retries, arrived.append)
+    stats = PopulationStats()
+    for s in sorted(arrived, key=stable_hash):
+        stats = stats.merge(PopulationStats.from_dict(s))
+    decision = decide(stats, metric_axes, cfg)
     if cfg.granularity == "sample":
         hists: dict[str, np.ndarray] = {}
 
@@ -307,15 +309,15 @@ def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) ->
         write_folder_manifest(qdir, _infos(list_shards(qdir), produced), recipe.digest(), {"dataset": cfg.name})
     for k in (1, 2, 3, 4):
         d = layout.stage_dir(k)
-        write_folder_manifest(d, [o for o in produced if Path(o["path"]).parent == d], recipe.digest(), {"stage": k})
+        write_folder_manifest(d, [o for o in produced if as_path(o["path"]).parent == d], recipe.digest(), {"stage": k})
     write_folder_manifest(
         layout.curated,
-        [o for o in produced if layout.curated in Path(o["path"]).parents],
+        [o for o in produced if layout.curated in as_path(o["path"]).parents],
         recipe.digest(),
         {"what": "curriculum, stage-1..4"},
     )
     for folder in (layout.scores, layout.dropped):
-        write_folder_manifest(folder, [o for o in produced if folder in Path(o["path"]).parents], recipe.digest())
+        write_folder_manifest(folder, [o for o in produced if folder in as_path(o["path"]).parents], recipe.digest())
 
 
 def _infos(paths: list[Path], known: list[dict]) -> list[dict]:

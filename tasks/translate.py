@@ -33,6 +33,7 @@ from magicvl.storage.fingerprint import model_identity, sample_id
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
 from magicvl.storage.options import StorageOptions
+from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, list_shards, read_table
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.tasks.dedup import DEDUP_PREFIX
@@ -136,7 +137,7 @@ def _finish_dataset(recipe: Recipe, layout: OutputLayout, target: str, results: 
     shards = [sh for r in results for sh in r["shards"]]
     sweep(layout.samples_dir(target), {sh["path"] for sh in shards})
     qdir = layout.quarantine_dir(target)
-    keep_q = {o["path"] for r in results for o in r["outputs"] if Path(o["path"]).parent == qdir}
+    keep_q = {o["path"] for r in results for o in r["outputs"] if as_path(o["path"]).parent == qdir}
     sweep(qdir, keep_q, QUARANTINE_PREFIX)
     failed = sum(r["failed"] for r in results)
     totals = {

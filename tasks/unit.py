@@ -21,6 +21,7 @@ from magicvl.storage.fingerprint import cache_key
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_marker, write_marker
 from magicvl.storage.options import StorageOptions
+from magicvl.storage.outfs import S3Path, as_path
 from magicvl.storage.readers import list_shards
 from magicvl.storage.writer import ShardWriter, write_table
 
@@ -52,8 +53,8 @@ class Outputs:
 
     def own(self, folder: Path, prefix: str) -> None:
         """Declare that files ``folder/prefix*`` belong to this unit (stale ones are removed)."""
-        if (Path(folder), prefix) not in self.owned:
-            self.owned.append((Path(folder), prefix))
+        if (as_path(folder), prefix) not in self.owned:
+            self.owned.append((as_path(folder), prefix))
 
     def writer(self, folder: Path, stem: str, schema: pa.Schema, metadata: dict[str, str] | None = None) -> ShardWriter:
         """A rotating shard writer ``folder/stem-NNN.parquet`` (moved into place at ``close``)."""
@@ -90,7 +91,7 @@ class Outputs:
 
 def sweep(folder: Path, keep: set[str], prefix: str = "") -> int:
     """Delete shards (and leftover temporaries) named ``prefix*`` under ``folder`` that are not in ``keep``."""
-    folder = Path(folder)
+    folder = as_path(folder)
     if not folder.is_dir():
         return 0
     n = 0
@@ -134,7 +135,9 @@ def forget_datasets(layout: OutputLayout, keep: set[str]) -> list[str]:
 
 
 def _remove_empty(folder: Path) -> None:
-    """Remove ``folder`` and its subfolders if no file is left in them."""
+    """Remove ``folder`` and its subfolders if no file is left in them (on S3 an empty prefix is gone)."""
+    if isinstance(folder, S3Path):
+        return
     for d in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(d.iterdir()):
             d.rmdir()
@@ -154,7 +157,7 @@ class Unit(ABC):
     step: ClassVar[str]
 
     def __init__(self, out_root: str, storage: StorageOptions) -> None:
-        self.layout = OutputLayout(Path(out_root))
+        self.layout = OutputLayout(as_path(out_root, storage.s3))
         self.storage = storage
 
     @property

@@ -79,20 +79,6 @@ def test_curate_reads_s3_inputs_and_reuses_everything_on_rerun(tmp_path, tokeniz
         assert {p.relative_to(out).as_posix(): sha256_file(p) for p in list_shards(out / "curated")} == curated
 
 
-def test_s3_output_root_is_refused_before_anything_starts(tmp_path, tokenizer_dir):
-    recipe = _s3_recipe(tmp_path, tokenizer_dir)
-    res = subprocess.run(
-        [sys.executable, "-m", "magicvl.flows.cli", "curate", str(recipe), "--output", "s3://bkt/out"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 2 and "Traceback" not in res.stderr + res.stdout
-    assert "output root 's3://bkt/out': object-storage output roots (s3://...) are not supported yet" in res.stderr
-
-
 def test_unreachable_object_store_is_one_clean_error(tmp_path, tokenizer_dir):
     recipe = _s3_recipe(tmp_path, tokenizer_dir)
     env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "PYTHONUNBUFFERED": "1"}  # closed

@@ -192,10 +192,12 @@ def test_object_storage_recipes(tmp_path):
     )
     assert r.path(r.datasets[0].path) == "s3://bkt/src/d.jsonl"
     assert r.digest() == parse_recipe({"output": "out", "datasets": ds}, tmp_path).digest()  # where, not what
-    with pytest.raises(
-        RecipeError, match=r"output: output root 's3://bkt/out': object-storage output roots .* not supported yet"
-    ):
-        parse_recipe({"output": "s3://bkt/out", "datasets": ds}, tmp_path)
+    out = parse_recipe({"output": "s3://bkt/out", "datasets": ds, "storage": {"s3": {"region": "eu-x"}}}, tmp_path)
+    assert str(out.output_root) == "s3://bkt/out" and out.output_root.store.region == "eu-x"
+    with pytest.raises(RecipeError, match=r"output: output root 's3:///out' names no bucket"):
+        parse_recipe({"output": "s3:///out", "datasets": ds}, tmp_path)
+    with pytest.raises(RecipeError, match=r"output: output root 'gs://b/out': unsupported scheme 'gs'"):
+        parse_recipe({"output": "gs://b/out", "datasets": ds}, tmp_path)
     with pytest.raises(RecipeError, match=r"datasets\[0\].path 'gs://b/x.jsonl': unsupported scheme 'gs'"):
         parse_recipe({"output": "out", "datasets": [{**ds[0], "path": "gs://b/x.jsonl"}]}, tmp_path)
     with pytest.raises(
