@@ -139,7 +139,7 @@ class RawRecord:
     locator: str  # human-readable source location, e.g. "data.jsonl:line 17"
     ordinal: int  # record ordinal within its file (stable order for duplicate resolution)
     obj: dict[str, Any] | None = None
-    image_bytes: bytes | None = None  # embedded image (Parquet struct / WebDataset member)
+    image_bytes: bytes | memoryview | None = None  # embedded image (Parquet struct / WebDataset member)
     image_name: str | None = None  # original name of an embedded image
     key: str | None = None  # source-provided key (WebDataset __key__)
     error_kind: str | None = None
