@@ -4,7 +4,9 @@ Arrow holds a page of embedded images about three to five times over (compressed
 decompressed, decoded, the batch, a dictionary's copy). This reader holds a page
 at most twice (compressed, then decompressed; the compressed bytes are dropped
 first) and hands out each value as a ``memoryview`` of the decompressed page,
-never a copy. A page is refused from its header, unread:
+never a copy (a value under half its page is copied instead, so that a small
+value kept for writing never keeps a large page alive: what is kept is at most
+twice what it holds). A page is refused from its header, unread:
 
 * a data page of one value whose uncompressed size exceeds ``max_image_bytes``
   plus the few bytes of its length prefix and levels: that row is
@@ -71,7 +73,7 @@ class _Page:
     header: dict
 
 
-Value = memoryview | Refused | None  # one per row; None: a null image value
+Value = memoryview | bytes | Refused | None  # one per row; None: a null image value
 
 
 class ImageColumn:
@@ -146,13 +148,15 @@ class ImageColumn:
         refused = self._too_big(p, n)
         if refused is not None:
             return refused
-        values, _ = _plain(self._read(f, p)[1], 0, n, self.where)
-        return [self._checked(v) for v in values]
+        data = self._read(f, p)[1]
+        return [self._checked(v, len(data)) for v in _plain(data, 0, n, self.where)[0]]
 
-    def _checked(self, v: memoryview) -> Value:
+    def _checked(self, v: memoryview, page: int) -> Value:
+        """The value, refused if over max_image_bytes; a view only if it is at least half its page
+        (a kept small value must not keep a large page alive), else a copy."""
         if len(v) > self.max_image:
             return Refused("image_too_large", f"embedded image is {len(v)} bytes (max {self.max_image})", len(v))
-        return v
+        return v if 2 * len(v) >= page else bytes(v)
 
     def _data(self, f: BinaryIO, p: _Page, dictionary: list[Value] | Refused | None) -> Iterator[Value]:
         h = p.header[5] if p.kind == _DATA else p.header[8]
@@ -187,7 +191,7 @@ class ImageColumn:
         self, data: memoryview, pos: int, n: int, encoding: int, dictionary: list[Value] | Refused | None
     ) -> list[Value]:
         if encoding == _PLAIN:
-            return [self._checked(v) for v in _plain(data, pos, n, self.where)[0]]
+            return [self._checked(v, len(data)) for v in _plain(data, pos, n, self.where)[0]]
         if dictionary is None:
             raise ValueError(f"{self.where}: dictionary-encoded page without a dictionary page")
         if isinstance(dictionary, Refused):

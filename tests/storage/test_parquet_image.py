@@ -1,0 +1,140 @@
+"""Embedded Parquet image bytes read page by page (``parquet_image.ImageColumn``): round trips
+against pyarrow as the oracle, pages refused from their headers cost only their rows, and views."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from magicvl.sample_data.hostile import jpeg_bytes, jpeg_scan_bomb_bytes, write_parquet_with_blob
+from magicvl.storage.images import DecodeBudget, ImageError, check_image, open_checked
+from magicvl.storage.ingest import DatasetConfig
+from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Unsupported
+
+from test_hostile_inputs import GOOD, read_in_child
+
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+VALUES = [os.urandom(i % 300) if i % 7 else None for i in range(400)] + [b"same"] * 50  # lengths >= 128: signed bytes
+
+
+def _file(values: list[bytes | None], **write) -> io.BytesIO:
+    structs = [None if v is None else {"bytes": v, "path": "p"} for v in values]
+    table = pa.table({"id": list(range(len(values))), "image": pa.array(structs, IMAGE), "b": pa.array(values, pa.binary())})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **write)
+    buf.seek(0)
+    return buf
+
+
+def _decoded(buf: io.BytesIO, leaf: int, max_image: int = 1 << 30, max_page: int = 1 << 30) -> list:
+    pf = pq.ParquetFile(buf)
+    out = []
+    for rg in range(pf.metadata.num_row_groups):
+        col = ImageColumn(buf, pf.metadata.row_group(rg).column(leaf), pf.schema.column(leaf), max_image, max_page, "t")
+        out += [v if v is None or isinstance(v, Refused) else bytes(v) for v in col.values(buf)]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("compression", "page_version", "dictionary"),
+    list(itertools.product(["none", "snappy", "zstd", "gzip"], ["1.0", "2.0"], [True, False])),
+)
+def test_decoder_round_trips_pyarrow_files(compression, page_version, dictionary):
+    """Optional struct leaf (image.bytes, def level 2) and optional top-level binary (b), with nulls,
+    several row groups and pages; every value equals what pyarrow wrote."""
+    buf = _file(
+        VALUES,
+        compression=compression,
+        data_page_version=page_version,
+        use_dictionary=dictionary,
+        row_group_size=170,
+        data_page_size=2048,
+        write_batch_size=37,
+    )
+    assert _decoded(buf, 1) == VALUES  # image.bytes
+    assert _decoded(buf, 3) == VALUES  # b
+
+
+def test_decoder_edge_columns():
+    assert _decoded(_file([None] * 10), 1) == [None] * 10
+    assert _decoded(_file([b""] * 10), 1) == [b""] * 10
+    assert _decoded(_file([b"x"] * 300, use_dictionary=True), 1) == [b"x"] * 300  # one-entry dictionary
+
+
+def test_unsupported_encodings_are_said_before_reading():
+    buf = _file(VALUES, use_dictionary=False, column_encoding={"b": "DELTA_LENGTH_BYTE_ARRAY"})
+    with pytest.raises(Unsupported):
+        _decoded(buf, 3)
+
+
+def _blob_file(path, blob: int, row: int = 3, **write) -> None:
+    """GOOD rows with small JPEGs, row ``row`` with a ``blob``-byte image; each value its own page."""
+    small = jpeg_bytes(32, 24)
+    images = [{"bytes": bytes(blob) if i == row else small, "path": f"{i}.jpg"} for i in range(len(GOOD))]
+    table = pa.table(
+        {
+            "id": [r["id"] for r in GOOD],
+            "conversations": [str(r["conversations"]).replace("'", '"') for r in GOOD],
+            "image": pa.array(images, IMAGE),
+        }
+    )
+    pq.write_table(table, path, use_dictionary=False, data_page_size=1, write_batch_size=1, **write)
+
+
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+def test_an_image_page_over_max_image_bytes_costs_only_its_row_unread(tmp_path, page_version):
+    """The 30 MiB value has a page of its own: refused from the page header (image_too_large),
+    never read; the other rows of its row group are kept; every input row is accounted for."""
+    _blob_file(tmp_path / "d.parquet", 30 << 20, data_page_version=page_version)
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    opts = {"max_record_bytes": 1 << 20, "max_image_bytes": 1 << 20}
+    recs, peak = read_in_child(cfg, tmp_path, **opts)
+    assert [r[1] or r[4] for r in recs] == ["g0", "g1", "g2", "image_too_large", "g4", "g5"]
+    assert [r[0] for r in recs] == [f"d.parquet:row {i}" for i in range(6)]
+    assert "not read" in recs[3][2] and "max 1048576" in recs[3][2]
+    assert '"id": "g3"' in recs[3][3] and "<not read: page of 3145" in recs[3][3]
+    assert peak < 1 << 20  # the page was never decompressed
+
+
+def test_an_image_under_max_image_bytes_is_read_once(tmp_path):
+    """A 6 MiB value (limit 8 MiB) in a page of its own is read: Arrow's pool holds the
+    decompressed page once (no decoded copy, no batch, no dictionary copy)."""
+    _blob_file(tmp_path / "d.parquet", 6 << 20, compression="snappy")
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    recs, peak = read_in_child(cfg, tmp_path, max_record_bytes=1 << 20, max_image_bytes=8 << 20)
+    assert [r[1] or r[4] for r in recs] == ["g0", "g1", "g2", "g3", "g4", "g5"]
+    assert peak < (6 << 20) + (1 << 20)
+
+
+def test_a_dictionary_page_over_max_parquet_page_bytes_costs_only_its_row_group(tmp_path):
+    """A dictionary holds values of several rows: over the page cap, its rows are refused unread
+    (image_page_too_large); the other row groups are read."""
+    write_parquet_with_blob(tmp_path / "d.parquet", GOOD, 30 << 20, column="image", row=3, row_group_size=2)
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    opts = {"max_record_bytes": 1 << 20, "max_image_bytes": 1 << 20, "max_parquet_page_bytes": 1 << 20}
+    recs, peak = read_in_child(cfg, tmp_path, **opts)
+    assert [r[1] or r[4] for r in recs] == ["g0", "g1", "image_page_too_large", "image_page_too_large", "g4", "g5"]
+    assert "dictionary page of 3145" in recs[3][2] and "max_parquet_page_bytes=1048576" in recs[3][2]
+    assert peak < 1 << 20
+
+
+def test_a_value_over_max_image_bytes_in_a_read_dictionary_is_refused_by_length(tmp_path):
+    write_parquet_with_blob(tmp_path / "d.parquet", GOOD, 3 << 20, column="image", row=1)
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    recs, _ = read_in_child(cfg, tmp_path, max_record_bytes=1 << 20, max_image_bytes=2 << 20)
+    assert [r[1] or r[4] for r in recs] == ["g0", "image_too_large", "g2", "g3", "g4", "g5"]
+    assert f"embedded image is {3 << 20} bytes (max {2 << 20})" in recs[1][2] and f"<{3 << 20} bytes>" in recs[1][3]
+
+
+def test_images_open_from_views_as_from_bytes():
+    data = jpeg_bytes(64, 48)
+    assert check_image(memoryview(data), 10**8) == check_image(data, 10**8)
+    bomb = jpeg_scan_bomb_bytes(300, 64)
+    with pytest.raises(ImageError) as e:
+        open_checked(memoryview(bomb), 10**8, DecodeBudget(max_jpeg_scans=100))
+    assert e.value.kind == "too_many_scans" and str(bomb.count(b"\xff\xda")) in str(e.value)
