@@ -15,6 +15,7 @@ from magicvl.sample_data.hostile import jpeg_bytes, jpeg_scan_bomb_bytes, write_
 from magicvl.storage.images import DecodeBudget, ImageError, check_image, open_checked
 from magicvl.storage.ingest import DatasetConfig
 from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Unsupported
+from magicvl.storage.ingest.parquet_pages import column_pages
 
 from test_hostile_inputs import GOOD, read_in_child
 
@@ -24,7 +25,9 @@ VALUES = [os.urandom(i % 300) if i % 7 else None for i in range(400)] + [b"same"
 
 def _file(values: list[bytes | None], **write) -> io.BytesIO:
     structs = [None if v is None else {"bytes": v, "path": "p"} for v in values]
-    table = pa.table({"id": list(range(len(values))), "image": pa.array(structs, IMAGE), "b": pa.array(values, pa.binary())})
+    table = pa.table(
+        {"id": list(range(len(values))), "image": pa.array(structs, IMAGE), "b": pa.array(values, pa.binary())}
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf, **write)
     buf.seek(0)
@@ -138,3 +141,45 @@ def test_images_open_from_views_as_from_bytes():
     with pytest.raises(ImageError) as e:
         open_checked(memoryview(bomb), 10**8, DecodeBudget(max_jpeg_scans=100))
     assert e.value.kind == "too_many_scans" and str(bomb.count(b"\xff\xda")) in str(e.value)
+
+
+def test_ingest_output_is_the_same_whichever_reader_reads_the_images(tmp_path):
+    """Images read page by page (pages over max_record_bytes) and by Arrow give byte-identical
+    samples shards and the same fused per-image signal values."""
+    from magicvl.storage.ingest import IngestOptions, plan_dataset
+    from magicvl.storage.options import StorageOptions
+    from magicvl.tasks.ingest import fused_signals, ingest_chunk
+
+    images = [{"bytes": jpeg_bytes(64 + 8 * i, 48), "path": f"{i}.jpg"} for i in range(len(GOOD))]
+    images[2] = {"bytes": None, "path": "2.jpg"}  # a path, no bytes: the image is looked up
+    table = pa.table(
+        {
+            "id": [r["id"] for r in GOOD],
+            "conversations": [str(r["conversations"]).replace("'", '"') for r in GOOD],
+            "image": pa.array(images, IMAGE),
+        }
+    )
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "2.jpg").write_bytes(jpeg_bytes(40, 30))
+    pq.write_table(table, tmp_path / "d.parquet", use_dictionary=False, data_page_size=1, write_batch_size=2)
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet", image_root="img")
+    with open(tmp_path / "d.parquet", "rb") as f:  # pages of 2 images, over 1 KiB each
+        pages = column_pages(f, pq.ParquetFile(f).metadata.row_group(0).column(2), True)
+    assert len(pages) == 3 and min(p.size for p in pages) > 1 << 10
+    from magicvl.scoring.signals import get_signal
+
+    signal = get_signal("image_entropy")
+    fused = fused_signals([(signal.name, signal.params(max_side=32))])
+    tables = {}
+    for limit in (1 << 10, 1 << 24):  # 1 KiB: every image page is read apart; 16 MiB: Arrow reads them
+        opts = IngestOptions(max_record_bytes=limit, chunk_records=100)
+        out = tmp_path / f"out{limit}"
+        chunks = plan_dataset(cfg, tmp_path, opts)
+        summary = [ingest_chunk(c, cfg, opts, StorageOptions(), str(out), str(tmp_path), fused) for c in chunks]
+        assert [s["kept"] for s in summary] == [6]
+        tables[limit] = {str(p.relative_to(out)): pq.read_table(p) for p in sorted(out.rglob("*.parquet"))}
+    apart, arrow = tables.values()
+    assert len(apart) >= 2 and apart.keys() == arrow.keys()  # samples and the fused signal's file
+    assert all(apart[k].equals(arrow[k]) for k in apart)
+    samples = next(t for k, t in apart.items() if "image" in t.column_names)
+    assert samples.column("image").to_pylist()[0]["bytes"] == images[0]["bytes"]
