@@ -115,14 +115,19 @@ def _row_group(
     record_budget = (options.max_record_bytes, "max_record_bytes")
     bad = oversized_columns(path, pf, rg, lambda i: record_budget if i == leaf else budgets[i], store)
     image_path = pf.schema.column(leaf).path if leaf is not None else None
-    if bad and all(b.column == image_path for b in bad):
+    image_bad = [b for b in bad if b.column == image_path]
+    other_bad = [b for b in bad if b.column != image_path]
+    if other_bad:  # the image column is not read either, not even for the preview
+        return _refused(pf, rg, other_bad, cfg, options, name, first, image_bad)
+    if image_bad:
         column = _image_column(pf, rg, leaf, path, store, options, f"{name} row group {rg}")
         if column is not None:
             return _rows(pf, rg, cfg, options, name, first, (leaf, column, path, store))
-        bad = [b for b in bad if b.size > options.max_parquet_page_bytes]  # Arrow reads it, as before
-    bad = [dataclasses.replace(b, budget=budgets[leaf][0], limit=budgets[leaf][1]) if b.column == image_path else b
-           for b in bad]
-    return _refused(pf, rg, bad, cfg, options, name, first) if bad else _rows(pf, rg, cfg, options, name, first)
+        budget, limit = budgets[leaf]  # a chunk it cannot decode: Arrow reads pages up to max_parquet_page_bytes
+        over = [dataclasses.replace(b, budget=budget, limit=limit) for b in image_bad if b.size > budget]
+        if over:
+            return _refused(pf, rg, over, cfg, options, name, first)
+    return _rows(pf, rg, cfg, options, name, first)
 
 
 def _image_leaf(pf: pq.ParquetFile, cfg: DatasetConfig) -> int | None:
@@ -226,13 +231,23 @@ def _rows(
 
 
 def _refused(
-    pf: pq.ParquetFile, rg: int, bad: list[Oversized], cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+    pf: pq.ParquetFile,
+    rg: int,
+    bad: list[Oversized],
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    name: str,
+    first: int,
+    unread: list[Oversized] | None = None,
 ) -> Iterator[RawRecord]:
-    """Every row of a row group with an oversized page, quarantined; the columns without one are
-    read (bounded, like any row group) to name and preview the rows."""
+    """Every row of a row group with an oversized page, quarantined; the columns without one
+    (nor one in ``unread``) are read (bounded, like any row group) to name and preview the rows."""
     error = _refusal(name, rg, bad)
     owners = dict(zip((pf.schema.column(i).path for i in range(len(pf.schema))), _leaf_owners(pf.schema_arrow)))
-    shown = {owners[b.column]: f"<not read: {b.page.kind if b.page else 'column'} page of {b.size} bytes>" for b in bad}
+    shown = {
+        owners[b.column]: f"<not read: {b.page.kind if b.page else 'column'} page of {b.size} bytes>"
+        for b in [*(unread or []), *bad]
+    }
     kept = [f.name for f in pf.schema_arrow if f.name not in shown]
     rows = pf.metadata.row_group(rg).num_rows
     batches = pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg], columns=kept) if kept else None

@@ -183,3 +183,17 @@ def test_ingest_output_is_the_same_whichever_reader_reads_the_images(tmp_path):
     assert all(apart[k].equals(arrow[k]) for k in apart)
     samples = next(t for k, t in apart.items() if "image" in t.column_names)
     assert samples.column("image").to_pylist()[0]["bytes"] == images[0]["bytes"]
+
+
+@pytest.mark.parametrize(("page_cap", "expected"), [(64 << 20, "g3"), (1 << 20, "row_group_too_large")])
+def test_an_encoding_the_reader_does_not_decode_falls_back_to_arrow_under_the_page_cap(tmp_path, page_cap, expected):
+    """DELTA_LENGTH_BYTE_ARRAY image bytes: Arrow reads pages up to max_parquet_page_bytes (the
+    oversized value is then refused by its length); over it, the row group is refused as before."""
+    _blob_file(tmp_path / "d.parquet", 3 << 20, column_encoding={"image.bytes": "DELTA_LENGTH_BYTE_ARRAY"})
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    opts = {"max_record_bytes": 1 << 20, "max_image_bytes": 4 << 20, "max_parquet_page_bytes": page_cap}
+    recs, _ = read_in_child(cfg, tmp_path, **opts)
+    got = [r[1] or r[4] for r in recs]
+    assert got == (["g0", "g1", "g2", "g3", "g4", "g5"] if expected == "g3" else ["row_group_too_large"] * 6)
+    if expected != "g3":
+        assert "max_parquet_page_bytes=1048576" in recs[0][2]
