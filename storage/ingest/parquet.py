@@ -2,14 +2,16 @@
 
 Memory is bounded in two steps. Before a row group is read, the sizes of its
 pages are taken from the page headers (:mod:`parquet_pages`): a page is the
-least Arrow can read, so a row group with a page of embedded image bytes over
-``max_parquet_page_bytes``, or a page of any other column over
-``max_record_bytes``, is not read; each of its rows is quarantined
+least Arrow can read, so a row group with a page of a non-image column over
+``max_record_bytes`` is not read; each of its rows is quarantined
 (``row_group_too_large``, naming the file, row group, column and page size),
-with a preview of the columns that could be read. Other row groups are read
-page by page (no pre-buffering of whole column chunks) in batches of at most
-about ``max_record_bytes``. Then sizes are checked on the Arrow buffers before
-a row becomes Python objects: a row whose embedded image exceeds
+with a preview of the columns that could be read. Embedded image bytes in a page
+over ``max_record_bytes`` are read apart, page by page, as views of the page
+(:mod:`parquet_image`: pages over ``max_image_bytes`` or
+``max_parquet_page_bytes`` refused unread, for their rows only); other columns
+are read by Arrow page by page (no pre-buffering of whole column chunks) in
+batches of at most about ``max_record_bytes``. Then sizes are checked before a
+row becomes Python objects: a row whose embedded image exceeds
 ``max_image_bytes``, or whose other columns exceed ``max_record_bytes``, is
 quarantined with a preview that names the oversized values (``<N bytes>``)
 instead of copying them. A row group that fails to decode has its remaining
@@ -32,7 +34,7 @@ import pyarrow.parquet as pq
 from magicvl.storage import fs
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import stable_error
-from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Unsupported, Value
+from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Value, image_column, image_leaf
 from magicvl.storage.ingest.parquet_pages import Oversized, oversized_columns
 from magicvl.storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, bounded_json
 
@@ -81,7 +83,7 @@ def read(
         yield RawRecord(f"{name}", chunk.first_record, error_kind="unreadable_file", error=stable_error(e))
         return
     budgets = _budgets(pf, cfg, options)
-    leaf = _image_leaf(pf, cfg)
+    leaf = image_leaf(pf, cfg.image_field)
     first = chunk.first_record
     for rg in range(chunk.start, chunk.end):
         rows = pf.metadata.row_group(rg).num_rows
@@ -120,7 +122,7 @@ def _row_group(
     if other_bad:  # the image column is not read either, not even for the preview
         return _refused(pf, rg, other_bad, cfg, options, name, first, image_bad)
     if image_bad:
-        column = _image_column(pf, rg, leaf, path, store, options, f"{name} row group {rg}")
+        column = image_column(pf, rg, leaf, path, store, options, f"{name} row group {rg}")
         if column is not None:
             return _rows(pf, rg, cfg, options, name, first, (leaf, column, path, store))
         budget, limit = budgets[leaf]  # a chunk it cannot decode: Arrow reads pages up to max_parquet_page_bytes
@@ -128,33 +130,6 @@ def _row_group(
         if over:
             return _refused(pf, rg, over, cfg, options, name, first)
     return _rows(pf, rg, cfg, options, name, first)
-
-
-def _image_leaf(pf: pq.ParquetFile, cfg: DatasetConfig) -> int | None:
-    """Leaf index of the embedded image bytes (``<image_field>.bytes``, binary), if the file has one."""
-    for i in range(len(pf.schema)):
-        col = pf.schema.column(i)
-        if col.path == f"{cfg.image_field}.bytes" and col.physical_type == "BYTE_ARRAY":
-            return i if col.logical_type.type != "STRING" else None
-    return None
-
-
-def _image_column(
-    pf: pq.ParquetFile,
-    rg: int,
-    leaf: int,
-    path: str,
-    store: ObjectStoreOptions | None,
-    options: IngestOptions,
-    where: str,
-) -> ImageColumn | None:
-    """The page reader of the image leaf, or None where it cannot decode the column chunk."""
-    try:
-        with fs.open_binary(path, store) as f:
-            cc, schema = pf.metadata.row_group(rg).column(leaf), pf.schema.column(leaf)
-            return ImageColumn(f, cc, schema, options.max_image_bytes, options.max_parquet_page_bytes, where)
-    except Unsupported:
-        return None
 
 
 def _budgets(pf: pq.ParquetFile, cfg: DatasetConfig, options: IngestOptions) -> list[tuple[int, str]]:

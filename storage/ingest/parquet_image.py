@@ -36,7 +36,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from magicvl.storage import fs
+from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.ingest.parquet_pages import _header
+from magicvl.storage.ingest.spec import IngestOptions
 
 _DATA, _INDEX, _DICTIONARY, _DATA_V2 = 0, 1, 2, 3
 _PLAIN, _PLAIN_DICT, _RLE, _RLE_DICT = 0, 2, 3, 8
@@ -201,6 +204,33 @@ class ImageColumn:
         if n and (idx.min() < 0 or idx.max() >= len(dictionary)):
             raise ValueError(f"{self.where}: dictionary index out of range")
         return [dictionary[i] for i in idx.tolist()]
+
+
+def image_leaf(pf: pq.ParquetFile, image_field: str) -> int | None:
+    """Leaf index of the embedded image bytes (``<image_field>.bytes``, binary), if the file has one."""
+    for i in range(len(pf.schema)):
+        col = pf.schema.column(i)
+        if col.path == f"{image_field}.bytes" and col.physical_type == "BYTE_ARRAY":
+            return i if col.logical_type.type != "STRING" else None
+    return None
+
+
+def image_column(
+    pf: pq.ParquetFile,
+    rg: int,
+    leaf: int,
+    path: str,
+    store: ObjectStoreOptions | None,
+    options: IngestOptions,
+    where: str,
+) -> ImageColumn | None:
+    """The page reader of the image leaf, or None where it cannot decode the column chunk."""
+    try:
+        with fs.open_binary(path, store) as f:
+            cc, schema = pf.metadata.row_group(rg).column(leaf), pf.schema.column(leaf)
+            return ImageColumn(f, cc, schema, options.max_image_bytes, options.max_parquet_page_bytes, where)
+    except Unsupported:
+        return None
 
 
 def _walk(f: BinaryIO, cc: pq.ColumnChunkMetaData) -> list[_Page]:
