@@ -28,6 +28,7 @@ Anything else raises :class:`Unsupported` before a value is read.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -101,6 +102,9 @@ class ImageColumn:
         self.pages = _walk(f, cc)
         for p in self.pages:
             _check_page(p)
+        rows = sum(_values(p) for p in self.pages if p.kind in (_DATA, _DATA_V2))
+        if rows != cc.num_values or any(_values(p) < 0 for p in self.pages):
+            raise ValueError(f"{where}: page headers count {rows} values, the column chunk {cc.num_values}")
 
     def values(self, f: BinaryIO) -> Iterator[Value]:
         """Every row's value, in row order (pages read one at a time, the previous one released)."""
@@ -166,7 +170,7 @@ class ImageColumn:
         n = h[1]
         refused = self._too_big(p, n)
         if refused is not None:
-            yield from [refused] * n
+            yield from itertools.repeat(refused, n)
             return
         if p.kind == _DATA:
             data = self._read(f, p)[1]
@@ -248,6 +252,11 @@ def _walk(f: BinaryIO, cc: pq.ColumnChunkMetaData) -> list[_Page]:
     return pages
 
 
+def _values(p: _Page) -> int:
+    """Values a page holds, from its header."""
+    return p.header[{_DATA: 5, _DICTIONARY: 7, _DATA_V2: 8}[p.kind]][1] if p.kind != _INDEX else 0
+
+
 def _check_page(p: _Page) -> None:
     """Unsupported unless this reader can decode the page (checked for every page before reading)."""
     if p.kind == _INDEX:
@@ -268,6 +277,8 @@ def _plain(data: memoryview, pos: int, n: int, where: str) -> tuple[list[memoryv
     """``n`` PLAIN BYTE_ARRAY values from ``pos``: views of ``data``, not copies."""
     out = []
     for _ in range(n):
+        if pos + 4 > len(data):
+            raise ValueError(f"{where}: a value runs past the end of its page")
         size = int.from_bytes(data[pos : pos + 4], "little")
         pos += 4
         if pos + size > len(data):
@@ -295,6 +306,8 @@ def _hybrid(data: memoryview, width: int, n: int) -> np.ndarray:
     out = np.zeros(n, np.int64)
     i, pos, nbytes = 0, 0, (width + 7) // 8
     weights = 1 << np.arange(width, dtype=np.int64)
+    if width > 32:
+        raise ValueError(f"RLE bit width {width} is over 32")
     while i < n:
         header, pos = _uleb(data, pos)
         if header & 1:  # bit-packed: groups of 8 values

@@ -197,3 +197,23 @@ def test_an_encoding_the_reader_does_not_decode_falls_back_to_arrow_under_the_pa
     assert got == (["g0", "g1", "g2", "g3", "g4", "g5"] if expected == "g3" else ["row_group_too_large"] * 6)
     if expected != "g3":
         assert "max_parquet_page_bytes=1048576" in recs[0][2]
+
+
+def test_a_corrupt_image_page_read_apart_costs_its_row_group_and_every_row_is_accounted_for(tmp_path):
+    """A value length running past its page: the row group's rows are quarantined (unreadable_file),
+    one record per input row; the next row group is still read."""
+    path = tmp_path / "d.parquet"
+    _blob_file(path, 3 << 20, row=1, compression="none", row_group_size=3)
+    with open(path, "rb") as f:
+        pf = pq.ParquetFile(f)
+        cc, leaf = pf.metadata.row_group(0).column(2), pf.schema.column(2)
+        page = ImageColumn(f, cc, leaf, 1 << 30, 1 << 30, "t").pages[2]
+    data = bytearray(path.read_bytes())
+    levels = int.from_bytes(data[page.body : page.body + 4], "little")
+    data[page.body + 4 + levels : page.body + 8 + levels] = b"\xff\xff\xff\x7f"  # the value's length
+    path.write_bytes(bytes(data))
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    recs, _ = read_in_child(cfg, tmp_path, max_record_bytes=1 << 20, max_image_bytes=4 << 20)
+    assert [r[1] or r[4] for r in recs] == ["unreadable_file"] * 3 + ["g3", "g4", "g5"]
+    assert [r[0] for r in recs] == [f"d.parquet:row {i}" for i in range(6)]
+    assert "row group 0" in recs[0][2] and "runs past the end of its page" in recs[0][2]
