@@ -35,7 +35,8 @@ CASES = {
     "huge_json_element": "a 200 MB element in a JSON array",
     "whitespace_run": "200 MB of whitespace between two JSON array elements",
     "scan_bomb": "a 1 MB progressive JPEG with 100,000 empty scans",
-    "parquet_image_blob": "a 50 MB blob as a Parquet row's embedded image",
+    "parquet_image_blob": "a 50 MB blob as a Parquet row's embedded image (in a dictionary page with the others)",
+    "parquet_image_page": "the same blob in a data page of its own (no dictionary, one value per page)",
     "parquet_column_blob": "a 50 MB blob in another Parquet column",
     "non_utf8_name": "a dataset file whose name is not valid UTF-8",
 }
@@ -50,7 +51,7 @@ def limit_mib(case: str, limits: dict[str, int]) -> float:
     from magicvl.storage.ingest import IngestOptions
 
     opts = IngestOptions(**limits)
-    return (2 * opts.max_image_bytes if case == "parquet_image_blob" else opts.max_record_bytes) / (1 << 20)
+    return (2 * opts.max_image_bytes if case.startswith("parquet_image") else opts.max_record_bytes) / (1 << 20)
 
 
 def build(case: str, attacked: bool, root: Path, blob: int = 50 << 20) -> tuple[dict, Path]:
@@ -62,8 +63,10 @@ def build(case: str, attacked: bool, root: Path, blob: int = 50 << 20) -> tuple[
     recs = _records(N_GOOD)
     lines = [json.dumps(r).encode() for r in recs]
     if case.startswith("parquet"):
-        column = "image" if case == "parquet_image_blob" else "extra"
-        hostile.write_parquet_with_blob(root / "d.parquet", recs, blob if attacked else 1, column, row=100)
+        column = "image" if case.startswith("parquet_image") else "extra"
+        own_page = case == "parquet_image_page"
+        size = blob if attacked else 1
+        hostile.write_parquet_with_blob(root / "d.parquet", recs, size, column, row=100, page_per_value=own_page)
         return {"name": "d", "format": "parquet", "path": "d.parquet"}, root
     if case in ("deep_nesting_json", "huge_json_element", "whitespace_run"):
         if case == "huge_json_element" and attacked:
