@@ -124,7 +124,7 @@ class ImageColumn:
                 f"max {self.max_image}); not read",
                 size,
             )
-        if size > self.max_page:
+        if size > self.max_page and (n != 1 or p.kind == _DICTIONARY):  # one value: held to max_image
             what = "dictionary page" if p.kind == _DICTIONARY else f"page of {n} values"
             return Refused(
                 "image_page_too_large",

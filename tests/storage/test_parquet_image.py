@@ -217,3 +217,11 @@ def test_a_corrupt_image_page_read_apart_costs_its_row_group_and_every_row_is_ac
     assert [r[1] or r[4] for r in recs] == ["unreadable_file"] * 3 + ["g3", "g4", "g5"]
     assert [r[0] for r in recs] == [f"d.parquet:row {i}" for i in range(6)]
     assert "row group 0" in recs[0][2] and "runs past the end of its page" in recs[0][2]
+
+
+def test_a_page_of_one_image_is_held_to_max_image_bytes_not_the_page_cap(tmp_path):
+    _blob_file(tmp_path / "d.parquet", 3 << 20)
+    cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
+    opts = {"max_record_bytes": 1 << 20, "max_image_bytes": 4 << 20, "max_parquet_page_bytes": 1 << 20}
+    recs, _ = read_in_child(cfg, tmp_path, **opts)
+    assert [r[1] or r[4] for r in recs] == ["g0", "g1", "g2", "g3", "g4", "g5"]
