@@ -343,10 +343,12 @@ def write_parquet_with_blob(
     column: str = "extra",
     row: int = 0,
     row_group_size: int | None = None,
+    page_per_value: bool = False,
 ) -> Path:
     """A Parquet dataset whose row ``row`` carries a ``blob_bytes`` blob: in ``column`` (binary), or,
     with ``column="image"``, as the embedded image bytes of that row. Other rows get a small JPEG.
-    One row group unless ``row_group_size`` is given."""
+    One row group unless ``row_group_size`` is given; pyarrow's default pages (dictionary encoded),
+    or with ``page_per_value`` no dictionary and one value per data page."""
     import json
 
     import pyarrow as pa
@@ -365,7 +367,8 @@ def write_parquet_with_blob(
             (column if column != "image" else "extra"): pa.array(extra, pa.binary()),
         }
     )
-    pq.write_table(table, p, row_group_size=row_group_size or max(1, len(records)))
+    pages = {"use_dictionary": False, "data_page_size": 1, "write_batch_size": 1} if page_per_value else {}
+    pq.write_table(table, p, row_group_size=row_group_size or max(1, len(records)), **pages)
     return p
 
 

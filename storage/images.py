@@ -94,6 +94,43 @@ class _DeadlineReader(io.BytesIO):
         return super().read(size)
 
 
+class _DeadlineView(io.RawIOBase):
+    """``_DeadlineReader`` over a ``memoryview`` (e.g. of a Parquet page), read in place, never copied whole."""
+
+    def __init__(self, data: memoryview, deadline: float, seconds: float) -> None:
+        super().__init__()
+        self.view, self.pos, self.deadline, self.seconds = data.cast("B"), 0, deadline, seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = max(0, offset + (0, self.pos, len(self.view))[whence])
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise ImageError("decode_timeout", f"image decode exceeded its time limit ({self.seconds:g} s)")
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
+        out = bytes(self.view[self.pos : end])
+        self.pos = max(self.pos, end)
+        return out
+
+
+def _count_sos(data: bytes | memoryview) -> int:
+    """SOS markers in ``data``; a view is searched in 1 MiB blocks (one byte of overlap), not copied whole."""
+    if isinstance(data, bytes):
+        return data.count(_SOS)
+    block = 1 << 20
+    return sum(bytes(data[i : i + block + 1]).count(_SOS) for i in range(0, len(data), block))
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     width: int
@@ -147,7 +184,7 @@ def read_image_bytes(path: Path | str, max_bytes: int, store: ObjectStoreOptions
     return fs_read_bytes(path, store)
 
 
-def open_checked(data: bytes, max_pixels: int, budget: DecodeBudget | None = None) -> Image.Image:
+def open_checked(data: bytes | memoryview, max_pixels: int, budget: DecodeBudget | None = None) -> Image.Image:
     """Open image bytes lazily after checking format, pixel count and scan count from the header.
 
     The returned image reads its data through a deadline (``budget``; defaults apply).
@@ -155,14 +192,15 @@ def open_checked(data: bytes, max_pixels: int, budget: DecodeBudget | None = Non
     if not data:
         raise ImageError("not_an_image", "image is empty (0 bytes)")
     budget = budget or DecodeBudget()
-    if data[:2] == b"\xff\xd8" and (scans := data.count(_SOS)) > budget.max_jpeg_scans:
+    if bytes(data[:2]) == b"\xff\xd8" and (scans := _count_sos(data)) > budget.max_jpeg_scans:
         raise ImageError(
             "too_many_scans", f"JPEG has {scans} scans (max {budget.max_jpeg_scans}); refused before decoding"
         )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            reader = _DeadlineReader(data, budget.deadline(), budget.image_seconds)
+            view = isinstance(data, memoryview)
+            reader = (_DeadlineView if view else _DeadlineReader)(data, budget.deadline(), budget.image_seconds)
             img = Image.open(reader, formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError("too_many_pixels", f"image refused before decoding: {e}") from None
@@ -191,7 +229,7 @@ def _load(img: Image.Image) -> None:
         raise ImageError("decode_error", f"image does not decode: {stable_error(e)}") from None
 
 
-def check_image(data: bytes, max_pixels: int, budget: DecodeBudget | None = None) -> ImageInfo:
+def check_image(data: bytes | memoryview, max_pixels: int, budget: DecodeBudget | None = None) -> ImageInfo:
     """Decode ``data`` fully (the check, under ``budget``) and return its header facts."""
     img = open_checked(data, max_pixels, budget)
     info = ImageInfo(img.width, img.height, img.format or "UNKNOWN")
@@ -235,7 +273,7 @@ def to_gray(img: Image.Image) -> Image.Image:
 
 
 def gray_for_signals(
-    data: bytes, max_pixels: int, max_side: int, budget: DecodeBudget | None = None
+    data: bytes | memoryview, max_pixels: int, max_side: int, budget: DecodeBudget | None = None
 ) -> tuple[ImageInfo, Image.Image]:
     """The decode every image signal shares: 8-bit luma, longer side below ``2 · max_side``.
 

@@ -2,14 +2,16 @@
 
 Memory is bounded in two steps. Before a row group is read, the sizes of its
 pages are taken from the page headers (:mod:`parquet_pages`): a page is the
-least Arrow can read, so a row group with a page of embedded image bytes over
-``max_parquet_page_bytes``, or a page of any other column over
-``max_record_bytes``, is not read; each of its rows is quarantined
+least Arrow can read, so a row group with a page of a non-image column over
+``max_record_bytes`` is not read; each of its rows is quarantined
 (``row_group_too_large``, naming the file, row group, column and page size),
-with a preview of the columns that could be read. Other row groups are read
-page by page (no pre-buffering of whole column chunks) in batches of at most
-about ``max_record_bytes``. Then sizes are checked on the Arrow buffers before
-a row becomes Python objects: a row whose embedded image exceeds
+with a preview of the columns that could be read. Embedded image bytes in a page
+over ``max_record_bytes`` are read apart, page by page, as views of the page
+(:mod:`parquet_image`: pages over ``max_image_bytes`` or
+``max_parquet_page_bytes`` refused unread, for their rows only); other columns
+are read by Arrow page by page (no pre-buffering of whole column chunks) in
+batches of at most about ``max_record_bytes``. Then sizes are checked before a
+row becomes Python objects: a row whose embedded image exceeds
 ``max_image_bytes``, or whose other columns exceed ``max_record_bytes``, is
 quarantined with a preview that names the oversized values (``<N bytes>``)
 instead of copying them. A row group that fails to decode has its remaining
@@ -18,6 +20,8 @@ rows quarantined one by one; the next row group is still read.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +34,7 @@ import pyarrow.parquet as pq
 from magicvl.storage import fs
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import stable_error
+from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Value, image_column, image_leaf
 from magicvl.storage.ingest.parquet_pages import Oversized, oversized_columns
 from magicvl.storage.ingest.spec import Chunk, DatasetConfig, IngestOptions, RawRecord, bounded_json
 
@@ -78,15 +83,13 @@ def read(
         yield RawRecord(f"{name}", chunk.first_record, error_kind="unreadable_file", error=stable_error(e))
         return
     budgets = _budgets(pf, cfg, options)
+    leaf = image_leaf(pf, cfg.image_field)
     first = chunk.first_record
     for rg in range(chunk.start, chunk.end):
         rows = pf.metadata.row_group(rg).num_rows
         done = 0
         try:
-            bad = oversized_columns(chunk.path, pf, rg, budgets.__getitem__, store)
-            records = (
-                _refused(pf, rg, bad, cfg, options, name, first) if bad else _rows(pf, rg, cfg, options, name, first)
-            )
+            records = _row_group(pf, rg, chunk.path, store, budgets, leaf, cfg, options, name, first)
             for rec in records:
                 yield rec
                 done += 1
@@ -95,6 +98,38 @@ def read(
             for i in range(first + done, first + rows):
                 yield RawRecord(f"{name}:row {i}", i, error_kind="unreadable_file", error=error)
         first += rows
+
+
+def _row_group(
+    pf: pq.ParquetFile,
+    rg: int,
+    path: str,
+    store: ObjectStoreOptions | None,
+    budgets: list[tuple[int, str]],
+    leaf: int | None,
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    name: str,
+    first: int,
+) -> Iterator[RawRecord]:
+    """One row group's records. Embedded image bytes in a page over ``max_record_bytes`` are read by
+    :class:`ImageColumn` (page by page, values as views); the rest by Arrow within its page budgets."""
+    record_budget = (options.max_record_bytes, "max_record_bytes")
+    bad = oversized_columns(path, pf, rg, lambda i: record_budget if i == leaf else budgets[i], store)
+    image_path = pf.schema.column(leaf).path if leaf is not None else None
+    image_bad = [b for b in bad if b.column == image_path]
+    other_bad = [b for b in bad if b.column != image_path]
+    if other_bad:  # the image column is not read either, not even for the preview
+        return _refused(pf, rg, other_bad, cfg, options, name, first, image_bad)
+    if image_bad:
+        column = image_column(pf, rg, leaf, path, store, options, f"{name} row group {rg}")
+        if column is not None:
+            return _rows(pf, rg, cfg, options, name, first, (leaf, column, path, store))
+        budget, limit = budgets[leaf]  # a chunk it cannot decode: Arrow reads pages up to max_parquet_page_bytes
+        over = [dataclasses.replace(b, budget=budget, limit=limit) for b in image_bad if b.size > budget]
+        if over:
+            return _refused(pf, rg, over, cfg, options, name, first)
+    return _rows(pf, rg, cfg, options, name, first)
 
 
 def _budgets(pf: pq.ParquetFile, cfg: DatasetConfig, options: IngestOptions) -> list[tuple[int, str]]:
@@ -124,30 +159,70 @@ def _leaf_owners(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema for _ in range(leaves(f.type))]
 
 
-def _batch_rows(pf: pq.ParquetFile, rg: int, options: IngestOptions) -> int:
-    """Rows per batch: at most 64, fewer when rows are large (a batch holds about max_record_bytes)."""
+def _batch_rows(pf: pq.ParquetFile, rg: int, options: IngestOptions, skip: int | None = None) -> int:
+    """Rows per batch: at most 64, fewer when rows are large (a batch holds about max_record_bytes);
+    leaf ``skip`` (read apart) does not count."""
     md = pf.metadata.row_group(rg)
-    row_bytes = md.total_byte_size // max(1, md.num_rows)
+    size = md.total_byte_size - (md.column(skip).total_uncompressed_size if skip is not None else 0)
+    row_bytes = size // max(1, md.num_rows)
     return max(1, min(_BATCH_ROWS, options.max_record_bytes // max(1, row_bytes)))
 
 
+_Paged = tuple[int, ImageColumn, str, "ObjectStoreOptions | None"]  # image leaf, its reader, file, store
+
+
 def _rows(
-    pf: pq.ParquetFile, rg: int, cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+    pf: pq.ParquetFile,
+    rg: int,
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    name: str,
+    first: int,
+    paged: _Paged | None = None,
 ) -> Iterator[RawRecord]:
-    """Records of a row group whose pages all fit their budgets."""
-    for batch in pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg]):
-        yield from _batch_records(batch, cfg, options, name, first)
-        first += batch.num_rows
+    """Records of a row group read by Arrow, but for the image leaf when ``paged`` reads it apart."""
+    if paged is None:
+        for batch in pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg]):
+            yield from _batch_records(batch, cfg, options, name, first)
+            first += batch.num_rows
+        return
+    leaf, column, path, store = paged
+    size = _batch_rows(pf, rg, options, leaf)
+    columns = [pf.schema.column(i).path for i in range(len(pf.schema)) if i != leaf]
+    rows = pf.metadata.row_group(rg).num_rows
+    struct = pf.schema_arrow.field(cfg.image_field).type
+    with fs.open_binary(path, store) as f:
+        images = column.values(f)
+        batches = pf.iter_batches(batch_size=size, row_groups=[rg], columns=columns) if columns else None
+        while rows > 0:
+            batch = next(batches) if batches is not None else pa.record_batch({"_": pa.nulls(min(size, rows))})
+            values = list(itertools.islice(images, batch.num_rows))
+            if len(values) != batch.num_rows:
+                raise ValueError(f"image column has fewer values than the row group has rows ({name} row group {rg})")
+            if batches is None:
+                batch = batch.drop_columns(["_"])
+            yield from _batch_records(batch, cfg, options, name, first, (values, struct), batch.num_rows)
+            first, rows = first + len(values), rows - len(values)
 
 
 def _refused(
-    pf: pq.ParquetFile, rg: int, bad: list[Oversized], cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+    pf: pq.ParquetFile,
+    rg: int,
+    bad: list[Oversized],
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    name: str,
+    first: int,
+    unread: list[Oversized] | None = None,
 ) -> Iterator[RawRecord]:
-    """Every row of a row group with an oversized page, quarantined; the columns without one are
-    read (bounded, like any row group) to name and preview the rows."""
+    """Every row of a row group with an oversized page, quarantined; the columns without one
+    (nor one in ``unread``) are read (bounded, like any row group) to name and preview the rows."""
     error = _refusal(name, rg, bad)
     owners = dict(zip((pf.schema.column(i).path for i in range(len(pf.schema))), _leaf_owners(pf.schema_arrow)))
-    shown = {owners[b.column]: f"<not read: {b.page.kind if b.page else 'column'} page of {b.size} bytes>" for b in bad}
+    shown = {
+        owners[b.column]: f"<not read: {b.page.kind if b.page else 'column'} page of {b.size} bytes>"
+        for b in [*(unread or []), *bad]
+    }
     kept = [f.name for f in pf.schema_arrow if f.name not in shown]
     rows = pf.metadata.row_group(rg).num_rows
     batches = pf.iter_batches(batch_size=_batch_rows(pf, rg, options), row_groups=[rg], columns=kept) if kept else None
@@ -203,29 +278,66 @@ def _image_bytes_column(batch: pa.RecordBatch, image_field: str) -> pa.Array | N
     return None
 
 
+_Images = tuple[list[Value], pa.DataType]  # image values of a batch read apart, and the image field's type
+
+
 def _batch_records(
-    batch: pa.RecordBatch, cfg: DatasetConfig, options: IngestOptions, name: str, first: int
+    batch: pa.RecordBatch,
+    cfg: DatasetConfig,
+    options: IngestOptions,
+    name: str,
+    first: int,
+    images: _Images | None = None,
+    n: int | None = None,
 ) -> Iterator[RawRecord]:
-    """Records of one batch; oversized rows are refused before they are converted to Python."""
-    image = _image_bytes_column(batch, cfg.image_field)
-    image_size = value_sizes(image) if image is not None else np.zeros(batch.num_rows, np.int64)
+    """Records of one batch; oversized rows are refused before they are converted to Python.
+    With ``images``, the image bytes come from there (views, refusals or None), not from ``batch``."""
+    n = batch.num_rows if n is None else n
     sizes = {c: value_sizes(batch.column(c)) for c in batch.schema.names}
-    other = sum(sizes.values(), np.zeros(batch.num_rows, np.int64)) - image_size
+    other = sum(sizes.values(), np.zeros(n, np.int64))
+    if images is None:
+        image = _image_bytes_column(batch, cfg.image_field)
+        image_size = value_sizes(image) if image is not None else np.zeros(n, np.int64)
+        other -= image_size
+        refused: list[Refused | None] = [None] * n
+    else:
+        image_size = np.array([_value_size(v) for v in images[0]], np.int64)
+        refused = [v if isinstance(v, Refused) else None for v in images[0]]
     too_big = (image_size > options.max_image_bytes) | (other > options.max_record_bytes)
+    too_big |= np.array([r is not None for r in refused], bool)
     good = np.flatnonzero(~too_big)
     rows = iter(batch.take(pa.array(good, pa.int64())).to_pylist()) if len(good) else iter(())
     preview = options.raw_preview_bytes
-    for i in range(batch.num_rows):
+    for i in range(n):
         locator, ordinal = f"{name}:row {first + i}", first + i
         if not too_big[i]:
-            yield _record(next(rows), cfg, locator, ordinal, preview)
+            row = next(rows)
+            if images is not None:
+                row = _with_image(row, cfg.image_field, images[1], images[0][i])
+            yield _record(row, cfg, locator, ordinal, preview)
             continue
-        raw = _oversized_preview(batch, i, sizes, preview)
-        if image_size[i] > options.max_image_bytes:
+        raw = _oversized_preview(batch, i, sizes, preview, cfg.image_field, refused[i] or image_size[i])
+        if refused[i] is not None:
+            kind, err = refused[i].kind, refused[i].error
+        elif image_size[i] > options.max_image_bytes:
             kind, err = "image_too_large", f"embedded image is {image_size[i]} bytes (max {options.max_image_bytes})"
         else:
             kind, err = "record_too_large", f"row is {other[i]} bytes (max_record_bytes={options.max_record_bytes})"
         yield RawRecord(locator, ordinal, error_kind=kind, error=err, raw=raw)
+
+
+def _value_size(v: Value) -> int:
+    return v.size if isinstance(v, Refused) else 0 if v is None else len(v)
+
+
+def _with_image(row: dict, field: str, struct: pa.DataType, value: Value) -> dict:
+    """``row`` with the image struct rebuilt from its Arrow-read fields and the bytes read apart
+    (a null struct, or null bytes in a struct of bytes alone, is a null image)."""
+    parts = row.get(field)
+    if value is None and (parts is None or struct.num_fields == 1):
+        return {**row, field: None}
+    parts = parts or {}
+    return {**row, field: {f.name: value if f.name == "bytes" else parts.get(f.name) for f in struct}}
 
 
 def _shown(arr: pa.Array, i: int, size: int, preview: int) -> object:
@@ -238,9 +350,16 @@ def _shown(arr: pa.Array, i: int, size: int, preview: int) -> object:
     return f"<{size} bytes>"
 
 
-def _oversized_preview(batch: pa.RecordBatch, i: int, sizes: dict[str, np.ndarray], preview: int) -> str:
-    """A row's columns, each shown whole only if small; large ones as ``<N bytes>``."""
+def _oversized_preview(
+    batch: pa.RecordBatch, i: int, sizes: dict[str, np.ndarray], preview: int, field: str, image: Refused | int
+) -> str:
+    """A row's columns, each shown whole only if small; large ones as ``<N bytes>``; image bytes
+    read apart (``image`` a refusal) as ``<N bytes>`` or ``<not read: ...>``."""
     shown = {c: _shown(batch.column(c), i, int(sizes[c][i]), preview) for c in batch.schema.names}
+    if isinstance(image, Refused):
+        parts = shown.get(field)
+        what = f"<{image.size} bytes>" if "not read" not in image.error else f"<not read: page of {image.size} bytes>"
+        shown[field] = {"bytes": what, **(parts if isinstance(parts, dict) else {})}
     return bounded_json(shown, preview)
 
 
@@ -248,8 +367,9 @@ def _record(row: dict, cfg: DatasetConfig, locator: str, ordinal: int, preview: 
     image = row.get(cfg.image_field)
     rec = RawRecord(locator, ordinal, obj=row)
     if isinstance(image, dict):
-        if image.get("bytes") is not None:
-            rec.image_bytes = bytes(image["bytes"])
+        if image.get("bytes") is not None:  # bytes, or a view of a page read apart (not copied)
+            data = image["bytes"]
+            rec.image_bytes = data if isinstance(data, (bytes, memoryview)) else bytes(data)
             rec.image_name = image.get("path")
             row = {k: v for k, v in row.items() if k != cfg.image_field}
             rec.obj = row

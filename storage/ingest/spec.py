@@ -78,14 +78,21 @@ class IngestOptions(BaseModel):
         default="embed", description="embed: copy image bytes into shards; reference: store the resolved path."
     )
     max_pixels: int = Field(default=64_000_000, gt=0, description="Refuse images with more pixels (header check).")
-    max_image_bytes: int = Field(default=64 << 20, gt=0, description="Refuse image files larger than this.")
+    max_image_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        description="Refuse image files (and images embedded in Parquet) larger than this. An embedded image "
+        "costs at most about 2x this in memory when its Parquet page holds only it (a page of one value over it "
+        "is refused unread).",
+    )
     max_record_bytes: int = Field(default=16 << 20, gt=0, description="Refuse a JSON record/line larger than this.")
     max_parquet_page_bytes: int = Field(
         default=256 << 20,
         gt=0,
-        description="Largest Parquet page of embedded image bytes read (uncompressed, from the page headers, "
-        "before any data; pages of other columns are held to max_record_bytes). Reading a page takes about "
-        "3x its size; a row group with a larger page has every row quarantined (row_group_too_large).",
+        description="Largest Parquet dictionary page, or page of several values, of embedded image bytes read "
+        "(uncompressed, from the page headers, before any data; a page of one image is held to max_image_bytes, "
+        "pages of other columns to max_record_bytes). Reading such a page takes about 2x its size; the rows "
+        "whose image is in a larger one are quarantined unread (image_page_too_large).",
     )
     chunk_records: int = Field(default=2000, gt=0, description="Records per ingestion task.")
     caption_prompt: str = Field(
@@ -139,7 +146,7 @@ class RawRecord:
     locator: str  # human-readable source location, e.g. "data.jsonl:line 17"
     ordinal: int  # record ordinal within its file (stable order for duplicate resolution)
     obj: dict[str, Any] | None = None
-    image_bytes: bytes | None = None  # embedded image (Parquet struct / WebDataset member)
+    image_bytes: bytes | memoryview | None = None  # embedded image (Parquet struct / WebDataset member)
     image_name: str | None = None  # original name of an embedded image
     key: str | None = None  # source-provided key (WebDataset __key__)
     error_kind: str | None = None

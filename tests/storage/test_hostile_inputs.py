@@ -200,13 +200,11 @@ def test_an_embedded_image_over_max_image_bytes_is_refused_without_copying_the_r
     assert pa.total_allocated_bytes() - arrow_before < limit  # Arrow buffers released after the chunk
 
 
-@pytest.mark.parametrize(
-    ("column", "leaf", "limit"),
-    [("extra", "extra", "max_record_bytes"), ("image", "image.bytes", "max_parquet_page_bytes")],
-)
+@pytest.mark.parametrize(("column", "leaf", "limit"), [("extra", "extra", "max_record_bytes")])
 def test_a_parquet_page_over_its_budget_costs_only_its_row_group(tmp_path, column, leaf, limit):
     """Page sizes come from the page headers: the row group holding the 30 MiB value is never
-    read (its rows quarantined, named by id), the others are read, and Arrow never holds the value."""
+    read (its rows quarantined, named by id), the others are read, and Arrow never holds the value.
+    (Embedded image bytes are read apart, page by page: tests/storage/test_parquet_image.py.)"""
     write_parquet_with_blob(tmp_path / "d.parquet", GOOD, 30 << 20, column=column, row=3, row_group_size=2)
     cfg = DatasetConfig(name="d", format="parquet", path="d.parquet")
     opts = {"max_record_bytes": 1 << 20, "max_image_bytes": 1 << 20, "max_parquet_page_bytes": 1 << 20}
