@@ -79,7 +79,7 @@ def file_metadata(path: str | Path) -> dict[str, str]:
 
 def column_names(path: str | Path) -> list[str]:
     """The top-level column names of one shard (footer only)."""
-    return pq.read_schema(path).names
+    return pq.read_schema(parquet_source(path)).names
 
 
 def num_rows(path: str | Path) -> int:
