@@ -84,31 +84,27 @@ def _entropy(path_or_bytes) -> tuple[float, bytes | None, int]:
 
 def _quality_keep(df) -> np.ndarray:
     """The quality step's model-free work on the loop's rows: default filters, exact and near-image dedup."""
-    from magicvl.scoring.dedup import (
-        DedupConfig,
-        exact_key,
-        first_occurrence,
-        image_digest,
-        near_pairs,
-        normalize_text,
-        resolve_pairs,
-    )
+    from magicvl.scoring.dedup import DedupConfig, exact_key, image_digest, normalize_text
     from magicvl.scoring.filters.config import FiltersConfig, decide, measure_all, responses_of
+    from magicvl.tasks.dedup_near import ShardHashes, resolve
 
     convs = [json.loads(c) for c in df["conversations"]]
     keep = decide(measure_all(responses_of(convs), FiltersConfig()), FiltersConfig()).keep_mask()
     norm = [normalize_text(c) for c in convs]
     digests = [image_digest(b) if b is not None else None for b in df["image"]]
-    keys = np.stack([np.frombuffer(exact_key(t, d), dtype=np.uint64) for t, d in zip(norm, digests)])
     n = len(df)
-    exact_dup = first_occurrence(keys) != np.arange(n)
-    has = np.array([d is not None for d in digests]) & ~exact_dup
-    idx = np.flatnonzero(has)
-    texts = np.array([np.frombuffer(exact_key(t, None)[:8], dtype=np.uint64)[0] for t in norm], dtype=np.uint64)
-    i, j = near_pairs(df["phash"].to_numpy(np.uint64)[idx], DedupConfig().max_hamming, texts[idx])
-    near_dup = np.zeros(n, dtype=bool)
-    near_dup[idx[resolve_pairs(len(idx), i, j) >= 0]] = True
-    return keep & ~exact_dup & ~near_dup
+    ids = [str(i) for i in range(n)]
+    hashes = ShardHashes(
+        ids,
+        ["loop"] * n,
+        np.stack([np.frombuffer(exact_key(t, d), dtype=np.uint64) for t, d in zip(norm, digests)]).reshape(n, 2),
+        np.array([np.frombuffer(exact_key(t, None)[:8], dtype=np.uint64)[0] for t in norm], dtype=np.uint64),
+        df["phash"].to_numpy(np.uint64),
+        np.array([d is not None for d in digests], dtype=bool),
+        None,
+    )
+    dropped = {int(i) for i in resolve([hashes], DedupConfig()).column("sample_id").to_pylist()}
+    return keep & ~np.isin(np.arange(n), list(dropped))
 
 
 def plain_loop(data: Path, tokenizer_dir: Path, out: Path) -> int:
