@@ -194,6 +194,7 @@ def breakdown(res: dict) -> list[tuple[str, float | None, str]]:
         ("  Ray ready", st.get("ray_s"), st.get("ray", "")),
         ("  Ray workers warm (from Ray start)", st.get("workers_warm_s"), f"{st.get('warm_workers', '?')} workers"),
         ("    task-module import in a worker", st.get("worker_import_s"), "slowest worker"),
+        ("  flow module import (Prefect client)", st.get("flow_import_s"), "after the API is up, while workers warm"),
         (
             "flow: Prefect runs, Ray start if not warm, report",
             flow,

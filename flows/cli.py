@@ -30,6 +30,9 @@ def _resume_hint() -> str:
     return "magicvl " + shlex.join(sys.argv[1:])
 
 
+FLOW_MODULES = ("magicvl.flows.curate",)  # imported inside warm_start: Prefect then finds the run's API
+
+
 def _out_path(text: str):
     """An output path on the command line: a local Path, or an S3Path for s3:// (endpoint from the environment)."""
     from magicvl.storage.outfs import as_path
@@ -44,10 +47,11 @@ def cmd_curate(args: argparse.Namespace) -> int:
     output = cli_path(args.output)
     check_run(args.recipe, output)
     force = forced_steps(args.force)
-    from magicvl.flows.curate import curate
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output, FLOW_MODULES):
+        from magicvl.flows.curate import curate  # imported by warm_start (after the API is known)
+
         curate(str(args.recipe.resolve()), output=output, force=force)
     return 0
 
@@ -58,10 +62,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     output = cli_path(args.output)
     check_run(args.recipe, output, signals=args.signal, datasets=args.dataset, needs_inputs=False)
-    from magicvl.flows.curate import score
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output, FLOW_MODULES):
+        from magicvl.flows.curate import score  # imported by warm_start (after the API is known)
+
         score(
             str(args.recipe.resolve()),
             signals=args.signal,
@@ -79,10 +84,11 @@ def cmd_combine(args: argparse.Namespace) -> int:
 
     output = cli_path(args.output)
     check_run(args.recipe, output, needs_inputs=False)
-    from magicvl.flows.curate import combine
     from magicvl.flows.interrupt import stop_on_interrupt
 
-    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output):  # API, Ray, workers at once
+    with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output, FLOW_MODULES):
+        from magicvl.flows.curate import combine  # imported by warm_start (after the API is known)
+
         combine(str(args.recipe.resolve()), output=output, force=args.force)
     return 0
 

@@ -36,7 +36,7 @@ def run_demo(work: Path, records: int | None = None, recipe_name: str = "demo.ya
 
     recipe = prepare_demo(work, records, recipe_name)
     print(f"running the curate flow on {recipe} (local Prefect API and a local Ray started for the run)")
-    with warm_start(recipe):  # Prefect API, Ray and worker imports at once
+    with warm_start(recipe, preload=("magicvl.flows.curate",)):  # Prefect API, Ray and worker imports at once
         from magicvl.flows.curate import curate
 
         return curate(str(recipe))

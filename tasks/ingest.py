@@ -40,7 +40,7 @@ from magicvl.tasks.backends import load_backend
 from magicvl.tasks.signals import FusedSignal, FusedSignalUnit, compute_rows
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
-INGEST_VERSION = "3"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns
+INGEST_VERSION = "4"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns; 4: hashes from hash_thumb
 _BATCH = 256
 
 

@@ -32,7 +32,7 @@ from magicvl.tasks.quality import categorize_shard, filter_shard, judge_shard
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 QUALITY_VERSION = "1"
-DUPLICATES_VERSION = "3"  # 2: also split per samples shard; 3: hashes from ingestion (luma at HASH_SIDE)
+DUPLICATES_VERSION = "4"  # 2: also split per samples shard; 3: hashes from ingestion (luma at HASH_SIDE); 4: hash_thumb
 
 
 def shard_stem(path: str) -> str:

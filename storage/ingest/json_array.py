@@ -60,6 +60,7 @@ class _Scanner:
         self.buf = ""
         self.pos = 0
         self.base = offset  # byte offset of buf[0]
+        self._mark = (0, 0)  # (i, bytes of buf[:i]): byte_at counts on from here, not from buf[0]
         self.eof = False
 
     def read_since(self, offset: int) -> int:
@@ -90,12 +91,20 @@ class _Scanner:
     def drop(self, n: int) -> None:
         """Forget the first ``n`` characters of the window (byte offsets stay right)."""
         whole = n >= len(self.buf)
-        self.base += _utf8_len(self.buf if whole else self.buf[:n])
+        self.base = self.byte_at(len(self.buf) if whole else n)
         self.buf = "" if whole else self.buf[n:]
         self.pos = max(0, self.pos - n)
+        self._mark = (0, 0)
 
     def byte_at(self, i: int) -> int:
-        return self.base + (i if self.buf.isascii() else _utf8_len(self.buf[:i]))
+        """Byte offset of ``buf[i]``. Offsets are asked for in increasing order, so each call
+        measures only the text since the last one (linear in the window, not quadratic)."""
+        at, nbytes = self._mark
+        if i < at:
+            at, nbytes = 0, 0
+        nbytes += _utf8_len(self.buf[at:i])
+        self._mark = (i, nbytes)
+        return self.base + nbytes
 
     def skip_ws(self) -> str:
         """Advance past whitespace; return the next character ('' at end of file)."""

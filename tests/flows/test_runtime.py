@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def test_warm_start_reuses_a_running_api_and_ray_and_leaves_them_running(
     tmp_path: Path, ray_local, monkeypatch
 ) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # given: no ephemeral server is started
-    with runtime.warm_start(_recipe(tmp_path), output=str(tmp_path / "out")) as st:
+    sys.modules.pop("colorsys", None)
+    with runtime.warm_start(_recipe(tmp_path), output=str(tmp_path / "out"), preload=("colorsys",)) as st:
         assert st["mode"] == "concurrent"
+        assert "colorsys" in sys.modules and st["flow_import_s"] >= 0  # the flow module, while workers warm
         # PREFECT_API_URL, read from the environment or (prefect imported earlier in the session) its settings
         assert st["prefect_api_source"] in ("PREFECT_API_URL", "Prefect settings (already configured)")
         assert st["ray"] == "already initialised (reused)"

@@ -186,3 +186,20 @@ def test_stored_hashes_are_used_and_equal_hashing_the_bytes(tmp_path):
     assert by_columns.to_pylist() == by_bytes.to_pylist()
     assert [(r["sample_id"], r["kind"]) for r in by_columns.to_pylist()] == [("a1", "near_image"), ("a3", "exact")]
     assert errors_bytes == errors_columns == []
+
+
+def test_hash_thumb_is_idempotent_and_hashes_match_the_dct_definition():
+    from PIL import Image
+    from scipy.fft import dctn
+
+    from magicvl.scoring.dedup import HASH_THUMB_MIN, _DCT_32_8, hash_thumb, phash_gray, dhash_gray
+
+    rng = np.random.default_rng(3)
+    for size in ((1000, 700), (300, 2000), (255, 255), (256, 900), (100, 60)):
+        g = Image.fromarray(rng.integers(0, 256, size=size[::-1], dtype=np.uint8), "L")
+        t = hash_thumb(g)
+        assert min(t.size) >= min(min(size), HASH_THUMB_MIN) and min(t.size) < 2 * HASH_THUMB_MIN or t is g
+        assert hash_thumb(t) is t  # a thumb is not reduced again: hashes of image and thumb agree
+        assert phash_gray(g) == phash_gray(t) and dhash_gray(g) == dhash_gray(t)
+    x = rng.random((32, 32)) * 255
+    assert np.allclose(_DCT_32_8 @ x @ _DCT_32_8.T, dctn(x, norm="ortho")[:8, :8], atol=1e-9)
