@@ -67,18 +67,23 @@ def _on_models(units: list, name: str, kind: str, path: str, recipe: Recipe, res
     return run_on_actors(units, name, kind, path, res, recipe.ray.task_retries, force, actor=GeneratorActor)
 
 
-def categorize(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[list[CategorizeUnit], dict]:
-    """Category and source of every sample (VLM on actors when ``categorize.method`` is vlm)."""
+def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
+    """One ``CategorizeUnit`` per shard (the VLM's model path made absolute when ``categorize.method`` is vlm)."""
     cfg: CategorizeConfig = recipe.categorize
     if cfg.vlm is not None:
         cfg = cfg.model_copy(update={"vlm": _model(recipe, cfg.vlm)})
     inspection = {d.name: inspection_category(load_decision(recipe.path(d.review))) if d.review else None
                   for d in recipe.all_datasets}  # fmt: skip
     root = str(recipe.output_root)
-    units = [CategorizeUnit(ds, s, cfg, inspection[ds], root, recipe.storage) for ds, s in shards]
+    return [CategorizeUnit(ds, s, cfg, inspection[ds], root, recipe.storage) for ds, s in shards]
+
+
+def categorize(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[list[CategorizeUnit], dict]:
+    """Category and source of every sample (VLM on actors when ``categorize.method`` is vlm)."""
+    units = categorize_units(recipe, shards)
     if units and units[0].uses_vlm:
-        res = _on_models(units, "categorize", cfg.vlm.backend, cfg.vlm.model, recipe, recipe.resources.categorize,
-                         force)  # fmt: skip
+        cfg = units[0].cfg.vlm
+        res = _on_models(units, "categorize", cfg.backend, cfg.model, recipe, recipe.resources.categorize, force)
         return units, _summary(res, "actors")
     res = run_units(units, "categorize", recipe.resources.quality, recipe.ray.max_in_flight,
                     recipe.ray.task_retries, force)  # fmt: skip
@@ -101,19 +106,46 @@ def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[st
     return out, summary
 
 
-def duplicates(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[DuplicatesUnit, dict]:
-    """Map: hashes per shard (Ray tasks); reduce: the duplicates table (skipped when cached)."""
-    unit = DuplicatesUnit(shards, recipe.dedup, recipe.ingest.max_image_bytes, str(recipe.output_root),
+def _dup_unit(recipe: Recipe, shards: Shards) -> DuplicatesUnit:
+    return DuplicatesUnit(shards, recipe.dedup, recipe.ingest.max_image_bytes, str(recipe.output_root),
                           recipe.storage)  # fmt: skip
-    done = None if force else unit.finished()
-    if done is None:
-        calls = [(s["path"], recipe.dedup, recipe.ingest.max_image_bytes) for _, s in shards]
-        res = recipe.resources.quality
-        unit.hashes = run_tasks(shard_hashes, calls, "dedup:hashes", res, recipe.ray.max_in_flight,
-                                recipe.ray.task_retries)  # fmt: skip
+
+
+def _reduce_duplicates(unit: DuplicatesUnit, hashes: list | None) -> dict:
+    """The duplicates table from the map's per-shard hashes (None: the unit was found complete)."""
+    if hashes is None:
+        done = unit.finished()
+    else:
+        unit.hashes = hashes
         done = unit.run(force=True)
         unit.hashes = None
-    return unit, {k: done[k] for k in ("rows", "duplicates", "image_errors", "cached")}
+    return {k: done[k] for k in ("rows", "duplicates", "image_errors", "cached")}
+
+
+def shard_pass(units: list[Any], hash_args: tuple | None, force: bool) -> tuple[list[dict], Any]:
+    """One Ray task per samples shard for the model-free parts of the quality step: its units
+    (filter measures, label categories) one after another, then its dedup hashes when asked.
+    One fan-out instead of three: the parts are tiny and each fan-out costs a round of task latency."""
+    return [u.run(force) for u in units], (shard_hashes(*hash_args) if hash_args is not None else None)
+
+
+def model_free(
+    recipe: Recipe, shards: Shards, measure_units: list[MeasureUnit], cat_units: list[CategorizeUnit], force: bool
+) -> tuple[list[dict], list[dict] | None, DuplicatesUnit, dict]:
+    """Filter measures, categories (unless a VLM assigns them: ``categorize`` runs those on actors)
+    and the dedup map in one fan-out, then the dedup reduce. Returns (measure summaries, category
+    summaries or None, the duplicates unit, its summary)."""
+    dup_unit = _dup_unit(recipe, shards)
+    with_cats = not (cat_units and cat_units[0].uses_vlm)
+    need_hashes = force or dup_unit.finished() is None
+    hash_args = [(s["path"], recipe.dedup, recipe.ingest.max_image_bytes) if need_hashes else None for _, s in shards]
+    calls = [([m, c] if with_cats else [m], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
+    res = recipe.resources.quality
+    out = run_tasks(shard_pass, calls, "quality:model-free", res, recipe.ray.max_in_flight, recipe.ray.task_retries)
+    measured = [r[0][0] for r in out]
+    cats = [r[0][1] for r in out] if with_cats else None
+    dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None)
+    return measured, cats, dup_unit, dup_summary
 
 
 def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
@@ -123,10 +155,14 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     shards = recipe_shards(recipe)
     res, window, retries = recipe.resources.quality, recipe.ray.max_in_flight, recipe.ray.task_retries
     judge_units, judge_summary = judges(recipe, shards, force)  # models first: a bad one fails before the rest
-    cat_units, cat_summary = categorize(recipe, shards, force)
+    cat_units = categorize_units(recipe, shards)
+    cat_summary: dict = {}
+    if cat_units and cat_units[0].uses_vlm:  # a VLM assigns categories: its own actor pool, models first
+        cat_units, cat_summary = categorize(recipe, shards, force)
     measure_units = [MeasureUnit(ds, s, recipe.filters, root, recipe.storage, res.batch_size) for ds, s in shards]
-    measured = run_units(measure_units, "filter:measures", res, window, retries, force)
-    dup_unit, dup_summary = duplicates(recipe, shards, force)
+    measured, cats, dup_unit, dup_summary = model_free(recipe, shards, measure_units, cat_units, force)
+    if cats is not None:
+        cat_summary = _summary(cats, "tasks")
     dup_key = dup_unit.key().digest()
     verdict_units = [
         VerdictUnit(ds, s, recipe.filters, recipe.categorize.drop_uncategorized,

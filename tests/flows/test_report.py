@@ -202,3 +202,24 @@ def test_drops_group_by_rule_not_by_each_records_reason_text():
     got = an.reason_counts(an.with_drop_rule(lf), "rule", limit=2).to_dicts()
     assert got == [{"rule": "dedup:exact", "n": 3, "examples": ["s0", "s1"]},
                    {"rule": "filter:repetition", "n": 1, "examples": ["s4"]}]  # fmt: skip
+
+
+def test_strip_plot_draws_every_sample_up_to_the_limit_then_a_seeded_sample():
+    import polars as pl
+
+    from magicvl.flows.plots import strip_points
+
+    df = pl.DataFrame(
+        {"category": ["a"] * 50 + ["b"] * 5, "stage": [3] * 30 + [4] * 20 + [3] * 5, "complexity": range(55)},
+        schema_overrides={"complexity": pl.Float64},
+    )
+    pts, sampled = strip_points(df, ["a", "b"], limit=1000)
+    assert not sampled and sorted(pts) == [3, 4]
+    assert sorted(pts[3][1].tolist()) == [float(i) for i in list(range(30)) + list(range(50, 55))]
+    x = pts[3][0]
+    assert ((x[:30] > -0.31) & (x[:30] < 0.31)).all() and ((x[30:] > 0.69) & (x[30:] < 1.31)).all()
+    pts, sampled = strip_points(df, ["a", "b"], limit=10)
+    assert sampled and len(pts[3][1]) == 10 + 5 and len(pts[4][1]) == 10  # b's 5 are all drawn
+    assert set(pts[3][1][:10].tolist()) <= set(map(float, range(30)))
+    again, _ = strip_points(df, ["a", "b"], limit=10)
+    assert (again[3][1] == pts[3][1]).all()  # seeded: the same sample every run
