@@ -1,6 +1,6 @@
 """Samples/s of the model-free path end to end, against a plain loop and the image-decode floor.
 
-    python -m bench.throughput [--records 10000] [--work work/bench] [--sequential-too]
+    python -m bench.throughput [--records 10000] [--work work/bench] [--sequential-too] [--running-services]
     python -m bench.throughput --all-signals [--records 1000]
 
 Targets (issue 6): end to end ≥ 2× the plain single-process loop at 10,000
@@ -8,7 +8,9 @@ records, steps only ≥ 2×, and ≥ 0.8× the decode floor. Printed, never asse
 Also prints where the end-to-end seconds went (start-up parts, flow, steps);
 ``--sequential-too`` runs the pipeline a second time with the start-up done one
 part after another (``MAGICVL_WARM_START=0``, the behaviour before) to compare
-within one invocation.
+within one invocation. ``--running-services`` also runs it once more with a Prefect
+server and a Ray head already running (``bench/services.py``: what a machine
+that runs curation jobs, or Prefect deployments, has), which the run reuses.
 
 ``--all-signals`` runs the recipe of ``magicvl demo --all-signals`` instead (L,
 T, E fused into ingestion; P, D_text, D_obj on actor pools, tiny random LM and
@@ -96,6 +98,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "work" / "bench", help="working folder")
     ap.add_argument("--chunk-records", type=int, default=250, help="records per ingestion task")
     ap.add_argument("--sequential-too", action="store_true", help="also run with the sequential start-up")
+    ap.add_argument("--running-services", action="store_true",
+                    help="also run with a Prefect server and a Ray head already running (reused by the run)")
     ap.add_argument("--all-signals", action="store_true", help="all six signals (P, D_text, D_obj too)")
     args = ap.parse_args()
     if args.all_signals:
@@ -107,6 +111,12 @@ def main() -> None:
     runs = {"concurrent": run_curate(recipe, out, warm=True)}
     if args.sequential_too:
         runs["sequential"] = run_curate(recipe, out, warm=False)
+    if args.running_services:
+        from bench.services import running_services
+
+        with running_services(cores) as started:
+            runs["services running"] = run_curate(recipe, out, warm=True)
+        print("services started before the timed run: " + ", ".join(f"{k} {v:.1f}" for k, v in started.items()))
     n = runs["concurrent"]["records_in"]
     t = time.perf_counter()
     plain_n = plain_loop(data, args.work / "models" / "tokenizer", args.work / f"out-plain-{args.records}")
@@ -115,8 +125,9 @@ def main() -> None:
 
     measured = []
     for name, res in runs.items():
-        measured.append((f"pipeline, end to end ({name} start-up)", res["wall"], "process start to exit, all steps"))
-        measured.append((f"pipeline, steps only ({name} run)", res["steps_seconds"], "ingest + quality + signals + combine"))
+        measured.append((f"pipeline, end to end ({name})", res["wall"], "process start to exit, all steps"))
+        steps_note = "ingest + quality + signals + combine"
+        measured.append((f"pipeline, steps only ({name})", res["steps_seconds"], steps_note))
     measured.append(("(a) plain loop", plain_s, f"1 process, PIL + pandas, {plain_n} rows written"))
     measured.append(("(b) decode floor", floor_s, f"{cores} processes, {decoded} images decoded, nothing else"))
     rows = [
