@@ -1,6 +1,7 @@
 """Samples/s of the model-free path end to end, against a plain loop and the image-decode floor.
 
     python -m bench.throughput [--records 10000] [--work work/bench] [--sequential-too] [--running-services]
+                               [--repeats 3]
     python -m bench.throughput --all-signals [--records 1000]
 
 Targets (issue 6): end to end ≥ 2× the plain single-process loop at 10,000
@@ -11,6 +12,9 @@ part after another (``MAGICVL_WARM_START=0``, the behaviour before) to compare
 within one invocation. ``--running-services`` also runs it once more with a Prefect
 server and a Ray head already running (``bench/services.py``: what a machine
 that runs curation jobs, or Prefect deployments, has), which the run reuses.
+``--repeats N`` runs everything N rounds (each round: the pipeline runs, then the
+plain loop and the floor) and prints medians, with each round's ratio: on a
+shared box one run's steps vary by several seconds.
 
 ``--all-signals`` runs the recipe of ``magicvl demo --all-signals`` instead (L,
 T, E fused into ingestion; P, D_text, D_obj on actor pools, tiny random LM and
@@ -24,6 +28,8 @@ import argparse
 import os
 import time
 from pathlib import Path
+
+import numpy as np
 
 from bench.baseline import decode_floor, plain_loop
 from bench.common import REPO, breakdown, prepare, run_curate, table, write_recipe
@@ -101,6 +107,7 @@ def main() -> None:
     ap.add_argument("--running-services", action="store_true",
                     help="also run with a Prefect server and a Ray head already running (reused by the run)")
     ap.add_argument("--all-signals", action="store_true", help="all six signals (P, D_text, D_obj too)")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds of every run (medians printed; default 1)")
     args = ap.parse_args()
     if args.all_signals:
         return all_signals(args)
@@ -108,44 +115,61 @@ def main() -> None:
     data = prepare(args.work, args.records)
     recipe = write_recipe(args.work, args.records, f"out-throughput-{args.records}", args.chunk_records)
     out = args.work / f"out-throughput-{args.records}"
-    runs = {"concurrent": run_curate(recipe, out, warm=True)}
-    if args.sequential_too:
-        runs["sequential"] = run_curate(recipe, out, warm=False)
-    if args.running_services:
-        from bench.services import running_services
+    rounds = []  # each round: every pipeline mode, then the plain loop and the floor (host noise hits both sides)
+    for r in range(args.repeats):
+        runs = {"concurrent": run_curate(recipe, out, warm=True)}
+        if args.sequential_too:
+            runs["sequential"] = run_curate(recipe, out, warm=False)
+        if args.running_services:
+            from bench.services import running_services
 
-        with running_services(cores) as started:
-            runs["services running"] = run_curate(recipe, out, warm=True)
-        print("services started before the timed run: " + ", ".join(f"{k} {v:.1f}" for k, v in started.items()))
-    n = runs["concurrent"]["records_in"]
-    t = time.perf_counter()
-    plain_n = plain_loop(data, args.work / "models" / "tokenizer", args.work / f"out-plain-{args.records}")
-    plain_s = time.perf_counter() - t
-    floor_s, decoded = decode_floor(data, cores)
+            with running_services(cores) as started:
+                runs["services running"] = run_curate(recipe, out, warm=True)
+            print("services started before the timed run:", ", ".join(f"{k} {v:.1f}" for k, v in started.items()))
+        t = time.perf_counter()
+        plain_out = args.work / f"out-plain-{args.records}"
+        plain_n = plain_loop(data, args.work / "models" / "tokenizer", plain_out)
+        plain_s = time.perf_counter() - t
+        floor_s, decoded = decode_floor(data, cores)
+        rounds.append((runs, plain_s, floor_s))
+        print(f"round {r + 1}/{args.repeats}: plain loop {plain_s:.1f} s, " + ", ".join(
+            f"{k} {v['wall']:.1f} s (steps {v['steps_seconds']:.1f})" for k, v in runs.items()), flush=True)  # fmt: skip
+    n = rounds[0][0]["concurrent"]["records_in"]
 
-    measured = []
-    for name, res in runs.items():
-        measured.append((f"pipeline, end to end ({name})", res["wall"], "process start to exit, all steps"))
-        steps_note = "ingest + quality + signals + combine"
-        measured.append((f"pipeline, steps only ({name})", res["steps_seconds"], steps_note))
-    measured.append(("(a) plain loop", plain_s, f"1 process, PIL + pandas, {plain_n} rows written"))
-    measured.append(("(b) decode floor", floor_s, f"{cores} processes, {decoded} images decoded, nothing else"))
-    rows = [
-        {
-            "method": name,
-            "seconds": f"{secs:.1f}",
-            "samples/s": f"{n / secs:.0f}",
-            "× (a)": f"{plain_s / secs:.2f}",
-            "× (b)": f"{floor_s / secs:.2f}",
-            "what": note,
-        }
-        for name, secs, note in measured
-    ]
+    def med(values: list[float]) -> float:
+        return float(np.median(values))
+
+    plain = [p for _, p, _ in rounds]
+    floor = [f for _, _, f in rounds]
+    measured = []  # (method, seconds per round, × (a) per round, × (b) per round, note)
+    for name in rounds[0][0]:
+        for label, key, note in (("end to end", "wall", "process start to exit, all steps"),
+                                 ("steps only", "steps_seconds", "ingest + quality + signals + combine")):  # fmt: skip
+            secs = [runs[name][key] for runs, _, _ in rounds]
+            measured.append((f"pipeline, {label} ({name})", secs, [p / x for p, x in zip(plain, secs)],
+                             [f / x for f, x in zip(floor, secs)], note))  # fmt: skip
+    measured.append(("(a) plain loop", plain, [1.0] * len(plain), [f / p for f, p in zip(floor, plain)],
+                     f"1 process, PIL + pandas, {plain_n} rows written"))  # fmt: skip
+    measured.append(("(b) decode floor", floor, [p / f for p, f in zip(plain, floor)], [1.0] * len(floor),
+                     f"{cores} processes, {decoded} images decoded, nothing else"))  # fmt: skip
+    rows = []
+    for name, secs, xa, xb, note in measured:
+        row = {"method": name, "seconds": f"{med(secs):.1f}", "samples/s": f"{n / med(secs):.0f}",
+               "× (a)": f"{med(xa):.2f}", "× (b)": f"{med(xb):.2f}", "what": note}  # fmt: skip
+        if args.repeats > 1:
+            row["× (a) per round"] = " ".join(f"{x:.2f}" for x in xa)
+        rows.append(row)
+    # the breakdown of each mode's median run (by wall time)
+    runs = {name: sorted((rd[0][name] for rd in rounds), key=lambda x: x["wall"])[len(rounds) // 2]
+            for name in rounds[0][0]}  # fmt: skip
+    cols = ["method", "seconds", "samples/s", "× (a)", "× (b)"] + (["× (a) per round"] if args.repeats > 1 else [])
     print(f"\nthroughput, model-free path, {n} records ({args.records} generated), {cores} cores\n")
-    print(table(rows, ["method", "seconds", "samples/s", "× (a)", "× (b)", "what"]))
+    print(table(rows, cols + ["what"]))
+    if args.repeats > 1:
+        print(f"\n{args.repeats} rounds; seconds and ratios are medians; a ratio is taken within its round")
     print("\nwhere the end-to-end seconds went (indented start-up parts overlap: they run at the same time)\n")
     print(_breakdown_table(runs))
-    acc = runs["concurrent"]["accounting"]
+    acc = runs["concurrent"]["accounting"]  # the median concurrent run
     print(
         f"\npipeline accounting: in {acc['records_in']} = kept {acc['kept']} + dropped {acc['dropped']} "
         f"+ quarantined {acc['quarantined']} (balanced: {acc['balanced']})"
