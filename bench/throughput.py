@@ -132,8 +132,8 @@ def main() -> None:
         plain_s = time.perf_counter() - t
         floor_s, decoded = decode_floor(data, cores)
         rounds.append((runs, plain_s, floor_s))
-        print(f"round {r + 1}/{args.repeats}: plain loop {plain_s:.1f} s, " + ", ".join(
-            f"{k} {v['wall']:.1f} s (steps {v['steps_seconds']:.1f})" for k, v in runs.items()), flush=True)  # fmt: skip
+        timed = ", ".join(f"{k} {v['wall']:.1f} s (steps {v['steps_seconds']:.1f})" for k, v in runs.items())
+        print(f"round {r + 1}/{args.repeats}: plain loop {plain_s:.1f} s, {timed}", flush=True)
     n = rounds[0][0]["concurrent"]["records_in"]
 
     def med(values: list[float]) -> float:
