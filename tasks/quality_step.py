@@ -1,10 +1,11 @@
 """The quality step over a recipe: filters, categories, judges, cross-dataset dedup, verdicts.
 
-Runs after ingest (and the id dedup), before signals. Model-free parts run as
-plain Ray tasks; the VLM classifier and each judge run on an actor pool
+Runs after ingest (and the id dedup), before signals. The model-free parts of a
+shard (filter measures, label categories, dedup hashes) run as one plain Ray task
+(``shard_pass``); the VLM classifier and each judge run on an actor pool
 (``run_on_actors`` with ``GeneratorActor``: the model is loaded once per actor,
-and a model that fails to load is one error before any of its units runs).
-Dedup is a map (per-shard hashes, Ray tasks) and a reduce in the driver.
+and a model that fails to load is one error before any of its units runs), first.
+Dedup is a map (those per-shard hashes) and a reduce in the driver; verdicts follow.
 Every part is a cached unit: a threshold edit re-runs only the verdicts.
 """
 
