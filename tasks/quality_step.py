@@ -79,16 +79,11 @@ def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
     return [CategorizeUnit(ds, s, cfg, inspection[ds], root, recipe.storage) for ds, s in shards]
 
 
-def categorize(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[list[CategorizeUnit], dict]:
-    """Category and source of every sample (VLM on actors when ``categorize.method`` is vlm)."""
-    units = categorize_units(recipe, shards)
-    if units and units[0].uses_vlm:
-        cfg = units[0].cfg.vlm
-        res = _on_models(units, "categorize", cfg.backend, cfg.model, recipe, recipe.resources.categorize, force)
-        return units, _summary(res, "actors")
-    res = run_units(units, "categorize", recipe.resources.quality, recipe.ray.max_in_flight,
-                    recipe.ray.task_retries, force)  # fmt: skip
-    return units, _summary(res, "tasks")
+def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: bool = False) -> dict:
+    """The VLM classifier over every shard (``categorize.method: vlm``), on its own actor pool."""
+    vlm = units[0].cfg.vlm
+    res = _on_models(units, "categorize", vlm.backend, vlm.model, recipe, recipe.resources.categorize, force)
+    return _summary(res, "actors")
 
 
 def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[str, list[JudgeUnit]], dict]:
@@ -112,11 +107,9 @@ def _dup_unit(recipe: Recipe, shards: Shards) -> DuplicatesUnit:
                           recipe.storage)  # fmt: skip
 
 
-def _reduce_duplicates(unit: DuplicatesUnit, hashes: list | None) -> dict:
-    """The duplicates table from the map's per-shard hashes (None: the unit was found complete)."""
-    if hashes is None:
-        done = unit.finished()
-    else:
+def _reduce_duplicates(unit: DuplicatesUnit, hashes: list | None, done: dict | None) -> dict:
+    """The duplicates table from the map's per-shard hashes, or ``done``: the unit found complete."""
+    if hashes is not None:
         unit.hashes = hashes
         done = unit.run(force=True)
         unit.hashes = None
@@ -133,19 +126,20 @@ def shard_pass(units: list[Any], hash_args: tuple | None, force: bool) -> tuple[
 def model_free(
     recipe: Recipe, shards: Shards, measure_units: list[MeasureUnit], cat_units: list[CategorizeUnit], force: bool
 ) -> tuple[list[dict], list[dict] | None, DuplicatesUnit, dict]:
-    """Filter measures, categories (unless a VLM assigns them: ``categorize`` runs those on actors)
-    and the dedup map in one fan-out, then the dedup reduce. Returns (measure summaries, category
+    """Filter measures, categories (unless a VLM assigns them: ``categorize_on_models``) and the
+    dedup map in one fan-out, then the dedup reduce. Returns (measure summaries, category
     summaries or None, the duplicates unit, its summary)."""
     dup_unit = _dup_unit(recipe, shards)
     with_cats = not (cat_units and cat_units[0].uses_vlm)
-    need_hashes = force or dup_unit.finished() is None
+    done = None if force else dup_unit.finished()
+    need_hashes = done is None
     hash_args = [(s["path"], recipe.dedup, recipe.ingest.max_image_bytes) if need_hashes else None for _, s in shards]
     calls = [([m, c] if with_cats else [m], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
     res = recipe.resources.quality
     out = run_tasks(shard_pass, calls, "quality:model-free", res, recipe.ray.max_in_flight, recipe.ray.task_retries)
     measured = [r[0][0] for r in out]
     cats = [r[0][1] for r in out] if with_cats else None
-    dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None)
+    dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None, done)
     return measured, cats, dup_unit, dup_summary
 
 
@@ -159,7 +153,7 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     cat_units = categorize_units(recipe, shards)
     cat_summary: dict = {}
     if cat_units and cat_units[0].uses_vlm:  # a VLM assigns categories: its own actor pool, models first
-        cat_units, cat_summary = categorize(recipe, shards, force)
+        cat_summary = categorize_on_models(recipe, cat_units, force)
     measure_units = [MeasureUnit(ds, s, recipe.filters, root, recipe.storage, res.batch_size) for ds, s in shards]
     measured, cats, dup_unit, dup_summary = model_free(recipe, shards, measure_units, cat_units, force)
     if cats is not None:
