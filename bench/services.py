@@ -40,15 +40,13 @@ def _wait(ok, what: str, timeout: float = 120.0) -> None:
 def running_services(num_cpus: int | None = None) -> Iterator[dict[str, float]]:
     """Start a Prefect server (``prefect server start --background``) and a Ray head; yield their start seconds."""
     from magicvl.flows.apiserver import healthy
-    from magicvl.flows.runtime import local_prefect_api, local_ray_address, ray_tmpdir
+    from magicvl.flows.raylocal import LOCAL_RAY_ENV, dashboard_home
+    from magicvl.flows.runtime import QUIET_ENV, local_prefect_api, local_ray_address, ray_tmpdir
 
-    env = {**os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect"), "PREFECT_SERVER_API_HOST": "127.0.0.1",
-           "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_process_group_cleanup_enabled": "0"}  # fmt: skip
+    env = {**QUIET_ENV, **LOCAL_RAY_ENV, **os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect"),
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_UI_ENABLED": "false"}  # fmt: skip
     env.pop("PREFECT_API_URL", None)
-    home = Path(ray_tmpdir()) / "dashboard-home"  # see flows.raylocal: no cloud-metadata lookups
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "ray_bootstrap_config.yaml").write_text("{}\n", encoding="utf-8")
+    home = dashboard_home(ray_tmpdir())  # flows.raylocal: the dashboard makes no cloud-metadata lookups
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     subprocess.run([_bin("prefect"), "server", "start", "--background"], env=env, check=True, capture_output=True)

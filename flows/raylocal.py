@@ -25,6 +25,14 @@ from pathlib import Path
 LOCAL_RAY_ENV = {"RAY_process_group_cleanup_enabled": "0"}
 
 
+def dashboard_home(tmpdir: str | Path) -> Path:
+    """The HOME given to Ray's dashboard process: a folder holding an empty ``ray_bootstrap_config.yaml``."""
+    home = Path(tmpdir) / "dashboard-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ray_bootstrap_config.yaml").write_text("{}\n", encoding="utf-8")
+    return home
+
+
 @contextmanager
 def local_ray_guards(tmpdir: str | Path) -> Iterator[None]:
     """Apply the guards above while a local Ray starts (``ray.init`` inside the block)."""
@@ -32,9 +40,7 @@ def local_ray_guards(tmpdir: str | Path) -> Iterator[None]:
 
     for k, v in LOCAL_RAY_ENV.items():
         os.environ.setdefault(k, v)  # read by the raylet at start; workers inherit its environment
-    home = Path(tmpdir) / "dashboard-home"
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "ray_bootstrap_config.yaml").write_text("{}\n", encoding="utf-8")
+    home = dashboard_home(tmpdir)
     original = services.start_ray_process
 
     def start_ray_process(command, process_type, *args, **kw):  # same signature as Ray's
