@@ -86,7 +86,7 @@ def _quality_keep(df) -> np.ndarray:
     """The quality step's model-free work on the loop's rows: default filters, exact and near-image dedup."""
     from magicvl.scoring.dedup import DedupConfig, exact_key, image_digest, normalize_text
     from magicvl.scoring.filters.config import FiltersConfig, decide, measure_all, responses_of
-    from magicvl.tasks.dedup_near import ShardHashes, resolve
+    from magicvl.tasks.steps.quality.dedup_near import ShardHashes, resolve
 
     convs = [json.loads(c) for c in df["conversations"]]
     keep = decide(measure_all(responses_of(convs), FiltersConfig()), FiltersConfig()).keep_mask()

@@ -62,7 +62,7 @@ def bench_hashing(n: int) -> list[dict]:
     from magicvl.scoring.dedup import DedupConfig
     from magicvl.storage.schema import SAMPLE_SCHEMA
     from magicvl.storage.writer import write_table
-    from magicvl.tasks.dedup_near import shard_hashes
+    from magicvl.tasks.steps.quality.dedup_near import shard_hashes
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +86,7 @@ _REDUCE = """
 import json, resource, sys, time
 import numpy as np
 from magicvl.scoring.dedup import DedupConfig
-from magicvl.tasks.dedup_near import ShardHashes, resolve
+from magicvl.tasks.steps.quality.dedup_near import ShardHashes, resolve
 n, shards = int(sys.argv[1]), 10
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rng = np.random.default_rng(0)

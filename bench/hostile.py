@@ -2,7 +2,7 @@
 
 Each case ingests 200 good records (JSON Lines or Parquet, small JPEGs) in a
 fresh process, once as is and once with one hostile record (or file) added,
-through the real ingestion task (``tasks.ingest.ingest_chunk``, no Ray) and the
+through the real ingestion task (``tasks.steps.ingest.units.ingest_chunk``, no Ray) and the
 default recipe limits. Target: no attack adds more than the per-image decode
 time limit (``ingest.max_decode_seconds``, 10 s) or more memory than the limit
 that applies to it (column ``limit``): ``max_record_bytes`` (16 MiB) for a record,
@@ -101,7 +101,7 @@ def run_one(cfg_dict: dict, base: Path, out: Path, limits: dict[str, int]) -> di
     """Ingest one prepared case in this process; returns seconds, peak RSS and the outcome."""
     from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
     from magicvl.storage.options import StorageOptions
-    from magicvl.tasks.ingest import ingest_chunk
+    from magicvl.tasks.steps.ingest.units import ingest_chunk
 
     cfg, opts = DatasetConfig(**cfg_dict), IngestOptions(chunk_records=1000, **limits)
     t0 = time.perf_counter()

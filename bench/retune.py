@@ -27,8 +27,9 @@ from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
 from magicvl.storage.schema import SAMPLE_SCHEMA, signal_schema
-from magicvl.tasks import steps
-from magicvl.tasks.quality_step import quality
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.quality.step import quality
+from magicvl.tasks.steps.signals.crossmodal import signal_jobs
 
 CATS = ["vqa", "ocr", "caption", "chart", "text_only", "gui", "grounding", "reasoning"]
 MODELS = {"s": 1.10, "m": 1.0, "l": 0.92}  # mean loss ratio of each synthetic model
@@ -66,7 +67,7 @@ def generate(root: Path, n: int, shard_rows: int, seed: int = 0) -> Recipe:
     rng = np.random.default_rng(seed)
     folder = layout.samples_dir("syn")
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = steps.signal_jobs(rec)
+    jobs = signal_jobs(rec)
     infos = []
     for k, start in enumerate(range(0, n, shard_rows)):
         m = min(shard_rows, n - start)
@@ -100,10 +101,10 @@ def run(n: int, shard_rows: int, work: Path) -> dict[str, float]:
     generate(root, n, shard_rows)  # includes the quality step (verdicts)
     gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    first = steps.combine(recipe(root, 1.0))
+    first = combine_step.combine(recipe(root, 1.0))
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    second = steps.combine(recipe(root, 1.08))
+    second = combine_step.combine(recipe(root, 1.08))
     t_retune = time.perf_counter() - t0
     moved = sum(v for k, v in second["transitions"].items() if k.split(">")[0] != k.split(">")[1])
     curated = sum(p.stat().st_size for p in (root / "out" / "curated").rglob("*.parquet"))

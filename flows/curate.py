@@ -18,12 +18,16 @@ from magicvl.flows.recipe import Recipe, load_recipe
 from magicvl.flows.run_summary import finish_report, reuse_line
 from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
-from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.manifest import read_json
-from magicvl.tasks import report, retune, steps
-from magicvl.tasks.quality_step import quality, summary_line
-from magicvl.tasks.translate import translate
+from magicvl.tasks import report
+from magicvl.tasks.steps.combine import retune
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality, summary_line
+from magicvl.tasks.steps.signals import step as signals_step
+from magicvl.tasks.steps.translate import translate
 
 log = logging.getLogger("magicvl")
 STEPS = ("ingest", "translate", "quality", "signals", "combine")
@@ -50,7 +54,7 @@ def _logger():
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Read, check and store every source record (or quarantine it); then deduplicate ids."""
-    return steps.ingest(recipe, force=force)
+    return ingest_step.ingest(recipe, force=force)
 
 
 @task(name="translate", cache_policy=NO_CACHE)
@@ -70,13 +74,13 @@ def signals_task(
     recipe: Recipe, only: list[str] | None = None, datasets: list[str] | None = None, force: bool = False
 ) -> dict[str, Any]:
     """Compute the configured signals per samples shard (cache hits skipped)."""
-    return steps.signals(recipe, only=only, datasets=datasets, force=force)
+    return signals_step.signals(recipe, only=only, datasets=datasets, force=force)
 
 
 @task(name="combine", cache_policy=NO_CACHE)
 def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Normalise, score, stage and write the curriculum."""
-    return steps.combine(recipe, force=force)
+    return combine_step.combine(recipe, force=force)
 
 
 def finish(

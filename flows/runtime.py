@@ -215,10 +215,10 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
 
 
 def warm_modules() -> list[str]:
-    """The task modules Ray workers import (every module of ``magicvl.tasks``)."""
+    """The task modules Ray workers import (every module of ``magicvl.tasks``, its step packages' included)."""
     import magicvl.tasks
 
-    return [f"magicvl.tasks.{m.name}" for m in pkgutil.iter_modules(magicvl.tasks.__path__)]
+    return [m.name for m in pkgutil.walk_packages(magicvl.tasks.__path__, "magicvl.tasks.") if not m.ispkg]
 
 
 def _import_modules(modules: list[str]) -> dict[str, object]:

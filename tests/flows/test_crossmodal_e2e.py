@@ -13,8 +13,8 @@ import yaml
 from magicvl.scoring import crossmodal as cm
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import retune, steps
-
+from magicvl.tasks.steps.combine import retune
+from magicvl.tasks.steps.signals import step as signals_step
 from tests.helpers import make_dataset
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_three_vlms_give_s_task_and_a_beta_retune_loads_no_model(
 
     monkeypatch.setattr("magicvl.tasks.backends.load_backend", refuse)
     monkeypatch.setattr("magicvl.model.backends.vlm.load_vlm_backend", refuse)
-    monkeypatch.setattr("magicvl.tasks.steps.run_on_actors", refuse)
+    monkeypatch.setattr("magicvl.tasks.steps.signals.step.run_on_actors", refuse)
     samples_before = {p: p.stat().st_mtime_ns for p in list_shards(out / "samples")}
     ratios = [r[cm.loss_metric("s")] / r[cm.loss_metric("m")] for r in first.values()]
     beta = float(np.median(ratios))  # about half the samples pass loss_s > β·loss_m: ranks change
@@ -112,4 +112,4 @@ def test_three_vlms_give_s_task_and_a_beta_retune_loads_no_model(
     one = pq.read_table(list_shards(out / "curated")[0])
     with_img = retune.with_images(one, out)
     assert with_img.num_rows == one.num_rows and "image" in with_img.column_names
-    assert steps.signal_jobs  # the steps module stayed importable with run_on_actors patched
+    assert signals_step.signal_jobs  # the steps module stayed importable with run_on_actors patched

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from magicvl.flows import runtime
 
 
@@ -89,7 +90,7 @@ def test_explicit_ray_address_passes_through(tmp_path: Path, listening: int) -> 
 def test_warm_modules_are_the_task_modules_and_import() -> None:
     mods = runtime.warm_modules()
     assert mods and all(m.startswith("magicvl.tasks.") for m in mods)
-    assert "magicvl.tasks.ingest" in mods
+    assert "magicvl.tasks.steps.ingest.units" in mods
     done = runtime._import_modules(mods + ["magicvl.tasks.no_such_module"])
     assert done["failed"] == ["magicvl.tasks.no_such_module: ModuleNotFoundError"]
     assert done["pid"] == os.getpid() and done["seconds"] >= 0

@@ -14,8 +14,12 @@ from magicvl.flows.recipe import Recipe, parse_recipe
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report, steps
-from magicvl.tasks.quality_step import quality
+from magicvl.tasks import report
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality
+from magicvl.tasks.steps.signals import step as signals_step
+from magicvl.tasks.steps.signals.crossmodal import signal_jobs
 from tests.helpers import HOSTILE_LINES, make_dataset
 
 pytestmark = pytest.mark.slow
@@ -37,10 +41,10 @@ PLANTED_AS = {
 
 
 def run(recipe: Recipe) -> dict:
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     quality(recipe)
-    steps.signals(recipe)
-    comb = steps.combine(recipe)
+    signals_step.signals(recipe)
+    comb = combine_step.combine(recipe)
     return report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
 
 
@@ -124,7 +128,7 @@ def test_recipe_change_removes_stale_outputs_and_dataset_granularity_runs(tmp_pa
         assert not [p for p in list_shards(out / folder) if any(g in p.name for g in gone)], folder
     assert not list_shards(layout.signals / "type_token_ratio")  # signal left out of the recipe
     entropy = list_shards(layout.signal_dir("image_entropy", "d"))
-    job = steps.signal_jobs(second)[1]
+    job = signal_jobs(second)[1]
     assert sorted(p.name for p in entropy) == sorted(
         layout.signal_path(job.name, "d", s["path"].removesuffix(".parquet"), job.key(s["sha256"])).name
         for s in samples

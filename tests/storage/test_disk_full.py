@@ -72,7 +72,7 @@ def test_small_writes_on_a_full_disk_leave_no_temporaries(small_fs):
 
 
 def test_ingest_on_a_full_disk_fails_clearly_and_a_rerun_completes(small_fs, tmp_path):
-    from magicvl.tasks.ingest import ingest_chunk
+    from magicvl.tasks.steps.ingest.units import ingest_chunk
 
     src = tmp_path / "src"
     (src / "images").mkdir(parents=True)

@@ -12,7 +12,7 @@ from magicvl.flows.recipe import load_recipe
 from magicvl.sample_data.hostile import NOT_AN_IMAGE, deeply_nested_json, jpeg_scan_bomb_bytes, truncated_jpeg_bytes
 from magicvl.storage.ingest import DatasetConfig, plan_dataset
 from magicvl.storage.layout import OutputLayout
-from magicvl.tasks.ingest import fused_signals, ingest_chunk
+from magicvl.tasks.steps.ingest.units import fused_signals, ingest_chunk
 
 TURNS = [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]
 

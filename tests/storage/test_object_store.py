@@ -23,7 +23,7 @@ from magicvl.storage.images import ImageError, read_image_bytes, resolve_image_p
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset, read_chunk, source_files
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import list_shards
-from magicvl.tasks.ingest import IngestUnit
+from magicvl.tasks.steps.ingest.units import IngestUnit
 from tests.helpers import HOSTILE_LINES, make_dataset
 from tests.s3server import CREDENTIALS, moto_server, s3fs_for, upload_tree
 

@@ -10,14 +10,13 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_hostile_inputs import GOOD, read_in_child
 
 from magicvl.sample_data.hostile import jpeg_bytes, jpeg_scan_bomb_bytes, write_parquet_with_blob
 from magicvl.storage.images import DecodeBudget, ImageError, check_image, open_checked
 from magicvl.storage.ingest import DatasetConfig
 from magicvl.storage.ingest.parquet_image import ImageColumn, Refused, Unsupported
 from magicvl.storage.ingest.parquet_pages import column_pages
-
-from test_hostile_inputs import GOOD, read_in_child
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 VALUES = [os.urandom(i % 300) if i % 7 else None for i in range(400)] + [b"same"] * 50  # lengths >= 128: signed bytes
@@ -148,7 +147,7 @@ def test_ingest_output_is_the_same_whichever_reader_reads_the_images(tmp_path):
     samples shards and the same fused per-image signal values."""
     from magicvl.storage.ingest import IngestOptions, plan_dataset
     from magicvl.storage.options import StorageOptions
-    from magicvl.tasks.ingest import fused_signals, ingest_chunk
+    from magicvl.tasks.steps.ingest.units import fused_signals, ingest_chunk
 
     images = [{"bytes": jpeg_bytes(64 + 8 * i, 48), "path": f"{i}.jpg"} for i in range(len(GOOD))]
     images[2] = {"bytes": None, "path": "2.jpg"}  # a path, no bytes: the image is looked up

@@ -12,7 +12,7 @@ from magicvl.sample_data.hostile import jpeg_bytes
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.verify import VERIFY_ENV, reusable_parquet
-from magicvl.tasks.ingest import fused_signals, ingest_chunk
+from magicvl.tasks.steps.ingest.units import fused_signals, ingest_chunk
 
 TURNS = [{"from": "human", "value": "<image>\nwhat?"}, {"from": "gpt", "value": "a gradient"}]
 
@@ -83,7 +83,7 @@ def test_same_size_corruption_with_mtime_put_back_needs_verify_mode(source, tmp_
 def test_a_truncated_signal_file_is_recomputed(source, tmp_path, caplog):
     """The signal file ingestion wrote (fused) is checked where its reuse is decided: the unit's marker."""
     from magicvl.scoring.signals import get_signal
-    from magicvl.tasks.signals import SignalUnit
+    from magicvl.tasks.steps.signals.units import SignalUnit
 
     out = tmp_path / "out"
     s = get_signal("image_entropy")

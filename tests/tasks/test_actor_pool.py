@@ -16,9 +16,9 @@ from magicvl.scoring.signals import Signal, SignalParams
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.executor import run_on_actors, run_units
-from magicvl.tasks.ingest import IngestUnit
 from magicvl.tasks.resources import StepResources
-from magicvl.tasks.signals import SignalJob, SignalUnit
+from magicvl.tasks.steps.ingest.units import IngestUnit
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
 
 pytestmark = pytest.mark.slow  # starts Ray
 

@@ -13,8 +13,10 @@ from PIL import Image
 
 from magicvl.flows.recipe import parse_recipe
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import steps
-from magicvl.tasks.quality_step import quality
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality
+from magicvl.tasks.steps.signals import step as signals_step
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +52,10 @@ def curate(root: Path, tokenizer: Path, train: dict | None) -> dict[str, dict]:
         **({"train": train} if train else {}),
     }
     recipe = parse_recipe(data, root)
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     quality(recipe)
-    steps.signals(recipe)
-    steps.combine(recipe)
+    signals_step.signals(recipe)
+    combine_step.combine(recipe)
     rows = [r for p in list_shards(root / "out" / "curated") for r in pq.read_table(p).to_pylist()]
     return {r["source_key"]: r for r in rows}
 

@@ -19,7 +19,7 @@ from magicvl.scoring.dedup import (
 )
 from magicvl.storage.schema import SAMPLE_SCHEMA
 from magicvl.storage.writer import write_table
-from magicvl.tasks.dedup_near import find_duplicates
+from magicvl.tasks.steps.quality.dedup_near import find_duplicates
 
 
 def _photo(seed: int, size=(96, 72), fmt="PNG", quality=90) -> bytes:
@@ -149,7 +149,7 @@ def test_duplicates_unit_splits_the_table_per_shard(tmp_path):
 
     from magicvl.storage.fingerprint import sha256_file
     from magicvl.storage.options import StorageOptions
-    from magicvl.tasks.quality_units import DuplicatesUnit
+    from magicvl.tasks.steps.quality.units import DuplicatesUnit
 
     img = _photo(1)
     a = _shard(tmp_path, "a-000", [_row("a", "a1", "<image>\nWhat?", "Red.", img), _row("a", "a2", "Hi", "Hi", None)])
@@ -192,7 +192,7 @@ def test_hash_thumb_is_idempotent_and_hashes_match_the_dct_definition():
     from PIL import Image
     from scipy.fft import dctn
 
-    from magicvl.scoring.dedup import HASH_THUMB_MIN, _DCT_32_8, hash_thumb, phash_gray, dhash_gray
+    from magicvl.scoring.dedup import _DCT_32_8, HASH_THUMB_MIN, dhash_gray, hash_thumb, phash_gray
 
     rng = np.random.default_rng(3)
     for size in ((1000, 700), (300, 2000), (255, 255), (256, 900), (100, 60)):

@@ -14,9 +14,9 @@ from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.options import StorageOptions
-from magicvl.tasks.dedup import dedup_dataset
-from magicvl.tasks.ingest import fused_signals, ingest_chunk
-from magicvl.tasks.signals import SignalJob, SignalUnit
+from magicvl.tasks.steps.ingest.dedup import dedup_dataset
+from magicvl.tasks.steps.ingest.units import fused_signals, ingest_chunk
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
 
 
 def score_shard(job, dataset, sh, out):

@@ -15,8 +15,8 @@ from magicvl.scoring.signals import get_signal
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.backends import check_backend, load_backend
-from magicvl.tasks.ingest import fused_signals, ingest_chunk
-from magicvl.tasks.signals import SignalJob, SignalUnit
+from magicvl.tasks.steps.ingest.units import fused_signals, ingest_chunk
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
 
 CFG = DatasetConfig(name="d", format="jsonl", path="d.jsonl", image_root="images", label_field="category")
 

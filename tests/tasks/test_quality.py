@@ -13,7 +13,7 @@ from magicvl.scoring.filters.repetition import RepetitionConfig
 from magicvl.scoring.judge import ClassifierConfig, CoherenceJudgeConfig
 from magicvl.storage.schema import SAMPLE_SCHEMA
 from magicvl.storage.writer import write_table
-from magicvl.tasks.quality import (
+from magicvl.tasks.steps.quality.shard import (
     CATEGORIES_SCHEMA,
     DECISIONS_SCHEMA,
     JUDGE_SCHEMA,

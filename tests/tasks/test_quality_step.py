@@ -16,9 +16,12 @@ from magicvl.flows.inspect import inspect_folder
 from magicvl.flows.recipe import Recipe, parse_recipe
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report, steps
+from magicvl.tasks import report
 from magicvl.tasks.executor import StepFailed
-from magicvl.tasks.quality_step import quality, summary_line
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality, summary_line
+from magicvl.tasks.steps.signals import step as signals_step
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +87,10 @@ def recipe_of(root: Path, tokenizer: Path, **extra) -> Recipe:
 
 
 def run(recipe: Recipe) -> tuple[dict, dict]:
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     q = quality(recipe)
-    steps.signals(recipe)
-    comb = steps.combine(recipe)
+    signals_step.signals(recipe)
+    comb = combine_step.combine(recipe)
     acc = report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
     return q, acc
 
@@ -190,7 +193,7 @@ def test_llm_judge_runs_on_actors_and_its_policy_decides(tmp_path, tokenizer_dir
 def test_a_judge_model_that_fails_to_load_is_one_error_before_any_shard(tmp_path, tokenizer_dir, ray_local):
     make_data(tmp_path)
     recipe = recipe_of(tmp_path, tokenizer_dir, judge={"coherence": {"model": str(tmp_path / "no-such-model")}})
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     with pytest.raises(StepFailed, match=r"judge:coherence: the backend failed to load( \(model '.*'\))?, no unit ran"):
         quality(recipe)
     assert not (tmp_path / "out" / "quality" / "judge-coherence").exists()

@@ -10,7 +10,7 @@ import yaml
 
 from magicvl.flows.recipe import parse_recipe
 from magicvl.storage.layout import OutputLayout
-from magicvl.tasks import retune
+from magicvl.tasks.steps.combine import retune
 
 
 def test_moves_count_previous_to_new_stage_with_new_and_not_kept(tmp_path: Path) -> None:
@@ -63,10 +63,9 @@ def test_changed_parameters_compare_with_the_previous_recorded_recipe(tmp_path: 
 
 def test_the_crossmodal_recipe_runs_one_vlm_loss_job_per_model_smallest_first() -> None:
     from magicvl.flows.recipe import load_recipe
-    from magicvl.tasks import steps
-    from magicvl.tasks.crossmodal import crossmodal_resources
+    from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
 
     recipe = load_recipe(Path(__file__).resolve().parents[2] / "flows" / "recipes" / "crossmodal.yaml")
-    names = [j.name for j in steps.signal_jobs(recipe)]
+    names = [j.name for j in signal_jobs(recipe)]
     assert names == ["token_length", "type_token_ratio", "image_entropy", "vlm_loss@s", "vlm_loss@m", "vlm_loss@l"]
     assert all(r.concurrency == 1 and r.num_gpus == 0 for r in crossmodal_resources(recipe).values())

@@ -10,9 +10,12 @@ import pytest
 
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report, steps
-from magicvl.tasks.quality_step import quality
-from magicvl.tasks.signal_rows import SKIPPED, dropped_mask, mask_digest
+from magicvl.tasks import report
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality
+from magicvl.tasks.steps.signals import step as signals_step
+from magicvl.tasks.steps.signals.rows import SKIPPED, dropped_mask, mask_digest
 from tests.tasks.test_quality_step import make_data, recipe_of
 
 pytestmark = pytest.mark.slow
@@ -28,8 +31,8 @@ def _verdicts(out, dataset: str) -> list[dict]:
 
 def _run(recipe) -> tuple[dict, dict]:
     quality(recipe)
-    sig = steps.signals(recipe)
-    comb = steps.combine(recipe)
+    sig = signals_step.signals(recipe)
+    comb = combine_step.combine(recipe)
     acc = report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
     return sig, acc
 
@@ -49,7 +52,7 @@ def test_signals_skip_dropped_rows_and_recompute_only_what_a_threshold_edit_need
     signals = {"token_length": {"tokenizer": str(tokenizer_dir)}, "perplexity": {"model": str(causal_lm_dir)}}
     recipe = recipe_of(tmp_path, tokenizer_dir, signals=signals)
     out = tmp_path / "out"
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     sig, acc = _run(recipe)
     assert acc["balanced"] and acc["records_in"] == 12 and acc["kept"] == 6 and acc["dropped"] == 6
     assert sig["perplexity"]["skipped"] == 6 and sig["token_length"]["skipped"] == 0  # fused: every row

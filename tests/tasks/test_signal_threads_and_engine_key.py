@@ -9,7 +9,7 @@ import pytest
 from magicvl.model.backends.ocr import engine_identity
 from magicvl.scoring.signals import get_signal
 from magicvl.tasks.backends import in_ray_worker, worker_threads
-from magicvl.tasks.signals import SignalJob
+from magicvl.tasks.steps.signals.units import SignalJob
 
 
 def _versions(monkeypatch, **pinned: str) -> None:

@@ -10,8 +10,8 @@ from magicvl.scoring.signals import get_signal
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import file_metadata
-from magicvl.tasks.ingest import ingest_chunk
-from magicvl.tasks.signals import SignalJob, SignalUnit, compute_rows
+from magicvl.tasks.steps.ingest.units import ingest_chunk
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit, compute_rows
 
 
 def score_shard(job, dataset, sh, out, force=False):

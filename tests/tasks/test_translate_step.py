@@ -14,17 +14,20 @@ import yaml
 
 from magicvl.flows.cli import _parser, forced_steps, main
 from magicvl.flows.recipe import RecipeError, parse_recipe
+from magicvl.scoring.translate import TranslateConfig, is_english, picked
 from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import list_shards
 from magicvl.storage.schema import SAMPLE_SCHEMA
 from magicvl.storage.writer import write_table
-from magicvl.scoring.translate import TranslateConfig, is_english, picked
-from magicvl.tasks import report, steps
+from magicvl.tasks import report
 from magicvl.tasks.executor import StepFailed
-from magicvl.tasks.quality_step import quality
-from magicvl.tasks.translate import TranslateUnit, translate
+from magicvl.tasks.steps.combine import step as combine_step
+from magicvl.tasks.steps.ingest import step as ingest_step
+from magicvl.tasks.steps.quality.step import quality
+from magicvl.tasks.steps.signals import step as signals_step
+from magicvl.tasks.steps.translate import TranslateUnit, translate
 from tests.tasks.test_quality_step import _conv, make_data
 
 C_ROWS = [
@@ -111,7 +114,7 @@ def test_translation_end_to_end_with_a_tiny_lm(tmp_path, tokenizer_dir, tiny_lm_
     (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in C_ROWS) + "\n")
     recipe = _recipe(tmp_path, tokenizer_dir, str(tiny_lm_dir))
     layout = OutputLayout(recipe.output_root)
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     res = translate(recipe)
     assert res["datasets"]["c"]["records_in"] == 4  # c-zh is not English
     src = {r["sample_id"]: r for r in _rows(layout.samples_dir("c"))}
@@ -135,8 +138,8 @@ def test_translation_end_to_end_with_a_tiny_lm(tmp_path, tokenizer_dir, tiny_lm_
     assert _rows(layout.samples_dir("c_zh")) == new
 
     quality(recipe)
-    steps.signals(recipe)
-    comb = steps.combine(recipe)
+    signals_step.signals(recipe)
+    comb = combine_step.combine(recipe)
     assert sum(len(_rows(layout.quality_dir(k, "c_zh"))) for k in ("verdicts",)) == 2  # quality saw them
     names = [d.name for d in recipe.all_datasets]
     assert names == ["a", "b", "c", "c_zh"]
@@ -152,7 +155,7 @@ def test_a_translation_model_that_fails_to_load_is_one_error_before_any_shard(tm
     make_data(tmp_path)
     (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in C_ROWS) + "\n")
     recipe = _recipe(tmp_path, tokenizer_dir, str(tmp_path / "no-such-model"))
-    steps.ingest(recipe)
+    ingest_step.ingest(recipe)
     with pytest.raises(StepFailed, match=r"translate: the backend failed to load.*no unit ran"):
         translate(recipe)
     assert not OutputLayout(recipe.output_root).samples_dir("c_zh").exists()

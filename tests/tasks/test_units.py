@@ -16,8 +16,8 @@ from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import list_shards
-from magicvl.tasks.ingest import IngestUnit
-from magicvl.tasks.signals import SignalJob, SignalUnit, compute_rows
+from magicvl.tasks.steps.ingest.units import IngestUnit
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit, compute_rows
 from magicvl.tasks.unit import sweep
 from tests.helpers import make_dataset
 

@@ -36,8 +36,8 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, list_shards, read_table
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
-from magicvl.tasks.dedup import DEDUP_PREFIX
-from magicvl.tasks.quality_units import ShardUnit
+from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
+from magicvl.tasks.steps.quality.units import ShardUnit
 from magicvl.tasks.unit import Outputs, UnitKey, sweep
 
 if TYPE_CHECKING:
@@ -107,8 +107,8 @@ class TranslateUnit(ShardUnit):
 def translate(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Translate the recipe's chosen datasets (nothing when ``translate`` is not configured)."""
     from magicvl.tasks.executor import run_on_actors
-    from magicvl.tasks.quality_step import GeneratorActor
-    from magicvl.tasks.steps import samples_shards
+    from magicvl.tasks.steps.ingest.step import samples_shards
+    from magicvl.tasks.steps.quality.step import GeneratorActor
 
     if recipe.translate is None:
         return {}

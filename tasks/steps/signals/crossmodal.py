@@ -1,4 +1,5 @@
-"""The cross-modal models of a recipe as signal jobs: one ``vlm_loss@<model>`` job and actor pool each.
+"""The recipe's signal jobs (``signal_jobs``), and its cross-modal models as signal jobs: one
+``vlm_loss@<model>`` job and actor pool each.
 
 ``scoring.crossmodal.model_jobs`` turns ``cross_modal.models`` into jobs (paths
 resolved); here each becomes a ``SignalJob`` named after its instance, so its
@@ -15,10 +16,15 @@ from magicvl.scoring.crossmodal import Resources, model_jobs
 from magicvl.scoring.signals import get_signal
 from magicvl.storage.fingerprint import model_identity
 from magicvl.tasks.resources import StepResources
-from magicvl.tasks.signals import SignalJob
+from magicvl.tasks.steps.signals.units import SignalJob
 
 if TYPE_CHECKING:
     from magicvl.flows.recipe import Recipe
+
+
+def signal_jobs(recipe: Recipe) -> list[SignalJob]:
+    """The recipe's signals, then one ``vlm_loss@<model>`` job per cross-modal model (model order)."""
+    return [SignalJob.named(n, recipe.signal_params(n)) for n in recipe.signals] + crossmodal_jobs(recipe)
 
 
 def crossmodal_jobs(recipe: Recipe) -> list[SignalJob]:

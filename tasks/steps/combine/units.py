@@ -6,7 +6,7 @@ final write (``CombineUnit``) puts each kept sample's row into
 ``samples_row``), never the image bytes, so a re-tune rewrites metadata only;
 it also reports how many of its samples moved between stages. Rows the dedup
 step quarantined (later duplicates, matched by their ``source``) are left out
-of every pass. Rows the quality step dropped (``tasks.verdict``) are left out
+of every pass. Rows the quality step dropped (``tasks.steps.quality.verdicts``) are left out
 of scoring and written to ``dropped/`` and ``scores/`` with their step, rule
 and reason; the others take their category and ``category_source`` from the
 verdicts.
@@ -32,7 +32,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
-from magicvl.tasks.retune import moves, previous_stages
+from magicvl.tasks.steps.combine.retune import moves, previous_stages
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 COMBINE_VERSION = "5"  # 2: dedup's rows left out; 3: quality verdicts; 4: curated rows reference their image;
@@ -50,7 +50,7 @@ class ShardInputs:
     signal_paths: dict[str, str]  # metric → signal file
     signal_keys: dict[str, str]  # metric → cache key (for the write marker)
     duplicate_paths: tuple[str, ...] = ()  # the dataset's dedup quarantine files (their rows are left out)
-    verdict_path: str | None = None  # the quality step's verdicts (tasks.verdict): fates and categories
+    verdict_path: str | None = None  # the quality step's verdicts (tasks.steps.quality.verdicts): fates and categories
     verdict_sha: str | None = None
 
     @property

@@ -2,7 +2,7 @@
 
 Cache key = (samples shard SHA-256, signal name, version, parameters, model
 identity), plus the dropped-row mask when the quality step dropped rows of the
-shard (``tasks.signal_rows``: those rows are skipped). ``SignalUnit`` is a
+shard (``tasks.steps.signals.rows``: those rows are skipped). ``SignalUnit`` is a
 ``tasks.unit.Unit``: same key → its marker matches → skipped; ``force``
 recomputes. This is how a single scoring task is rerun.
 """
@@ -25,7 +25,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import iter_batches, read_table
 from magicvl.storage.schema import signal_schema
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.signal_rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
+from magicvl.tasks.steps.signals.rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
 from magicvl.tasks.unit import NOT_LOADED, Outputs, Unit, UnitKey
 
 
@@ -46,9 +46,8 @@ class SignalJob:
 
     @classmethod
     def of(cls, signal: Signal, params: SignalParams, instance: str | None = None) -> SignalJob:
-        from magicvl.storage.fingerprint import model_identity
-
         from magicvl.model.tiny import is_tiny
+        from magicvl.storage.fingerprint import model_identity
 
         ref = signal.model_ref(params)
         engine = signal.engine(params) if signal.engine else None
@@ -122,7 +121,7 @@ class SignalJob:
         return self.signal.per_image(gray, self.params)
 
 
-FusedSignal = SignalJob  # a SignalJob that ingestion computes itself (see tasks.ingest.fused_signals)
+FusedSignal = SignalJob  # a SignalJob that ingestion computes itself (see tasks.steps.ingest.units.fused_signals)
 
 
 def compute_rows(job: SignalJob, batch: SampleBatch, backend: Any) -> tuple[dict[str, np.ndarray], list[str | None]]:
@@ -193,7 +192,7 @@ class SignalUnit(Unit):
         self.job, self.dataset, self.shard = job, dataset, shard
         self.max_pixels, self.max_image_bytes, self.batch_size = max_pixels, max_image_bytes, batch_size
         self.stem = Path(shard["path"]).name.removesuffix(".parquet")
-        self.verdicts = verdicts  # the shard's quality verdicts: dropped rows are skipped (tasks.signal_rows)
+        self.verdicts = verdicts  # the shard's quality verdicts: dropped rows are skipped (tasks.steps.signals.rows)
         self.reuse = True  # reuse values of an earlier file of the same signal and shard (off when forced)
 
     @property

@@ -21,8 +21,8 @@ import pyarrow as pa
 from magicvl.scoring.filters.config import FiltersConfig
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import read_table
-from magicvl.tasks.quality import decide_table
-from magicvl.tasks.quality_units import QUALITY_VERSION, ShardUnit
+from magicvl.tasks.steps.quality.shard import decide_table
+from magicvl.tasks.steps.quality.units import QUALITY_VERSION, ShardUnit
 from magicvl.tasks.unit import Outputs, UnitKey
 
 VERDICT_SCHEMA = pa.schema(

@@ -3,7 +3,7 @@
 Re-tuning (``magicvl combine`` after changing β, δ, λ, the split rule or the
 granularity) is a decision over stored signals: no model is loaded and no
 image byte is copied (``curated/`` rows reference their image, see
-``tasks.combine``). Each combine unit compares its new stages with the
+``tasks.steps.combine.units``). Each combine unit compares its new stages with the
 previous ledger in ``scores/`` and reports the moves; here they add up to a
 stage × stage transition table, printed and published as a Prefect artifact,
 next to the recipe parameters that changed since the previous recorded run

@@ -8,7 +8,7 @@
 * ``DuplicatesUnit``: the run-wide duplicates table (reduce of per-shard hashes),
   also split into one file per samples shard so a verdict unit reads only its own rows.
 
-``tasks.verdict`` turns their outputs into one fate per sample.
+``tasks.steps.quality.verdicts`` turns their outputs into one fate per sample.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from magicvl.scoring.filters.config import FiltersConfig
 from magicvl.scoring.judge import JudgeConfig
 from magicvl.storage.fingerprint import model_identity, stable_hash
 from magicvl.storage.options import StorageOptions
-from magicvl.tasks.dedup_near import ShardHashes, resolve, shard_hashes
-from magicvl.tasks.quality import categorize_shard, filter_shard, judge_shard
+from magicvl.tasks.steps.quality.dedup_near import ShardHashes, resolve, shard_hashes
+from magicvl.tasks.steps.quality.shard import categorize_shard, filter_shard, judge_shard
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 QUALITY_VERSION = "1"

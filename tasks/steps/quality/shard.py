@@ -25,7 +25,7 @@ from magicvl.scoring.filters.base import Columns, Verdict
 from magicvl.scoring.filters.config import Decisions, FiltersConfig, decide, measure_all, responses_of
 from magicvl.scoring.judge import JudgeConfig, classify, judge
 from magicvl.storage.readers import iter_batches, read_table
-from magicvl.tasks.dedup_near import image_bytes_of
+from magicvl.tasks.steps.quality.dedup_near import image_bytes_of
 
 DECISIONS_SCHEMA = pa.schema(
     [

@@ -1,0 +1,2 @@
+"""The combine step: ``step`` (the step), ``units`` (``CombineUnit``, shard statistics), ``retune``
+(stage transitions between runs)."""

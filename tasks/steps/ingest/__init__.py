@@ -1,0 +1,1 @@
+"""The ingest step: ``step`` (the step), ``units`` (``IngestUnit``), ``dedup`` (id dedup, ``DedupUnit``)."""

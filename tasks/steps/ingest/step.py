@@ -1,0 +1,112 @@
+"""The ingest step over a recipe: plan every source file's chunks, ingest them (``IngestUnit``), then
+deduplicate ids per dataset (``DedupUnit``); writes the samples manifests.
+
+``samples_shards`` reads those manifests back for the later steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
+from magicvl.storage.layout import OutputLayout
+from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
+from magicvl.tasks.executor import run_tasks, run_units
+from magicvl.tasks.steps.ingest.dedup import DedupUnit
+from magicvl.tasks.steps.ingest.units import IngestUnit, fused_signals
+from magicvl.tasks.steps.signals.crossmodal import signal_jobs
+from magicvl.tasks.unit import forget_datasets, sweep
+
+if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
+    from magicvl.flows.recipe import Recipe
+
+
+def plan_chunks(recipe: Recipe) -> list[tuple[DatasetConfig, Chunk]]:
+    """Every chunk of every source file, numbered per dataset in source order."""
+    store = recipe.storage.s3
+    files = [(cfg, path) for cfg in recipe.datasets for path in source_files(cfg, recipe.base_dir, store)]
+    calls = [(cfg, path, recipe.ingest, 0, store) for cfg, path in files]
+    plans = run_tasks(
+        plan_file, calls, "plan", recipe.resources.ingest, recipe.ray.max_in_flight, recipe.ray.task_retries
+    )
+    chunks, counters = [], {}
+    for (cfg, _), plan in zip(files, plans):
+        for ch in plan:
+            chunks.append((cfg, replace(ch, index=counters.get(cfg.name, 0))))
+            counters[cfg.name] = counters.get(cfg.name, 0) + 1
+    return chunks
+
+
+def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+    """Ingest every chunk, then deduplicate ids per dataset; writes the samples manifests."""
+    t0 = time.perf_counter()
+    layout = OutputLayout(recipe.output_root)
+    res = recipe.resources.ingest
+    fused = fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])
+    chunks = plan_chunks(recipe)
+    units = [
+        IngestUnit(
+            ch, cfg, recipe.ingest, recipe.storage, str(layout.root), str(recipe.base_dir), fused, res.batch_size
+        )
+        for cfg, ch in chunks
+    ]
+    summaries = run_units(units, "ingest", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
+    by_ds: dict[str, list[dict]] = {cfg.name: [] for cfg in recipe.datasets}
+    for s in summaries:
+        by_ds[s["dataset"]].append(s)
+    names = {d.name for d in recipe.all_datasets}  # translated datasets (written after ingest) included
+    forgotten = forget_datasets(layout, names)  # datasets removed from the recipe: their outputs go
+    for ds, ss in by_ds.items():
+        sweep(layout.samples_dir(ds), {sh["path"] for s in ss for sh in s["shards"]})
+        sweep(layout.quarantine_dir(ds), {q["path"] for s in ss for q in s["quarantine_shards"]}, "ingest-")
+    dedup = dedup_step(recipe, by_ds, force)
+    for ds, ss in by_ds.items():
+        totals = {
+            "records_in": sum(s["records_in"] for s in ss),
+            "samples": sum(s["kept"] for s in ss),
+            "quarantined": _add([s["quarantined"] for s in ss]),
+            "duplicates": dedup[ds]["duplicates"],
+        }
+        shards = [sh for s in ss for sh in s["shards"]]
+        write_folder_manifest(layout.samples_dir(ds), shards, recipe.digest(), {"dataset": ds, "ingest": totals})
+    return {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(chunks), "forgotten": forgotten,
+            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+
+
+def dedup_step(recipe: Recipe, by_ds: dict[str, list[dict]], force: bool = False) -> dict[str, dict]:
+    """One ``DedupUnit`` per dataset over its ingested shards."""
+    layout = OutputLayout(recipe.output_root)
+    units = [
+        DedupUnit(ds, [sh for s in ss for sh in s["shards"]], str(layout.root), recipe.storage)
+        for ds, ss in by_ds.items()
+    ]
+    res = run_units(units, "dedup", recipe.resources.dedup, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
+    return {r["dataset"]: r for r in res}
+
+
+def _add(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            total[k] = total.get(k, 0) + n
+    return total
+
+
+def samples_shards(recipe: Recipe, names: list[str] | None = None) -> dict[str, list[dict]]:
+    """Samples shards per dataset (``recipe.all_datasets``, or those in ``names``), from the manifests
+    ingestion (or translation) wrote."""
+    layout = OutputLayout(recipe.output_root)
+    out = {}
+    for cfg in recipe.all_datasets:
+        if names is not None and cfg.name not in names:
+            continue
+        m = read_folder_manifest(layout.samples_dir(cfg.name))
+        if m is None:
+            raise FileNotFoundError(
+                f"dataset {cfg.name!r} is not ingested yet (no manifest for {layout.samples_dir(cfg.name)}): "
+                "run `magicvl curate` first"
+            )
+        out[cfg.name] = [{**s, "path": str(layout.samples_dir(cfg.name) / s["path"])} for s in m["shards"]]
+    return out
