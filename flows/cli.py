@@ -95,11 +95,11 @@ def cmd_combine(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Describe an output folder: schema, row counts, stage × category, quantiles, cut-offs, reasons, a few rows."""
-    from magicvl.flows.inspect import inspect_folder
+    from magicvl.flows.report.inspect import inspect_folder
 
     print(inspect_folder(args.folder, rows=args.rows))
     if args.plots:
-        from magicvl.flows.report_html import write_report
+        from magicvl.flows.report.report_html import write_report
         from magicvl.storage.layout import find_root
 
         root = args.folder if (args.folder / "samples").is_dir() else find_root(args.folder.resolve())
@@ -111,7 +111,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write a static HTML report of a run (tables, plots, example samples) that opens from disk."""
     from magicvl.flows.preflight import cli_path
-    from magicvl.flows.report_html import write_report
+    from magicvl.flows.report.report_html import write_report
 
     root = args.run
     if root.suffix in (".yaml", ".yml"):

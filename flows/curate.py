@@ -15,13 +15,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from magicvl.flows.recipe import Recipe, load_recipe
-from magicvl.flows.run_summary import finish_report, reuse_line
-from magicvl.flows.runs import flow_run_name
+from magicvl.flows.report import accounting
+from magicvl.flows.report.run_summary import finish_report, reuse_line
+from magicvl.flows.report.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.manifest import read_json
-from magicvl.tasks import report
 from magicvl.tasks.steps.combine import retune
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
@@ -93,17 +93,17 @@ def finish(
 ) -> dict[str, Any]:
     """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
-    acc = report.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
-    manifest = report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
-    report.publish_artifact(acc, layout, step)
+    acc = accounting.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
+    manifest = accounting.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
+    accounting.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
     notes += [summary_line(step_info["quality"])] if step_info.get("quality") else []
-    notes += report.run_notes(recipe, combine_res["decision"])
+    notes += accounting.run_notes(recipe, combine_res["decision"])
     notes += [f"report: {plots[0]}"] if plots else []
-    summary = report.format_summary(acc, layout, notes, step)
+    summary = accounting.format_summary(acc, layout, notes, step)
     print(summary)
-    report.check(acc)
+    accounting.check(acc)
     return {"accounting": acc, "output": str(layout.root), "summary": summary}
 
 
@@ -129,8 +129,8 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
-    info = {"ingest": report.ingest_stats(ing), "quality": qual, "signals": report.slim(sig),
-            "combine": report.slim(comb)}  # fmt: skip
+    info = {"ingest": accounting.ingest_stats(ing), "quality": qual, "signals": accounting.slim(sig),
+            "combine": accounting.slim(comb)}  # fmt: skip
     if trans:
         info["translate"] = trans
     return finish(recipe, recipe_path, started, info, comb)
@@ -159,8 +159,8 @@ def score(
         with lock_part(recipe.output_root, "combine"):  # one combine at a time; waits for another score's
             comb = combine_task(recipe) if then_combine else None
     if comb is None:
-        return {"signals": report.slim(sig)}
-    info = {"signals": report.slim(sig), "quality": qual, "combine": report.slim(comb)}
+        return {"signals": accounting.slim(sig)}
+    info = {"signals": accounting.slim(sig), "quality": qual, "combine": accounting.slim(comb)}
     return finish(recipe, recipe_path, started, info, comb, "score")
 
 
@@ -179,5 +179,5 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     print("changed since the previous run: " + ("; ".join(changed) if changed else "nothing (or no run recorded)"))
     print(retune.format_transitions(comb["transitions"]))
     retune.publish(comb["transitions"], changed)
-    res = finish(recipe, recipe_path, started, {"quality": qual, "combine": report.slim(comb)}, comb, "combine")
+    res = finish(recipe, recipe_path, started, {"quality": qual, "combine": accounting.slim(comb)}, comb, "combine")
     return {**res, "changed": changed, "transitions": comb["transitions"]}

@@ -53,7 +53,7 @@ def check_inputs(recipe: Recipe, recipe_path: Path) -> None:
                 )
             raise UsageError(msg) from None
         if cfg.review:  # the inspection decision is read by the quality step: check it before anything runs
-            from magicvl.flows.review import load_decision
+            from magicvl.scoring.review import load_decision
 
             try:
                 load_decision(recipe.path(cfg.review))

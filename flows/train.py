@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from magicvl.flows.recipe import Recipe, RecipeError, load_recipe
-from magicvl.flows.runs import flow_run_name
+from magicvl.flows.report.runs import flow_run_name
 from magicvl.model.train_config import LaunchConfig, TrainConfig
 from magicvl.model.training import StageRun
 from magicvl.storage.fs import is_uri

@@ -36,7 +36,7 @@ def _progress_reporter(name: str, total: int, cached_before: int = 0) -> Callabl
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
         from prefect.context import get_run_context
 
-        from magicvl.flows.run_summary import artifact_key
+        from magicvl.tasks.artifacts import artifact_key
 
         get_run_context()
         artifact_id = create_progress_artifact(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from magicvl.flows.inspect import inspect_folder
+from magicvl.flows.report.inspect import inspect_folder
 from magicvl.storage.schema import QUARANTINE_SCHEMA
 from magicvl.storage.writer import ShardWriter
 

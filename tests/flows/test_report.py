@@ -14,13 +14,14 @@ import pytest
 from PIL import Image
 
 from magicvl.flows.cli import main
-from magicvl.flows.inspect import inspect_folder
-from magicvl.flows.report_data import gather
-from magicvl.flows.report_html import write_report
-from magicvl.flows.run_summary import artifact_key, markdown, reuse_line
-from magicvl.flows.runs import list_runs, recipe_label, write_run_record
+from magicvl.flows.report.inspect import inspect_folder
+from magicvl.flows.report.report_data import gather
+from magicvl.flows.report.report_html import write_report
+from magicvl.flows.report.run_summary import markdown, reuse_line
 from magicvl.storage.layout import OutputLayout
+from magicvl.storage.runs import list_runs, recipe_label, write_run_record
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
+from magicvl.tasks.artifacts import artifact_key
 
 # (sample_id, category, S, stage); None category = dropped uncategorized
 ROWS = [
@@ -192,7 +193,7 @@ def test_every_run_keeps_its_own_record(tmp_path):
 def test_drops_group_by_rule_not_by_each_records_reason_text():
     import polars as pl
 
-    from magicvl.flows import analysis as an
+    from magicvl.flows.report import analysis as an
 
     lf = pl.LazyFrame({
         "sample_id": [f"s{i}" for i in range(5)],
@@ -207,7 +208,7 @@ def test_drops_group_by_rule_not_by_each_records_reason_text():
 def test_strip_plot_draws_every_sample_up_to_the_limit_then_a_seeded_sample():
     import polars as pl
 
-    from magicvl.flows.plots import strip_points
+    from magicvl.flows.report.plots import strip_points
 
     df = pl.DataFrame(
         {"category": ["a"] * 50 + ["b"] * 5, "stage": [3] * 30 + [4] * 20 + [3] * 5, "complexity": range(55)},

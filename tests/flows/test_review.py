@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from magicvl.flows.cli import main
-from magicvl.flows.review import ReviewDecision, draw, inspection_category, load_decision, write_review
+from magicvl.flows.review import draw, write_review
+from magicvl.scoring.review import ReviewDecision, inspection_category, load_decision
 from magicvl.storage.ingest.spec import DatasetConfig
 from tests.helpers import make_dataset
 

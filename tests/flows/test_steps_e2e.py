@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from magicvl.flows.recipe import Recipe, parse_recipe
+from magicvl.flows.report import accounting
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality
@@ -45,7 +45,7 @@ def run(recipe: Recipe) -> dict:
     quality(recipe)
     signals_step.signals(recipe)
     comb = combine_step.combine(recipe)
-    return report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
+    return accounting.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
 
 
 def quarantine_rows(out: Path) -> list[dict]:
@@ -76,10 +76,10 @@ def test_planted_broken_records_end_in_their_quarantine_kinds(tmp_path, tokenize
     # a quarantine file gone missing: the counts on disk no longer balance, and the run says so
     (victim,) = [p for p in list_shards(tmp_path / "out" / "quarantine") if p.name.startswith("dedup-")]
     victim.unlink()
-    bad = report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], [])
+    bad = accounting.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], [])
     assert not bad["balanced"]
-    with pytest.raises(report.AccountingError, match="accounting does not balance"):
-        report.check(bad)
+    with pytest.raises(accounting.AccountingError, match="accounting does not balance"):
+        accounting.check(bad)
 
 
 def recipe_dict(root: Path, tokenizer: Path, chunk_records: int, side: int, granularity: str, ttr: bool) -> dict:

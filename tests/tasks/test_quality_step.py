@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from magicvl.flows.inspect import inspect_folder
 from magicvl.flows.recipe import Recipe, parse_recipe
+from magicvl.flows.report import accounting
+from magicvl.flows.report.inspect import inspect_folder
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report
 from magicvl.tasks.executor import StepFailed
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
@@ -91,7 +91,7 @@ def run(recipe: Recipe) -> tuple[dict, dict]:
     q = quality(recipe)
     signals_step.signals(recipe)
     comb = combine_step.combine(recipe)
-    acc = report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
+    acc = accounting.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
     return q, acc
 
 
@@ -145,7 +145,7 @@ def test_default_quality_drops_categorizes_and_balances(tmp_path, tokenizer_dir,
     scores = {r["sample_id"]: r["category_source"] for r in rows(out / "scores")}
     assert scores["a0"] == "label" and scores["b-chart"] == "rules"
     assert q["dropped_by_rule"] == {r: 1 for _, r, _ in EXPECTED_DROPS.values()}
-    summary = report.format_summary(acc, OutputLayout(out), [])
+    summary = accounting.format_summary(acc, OutputLayout(out), [])
     assert "filter:repetition: 1" in summary and f"e.g. a/{ids['rep']}: repetition:" in summary
     text = inspect_folder(out / "dropped")
     assert "rows per rule, with examples" in text and "dedup:near_image" in text

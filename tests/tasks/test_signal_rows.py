@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from magicvl.flows.report import accounting
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import list_shards
-from magicvl.tasks import report
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality
@@ -33,7 +33,7 @@ def _run(recipe) -> tuple[dict, dict]:
     quality(recipe)
     sig = signals_step.signals(recipe)
     comb = combine_step.combine(recipe)
-    acc = report.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
+    acc = accounting.accounting(OutputLayout(recipe.output_root), [d.name for d in recipe.datasets], comb["results"])
     return sig, acc
 
 

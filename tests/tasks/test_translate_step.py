@@ -14,6 +14,7 @@ import yaml
 
 from magicvl.flows.cli import _parser, forced_steps, main
 from magicvl.flows.recipe import RecipeError, parse_recipe
+from magicvl.flows.report import accounting
 from magicvl.scoring.translate import TranslateConfig, is_english, picked
 from magicvl.storage.fingerprint import sha256_file
 from magicvl.storage.layout import OutputLayout
@@ -21,7 +22,6 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.readers import list_shards
 from magicvl.storage.schema import SAMPLE_SCHEMA
 from magicvl.storage.writer import write_table
-from magicvl.tasks import report
 from magicvl.tasks.executor import StepFailed
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
@@ -143,7 +143,7 @@ def test_translation_end_to_end_with_a_tiny_lm(tmp_path, tokenizer_dir, tiny_lm_
     assert sum(len(_rows(layout.quality_dir(k, "c_zh"))) for k in ("verdicts",)) == 2  # quality saw them
     names = [d.name for d in recipe.all_datasets]
     assert names == ["a", "b", "c", "c_zh"]
-    acc = report.accounting(layout, names, comb["results"])
+    acc = accounting.accounting(layout, names, comb["results"])
     assert acc["balanced"] and acc["records_in"] == 12 + 5 + 4
     assert acc["quarantined_by_error"]["translation_failed"] == 2
     scored = [r for r in comb["results"] if r["dataset"] == "c_zh"]

@@ -109,9 +109,7 @@ def changed_parameters(recipe: Recipe, previous: dict[str, Any] | None) -> list[
     """``combine.task.beta: 1.05 → 1.5`` lines: the re-tunable parameters that differ from ``previous``."""
     if previous is None:
         return []
-    from magicvl.flows.recipe import Recipe as _Recipe
-
-    fields = _Recipe.model_fields
+    fields = type(recipe).model_fields
     now = {k: _dump(getattr(recipe, k)) for k in RETUNED}
     before = {}
     for k in RETUNED:

@@ -111,7 +111,7 @@ def categorize_shard(
 ) -> pa.Table:
     """``categories`` of one samples shard: label > inspection > VLM (``cfg.vlm`` run by ``classifier``) > rules.
 
-    ``inspection`` is the dataset's reviewed category (``flows.review.inspection_category``: None for mixed).
+    ``inspection`` is the dataset's reviewed category (``scoring.review.inspection_category``: None for mixed).
     """
     t = read_table(path, columns=["sample_id", "category", "conversations", "image"])
     convs, labels = t.column("conversations").to_pylist(), t.column("category").to_pylist()

@@ -15,10 +15,10 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from magicvl.flows.review import inspection_category, load_decision
 from magicvl.model.backends.generate import load_generator
 from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.judge import JudgeConfig
+from magicvl.scoring.review import inspection_category, load_decision
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
 from magicvl.storage.outfs import as_path

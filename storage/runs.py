@@ -1,4 +1,4 @@
-"""Run identity: flow-run names from the recipe, and one never-overwritten record per run.
+"""Run records: one never-overwritten record per run (flow-run names: ``flows.report.runs``).
 
 ``<root>/_runs/<UTC time>-<run id>/manifest.json`` and ``recipe.yaml`` (the recipe
 as run) are written once per run; ``<root>/_manifest.json`` is a copy of the
@@ -21,19 +21,6 @@ def recipe_label(recipe_path: str | Path) -> str:
     """A short name for a recipe: its file stem, or its folder's name for a generic ``recipe.yaml``."""
     p = Path(recipe_path)
     return p.parent.resolve().name if p.stem in ("recipe", "config") and p.parent.resolve().name else p.stem
-
-
-def flow_run_name() -> str:
-    """Prefect ``flow_run_name``: the step and the recipe (``curate demo``, ``score demo: image_entropy``,
-    ``train-stage demo stage 2``)."""
-    from prefect.runtime import flow_run
-
-    params = flow_run.parameters or {}
-    name = f"{flow_run.flow_name} {recipe_label(params.get('recipe_path', '?'))}"
-    if params.get("stage") is not None:
-        name += f" stage {params['stage']}"
-    only = params.get("signals")
-    return f"{name}: {', '.join(only)}" if only else name
 
 
 def run_record_name(started: dt.datetime, run_id: str | None) -> str:

@@ -17,6 +17,7 @@ from magicvl.storage.fingerprint import code_version
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest
 from magicvl.storage.readers import list_shards, num_rows
+from magicvl.storage.runs import write_run_record
 from magicvl.storage.schema import CATEGORIES
 
 if TYPE_CHECKING:  # handed down by the flows
@@ -164,8 +165,6 @@ def write_run_manifest(
             for name in ("samples", "quarantine", "signals", "scores", "dropped", "curated")
         },
     }
-    from magicvl.flows.runs import write_run_record
-
     return write_run_record(layout, body, recipe_path)
 
 

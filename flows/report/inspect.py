@@ -3,7 +3,7 @@
 On curated/ and scores/ also the S cut-offs of the run, quantiles of S and of
 every metric per stage and category, and the lowest- and highest-scoring
 samples of each category; on dropped/ and quarantine/ counts per reason with
-examples (``flows.analysis``; tables drawn with rich).
+examples (``flows.report.analysis``; tables drawn with rich).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from magicvl.flows import analysis as an
+from magicvl.flows.report import analysis as an
 from magicvl.storage.layout import find_root
 from magicvl.storage.manifest import read_folder_manifest, read_json
 from magicvl.storage.outfs import as_path, parquet_source

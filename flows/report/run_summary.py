@@ -10,18 +10,13 @@ links to the plots. Every artifact this project publishes has a key
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from magicvl.flows import analysis as an
+from magicvl.flows.report import analysis as an
 from magicvl.storage.layout import OutputLayout
+from magicvl.tasks.artifacts import artifact_key
 
 log = logging.getLogger("magicvl")
-
-
-def artifact_key(*parts: str) -> str:
-    """A valid Prefect artifact key (lower-case letters, digits, dashes) from free text."""
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")[:100]
 
 
 def reuse_line(steps: dict[str, Any]) -> str:
@@ -55,7 +50,7 @@ def _md_table(rows: list[dict[str, Any]]) -> list[str]:
 def markdown(step: str, manifest: dict[str, Any], layout: OutputLayout, plots: list[str]) -> str:
     """The run summary as markdown (for the Prefect UI)."""
     acc = manifest["accounting"]
-    from magicvl.tasks.report import stage_table
+    from magicvl.flows.report.accounting import stage_table
 
     ok = "balanced" if acc["balanced"] else "**DOES NOT BALANCE**"
     steps = [
@@ -98,7 +93,7 @@ def finish_report(step: str, manifest: dict[str, Any], layout: OutputLayout) -> 
     """Write the report folder and publish the markdown artifact; a failure here never fails the run."""
     plots: list[str] = []
     try:
-        from magicvl.flows.report_html import write_report
+        from magicvl.flows.report.report_html import write_report
 
         page = write_report(layout.root)
         plots = [str(page)] + [str(p) for p in sorted(page.parent.glob("*.png"))]

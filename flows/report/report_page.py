@@ -1,4 +1,4 @@
-"""The HTML of the run report (sections rendered from a gathered ``report_html.Report``)."""
+"""The HTML of the run report (sections rendered from a gathered ``report_data.Report``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import polars as pl
 
-from magicvl.flows import analysis as an
-from magicvl.flows.report_data import Report
+from magicvl.flows.report import analysis as an
+from magicvl.flows.report.report_data import Report
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import scan
 

@@ -1,4 +1,4 @@
-"""What the run report shows, gathered from an output root (tables via ``flows.analysis``, plots)."""
+"""What the run report shows, gathered from an output root (tables via ``flows.report.analysis``, plots)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import polars as pl
 
-from magicvl.flows import analysis as an
-from magicvl.flows import plots
+from magicvl.flows.report import analysis as an
+from magicvl.flows.report import plots
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.readers import scan
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from magicvl.flows.report_data import draw_plots, gather
-from magicvl.flows.report_page import render
+from magicvl.flows.report.report_data import draw_plots, gather
+from magicvl.flows.report.report_page import render
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.outfs import OutPath, S3Path, as_path
 
