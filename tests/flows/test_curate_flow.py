@@ -42,7 +42,7 @@ def write_recipe(root: Path, tokenizer: Path, output: str = "out", chunk_records
         },
         "combine": {"granularity": "sample", **combine},
         # tests.helpers' responses are synthetic repeats ("w0 w1 w0 w1 ..."): the repetition filter rightly
-        # drops them (tests/tasks/test_quality_step.py covers the filters); these tests are about other steps
+        # drops them (tests/tasks/steps/test_quality_step.py covers the filters); these tests are about other steps
         "filters": {"repetition": {"enabled": False}},
     }
     path = root / "recipe.yaml"

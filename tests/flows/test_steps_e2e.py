@@ -102,7 +102,7 @@ def recipe_dict(root: Path, tokenizer: Path, chunk_records: int, side: int, gran
         "signals": signals,
         "combine": {"granularity": granularity},
         # tests.helpers' responses are synthetic repeats ("w0 w1 w0 w1 ..."): the repetition filter rightly
-        # drops them (tests/tasks/test_quality_step.py covers the filters); these tests are about other steps
+        # drops them (tests/tasks/steps/test_quality_step.py covers the filters); these tests are about other steps
         "filters": {"repetition": {"enabled": False}},
         "resources": {"ingest": {"batch_size": 3}, "signals": {"token_length": {"concurrency": 1, "batch_size": 4}}},
     }

@@ -65,7 +65,7 @@ def test_the_crossmodal_recipe_runs_one_vlm_loss_job_per_model_smallest_first() 
     from magicvl.flows.recipe import load_recipe
     from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
 
-    recipe = load_recipe(Path(__file__).resolve().parents[2] / "flows" / "recipes" / "crossmodal.yaml")
+    recipe = load_recipe(Path(__file__).resolve().parents[3] / "flows" / "recipes" / "crossmodal.yaml")
     names = [j.name for j in signal_jobs(recipe)]
     assert names == ["token_length", "type_token_ratio", "image_entropy", "vlm_loss@s", "vlm_loss@m", "vlm_loss@l"]
     assert all(r.concurrency == 1 and r.num_gpus == 0 for r in crossmodal_resources(recipe).values())
