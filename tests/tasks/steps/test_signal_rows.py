@@ -16,7 +16,7 @@ from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality
 from magicvl.tasks.steps.signals import step as signals_step
 from magicvl.tasks.steps.signals.rows import SKIPPED, dropped_mask, mask_digest
-from tests.tasks.test_quality_step import make_data, recipe_of
+from tests.tasks.steps.test_quality_step import make_data, recipe_of
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality
 from magicvl.tasks.steps.signals import step as signals_step
 from magicvl.tasks.steps.translate import TranslateUnit, translate
-from tests.tasks.test_quality_step import _conv, make_data
+from tests.tasks.steps.test_quality_step import _conv, make_data
 
 C_ROWS = [
     {"id": "c-plain", "conversations": _conv("Name a colour of the sky.", "The sky is blue on a clear day.", False)},
