@@ -65,8 +65,10 @@ def gpu_steps(recipe: Recipe) -> list[GpuStep]:
     """Every model-backed step of the recipe with its per-actor GPUs (signals, cross-modal VLMs, judges, ...)."""
     out = _signal_steps(recipe)
     for name, m in (recipe.cross_modal.models.items() if recipe.cross_modal else []):
-        out.append(GpuStep(f"cross_modal.models.{name}.resources.num_gpus", m.resources.num_gpus,
-                           f"cross_modal.models.{name}.tensor_parallel", m.tensor_parallel, m.engine == "vllm"))  # fmt: skip
+        at = f"cross_modal.models.{name}"
+        vllm = m.engine == "vllm"
+        out.append(GpuStep(f"{at}.resources.num_gpus", m.resources.num_gpus, f"{at}.tensor_parallel",
+                           m.tensor_parallel, vllm))  # fmt: skip
     return out + _generator_steps(recipe)
 
 

@@ -162,12 +162,19 @@ class UnitActor:
         return unit.run(force=force, backend=self.backend)
 
 
-def _await_loads(actors: list[Any], name: str, params: Any) -> None:
-    """Every actor's backend loaded, or one clear error (naming the model) before any unit runs."""
+def _await_loads(actors: list[Any], name: str, params: Any) -> tuple[list[int], dict[Any, int]]:
+    """Wait for the first actor's backend: (actors ready, still-loading ref → actor index).
+
+    A first load that fails is one clear error (naming the model) before any unit runs. The other
+    actors join as they load: one still waiting for GPUs another step holds delays nothing (and two
+    pools that each got part of their GPUs cannot wait on each other)."""
     import ray
 
+    loading = {a.ready.remote(): k for k, a in enumerate(actors)}
     try:
-        ray.get([a.ready.remote() for a in actors])
+        (ref,), _ = ray.wait(list(loading), num_returns=1)
+        ray.get(ref)
+        return [loading.pop(ref)], loading
     except Exception as e:
         for actor in actors:
             ray.kill(actor)
@@ -176,6 +183,17 @@ def _await_loads(actors: list[Any], name: str, params: Any) -> None:
         which = f" (model {model!r})" if isinstance(model, str) else ""
         raise StepFailed(f"{name}: the backend failed to load{which}, no unit ran: "
                          f"{cause[-1][:300] if cause else type(e).__name__}") from None  # fmt: skip
+
+
+def _joined(ref: Any, actor: int, usable: list[int], name: str) -> None:
+    """Add an actor whose load has finished to the usable ones (a failed load is logged and left out)."""
+    import ray
+
+    try:
+        ray.get(ref)
+        usable.append(actor)
+    except Exception as e:
+        _run_logger().warning("%s: actor %d failed to load, the others go on: %s", name, actor, str(e)[:300])
 
 
 def node_capacity(resources: StepResources, nodes: list[dict]) -> list[int]:
@@ -249,7 +267,7 @@ def run_on_actors(
     cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries,
                                     scheduling_strategy="SPREAD")  # fmt: skip  # over the nodes, not packed on one
     actors = [cls.remote(signal, params) for _ in range(n)]
-    _await_loads(actors, name, params)
+    usable, loading = _await_loads(actors, name, params)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
@@ -260,13 +278,16 @@ def run_on_actors(
     next_unit = done = 0
     try:
         while next_unit < len(todo) or pending:
-            while next_unit < len(todo) and min(load) < per_actor:
-                a = load.index(min(load))
+            while next_unit < len(todo) and min(load[a] for a in usable) < per_actor:
+                a = min(usable, key=lambda k: load[k])
                 pending[actors[a].run.remote(units[todo[next_unit]], force)] = (todo[next_unit], a)
                 load[a] += 1
                 next_unit += 1
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending) + list(loading), num_returns=1)
             for ref in ready:
+                if ref in loading:  # one more actor loaded; one whose load failed is left out
+                    _joined(ref, loading.pop(ref), usable, name)
+                    continue
                 i, a = pending.pop(ref)
                 load[a] -= 1
                 try:

@@ -135,7 +135,9 @@ GENERATORS: dict[str, Callable[..., Generator]] = {
 
 
 def load_generator(kind: str, path: str, **options: Any) -> Generator:
-    """Load a generation backend once (``options``: dtype, device, tensor_parallel); GeneratorLoadError names what failed."""
+    """Load a generation backend once; GeneratorLoadError names what failed.
+
+    ``options``: dtype, device, tensor_parallel (``scoring.judge.ModelRef.load_options``)."""
     if kind not in GENERATORS:
         raise GeneratorLoadError(f"unknown generation backend {kind!r}; known: {', '.join(GENERATORS)}")
     try:

@@ -40,7 +40,8 @@ class VlmOptions(BaseModel):
     def _tensor_parallel(self) -> VlmOptions:
         if self.tensor_parallel > 1 and self.engine != "vllm":
             raise ValueError(
-                "tensor_parallel applies to engine vllm; the transformers engine shards over the actor's num_gpus itself"
+                "tensor_parallel applies to engine vllm; "
+                "the transformers engine shards over the actor's num_gpus itself"
             )
         return self
 
