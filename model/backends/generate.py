@@ -99,7 +99,8 @@ class MagicVLGenerator:
             samples.append(self.processor(conv, images, add_generation_prompt=True))
         batch = self.processor.collate(samples, padding_side="left")
         batch.pop("labels")
-        batch = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in batch.items()}
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
         eos = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         with torch.no_grad():
             new = self.model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos)
