@@ -64,7 +64,7 @@ def _generator_steps(recipe: Recipe) -> list[GpuStep]:
 def gpu_steps(recipe: Recipe) -> list[GpuStep]:
     """Every model-backed step of the recipe with its per-actor GPUs (signals, cross-modal VLMs, judges, ...)."""
     out = _signal_steps(recipe)
-    for name, m in (recipe.cross_modal.models.items() if recipe.cross_modal else []):
+    for name, m in recipe.cross_modal.models.items() if recipe.cross_modal else []:
         at = f"cross_modal.models.{name}"
         vllm = m.engine == "vllm"
         out.append(GpuStep(f"{at}.resources.num_gpus", m.resources.num_gpus, f"{at}.tensor_parallel",

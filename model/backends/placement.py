@@ -107,4 +107,3 @@ def vllm_llm_kwargs(model: str, dtype: str | None, tensor_parallel: int = 1, **e
     if tensor_parallel > 1:
         kwargs["distributed_executor_backend"] = "mp"
     return {**kwargs, **extra}
-

@@ -47,7 +47,8 @@ def _cross_modal(tp: int, gpus: float) -> dict:
 
 
 def test_tensor_parallel_must_match_num_gpus_and_needs_vllm(tmp_path):
-    assert parse_recipe({**BASE, "cross_modal": _cross_modal(4, 4)}, tmp_path).cross_modal.models["72b"].tensor_parallel == 4
+    ok = parse_recipe({**BASE, "cross_modal": _cross_modal(4, 4)}, tmp_path)
+    assert ok.cross_modal.models["72b"].tensor_parallel == 4
     with pytest.raises(RecipeError) as e:
         parse_recipe({**BASE, "cross_modal": _cross_modal(4, 2)}, tmp_path)
     assert str(e.value).splitlines()[1] == (

@@ -85,7 +85,8 @@ def test_node_capacity_is_per_node_and_counts_every_reserved_resource():
     assert node_capacity(StepResources(num_gpus=2, num_cpus=4), nodes) == [1, 4]  # 11 GPUs, but 5 pairs fit
     assert node_capacity(StepResources(num_gpus=0.5, num_cpus=1), nodes) == [6, 16]
     assert node_capacity(StepResources(num_gpus=4, num_cpus=1), nodes) == [0, 2]
-    assert node_capacity(StepResources(num_cpus=1, memory=4 << 30), [{"Resources": {"CPU": 8, "memory": 9 << 30}}]) == [2]
+    small = [{"Resources": {"CPU": 8, "memory": 9 << 30}}]
+    assert node_capacity(StepResources(num_cpus=1, memory=4 << 30), small) == [2]
 
 
 def test_a_gpu_step_on_a_cluster_without_gpus_fails_once_before_any_unit_runs(tmp_path, ray_local):
