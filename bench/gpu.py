@@ -322,8 +322,12 @@ def pack(config: MagicVLConfig, tokens: int, images: int, seed: int = 0) -> dict
 
 
 def train_row(device: str, config: MagicVLConfig | None = None, tokens: int = 16384, images: int = 16,
-              deepspeed: bool = True, repeat: int = 2) -> Row:  # fmt: skip
-    """One optimizer step (forward, backward, AdamW) on one pack: tokens/s and MFU (ZeRO-2 under DeepSpeed)."""
+              deepspeed: bool = True, repeat: int = 2, checkpointing: bool = True) -> Row:  # fmt: skip
+    """One optimizer step (forward, backward, AdamW) on one pack: tokens/s and MFU (ZeRO-2 under DeepSpeed).
+
+    ``checkpointing``: the LLM recomputes its layers' activations in the backward pass (a 16,384-token
+    pack's activations, ~40 GB in bf16, plus fp32 Adam states do not fit 80 GB otherwise); MFU counts
+    model FLOPs only (6 × weights per token), not the recomputation."""
     import torch
 
     from magicvl.model.magicvl import MagicVL
@@ -332,6 +336,8 @@ def train_row(device: str, config: MagicVLConfig | None = None, tokens: int = 16
     config = config or paper_config()
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = MagicVL(config).to(device=device, dtype=dtype).train()
+    if checkpointing:
+        model.language.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     step_fn = opt.step
     engine: Any = model
@@ -353,7 +359,8 @@ def train_row(device: str, config: MagicVLConfig | None = None, tokens: int = 16
     flops = train_flops_per_token(config.lm_config, tokens) + images * vit_flops_per_tile(config.vit_config) / tokens
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     util = mfu(rate, flops, peak_flops(name))
-    note = f"{tokens} tokens, {images} tiles, {'ZeRO-2' if deepspeed else 'plain AdamW'}, " + (
+    how = ("ZeRO-2" if deepspeed else "plain AdamW") + (", LLM grad checkpointing" if checkpointing else "")
+    note = f"{tokens} tokens, {images} tiles, {how}, " + (
         f"MFU {util:.1%}" if util is not None else "MFU: unknown peak"
     )
     return Row("train step (SigLIP2-B/16 + Qwen2.5-1.5B, bf16)", rate, "tok/s", note=note)
