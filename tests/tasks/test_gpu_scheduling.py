@@ -80,6 +80,15 @@ def probes(root: Path, n: int, barrier: int | None = None, hold: float = 0.0) ->
     return [ProbeUnit(str(root), i, b, hold) for i in range(n)]
 
 
+def idle_cluster(timeout: float = 60.0) -> None:
+    """Wait until the previous test's actors (killed asynchronously) have given all 4 GPUs back."""
+    import ray
+
+    end = time.monotonic() + timeout
+    while ray.available_resources().get("GPU", 0) < 4 and time.monotonic() < end:
+        time.sleep(0.1)
+
+
 def test_node_capacity_is_per_node_and_counts_every_reserved_resource():
     nodes = [{"Resources": {"CPU": 16, "GPU": 3}}, {"Resources": {"CPU": 16, "GPU": 8}}, {"Alive": False}]
     assert node_capacity(StepResources(num_gpus=2, num_cpus=4), nodes) == [1, 4]  # 11 GPUs, but 5 pairs fit
@@ -132,6 +141,7 @@ def two_nodes():
 
 
 def test_pool_size_is_gpus_per_actor_capped_by_actors(two_nodes, tmp_path):
+    idle_cluster()
     assert _pool_size(StepResources(num_gpus=1, num_cpus=0.5), 100) == 4  # ⌊4 GPUs / 1⌋
     assert _pool_size(StepResources(num_gpus=1, num_cpus=0.5, concurrency=3), 100) == 3  # capped by actors
     assert _pool_size(StepResources(num_gpus=2, num_cpus=0.5), 100) == 2
@@ -149,6 +159,7 @@ def test_pool_size_is_gpus_per_actor_capped_by_actors(two_nodes, tmp_path):
 
 
 def test_a_two_gpu_actor_sees_two_gpus_of_one_node(two_nodes, tmp_path):
+    idle_cluster()
     res = run_on_actors(probes(tmp_path, 4, barrier=2), "probe", FREE, FREE.params(),
                         StepResources(num_gpus=2, num_cpus=0.5))  # fmt: skip
     by_actor = {r["pid"]: r for r in res}
@@ -158,6 +169,7 @@ def test_a_two_gpu_actor_sees_two_gpus_of_one_node(two_nodes, tmp_path):
 
 
 def test_two_steps_sharing_the_gpus_never_oversubscribe_them(two_nodes, tmp_path):
+    idle_cluster()
     results: dict[str, list] = {}
 
     def step(name: str) -> None:
@@ -179,6 +191,7 @@ def test_two_steps_sharing_the_gpus_never_oversubscribe_them(two_nodes, tmp_path
 
 
 def test_a_model_step_spreads_over_both_nodes_and_runs_on_cpu_under_auto(two_nodes, tmp_path, causal_lm_dir):
+    idle_cluster()
     perplexity = get_signal("perplexity")
     params = perplexity.params(model=str(causal_lm_dir), device="auto", dtype="float32")
     res = run_on_actors(probes(tmp_path, 4, barrier=2), "signal:perplexity", perplexity, params,
