@@ -126,14 +126,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate a recipe and print it with every default filled in."""
+    """Validate a recipe and print it with every default filled in; GPUs per step are checked against
+    the cluster's nodes (``--offline``: the recipe alone)."""
     import yaml
 
-    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.recipe import RecipeError, load_recipe
 
     recipe = load_recipe(args.recipe)
+    checked = "cluster not checked (--offline)"
+    if not args.offline:
+        from magicvl.flows.gpu_plan import check_cluster
+
+        problems, checked = check_cluster(recipe)
+        if problems:
+            raise RecipeError(f"recipe {args.recipe}: {problems[0]}")
     print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# recipe hash {recipe.digest()}; output root {recipe.output_root}")
+    print(f"# {checked}")
     return 0
 
 
@@ -262,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="folder to write into (default <root>/report/)")
     v = add("validate", cmd_validate)
     v.add_argument("recipe", type=Path, help="recipe YAML file")
+    v.add_argument("--offline", action="store_true", help="check the recipe only, not the GPUs of its cluster")
     add("signals", cmd_signals)
     t = add("build-tiny-models", cmd_build_tiny_models)
     t.add_argument("out", type=Path, help="folder to write the checkpoints into")

@@ -176,6 +176,15 @@ class Recipe(BaseModel):
                 raise ValueError(f"translate: target dataset names clash with recipe datasets or repeat: {taken}")
         return self
 
+    @model_validator(mode="after")
+    def _tensor_parallel_matches_gpus(self) -> Recipe:
+        from magicvl.flows.gpu_plan import gpu_steps, tensor_parallel_problem
+
+        for step in gpu_steps(self):
+            if problem := tensor_parallel_problem(step):
+                raise ValueError(problem)
+        return self
+
     # derived -------------------------------------------------------------------
     @property
     def all_datasets(self) -> list[DatasetConfig]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from magicvl.model.backends.generate import GenerationRequest, Generator
 from magicvl.storage.schema import CATEGORIES
@@ -51,6 +51,33 @@ class ModelRef(BaseModel):
     batch_size: int = Field(default=8, gt=0)
     max_prompt_chars: int = Field(default=4000, gt=0, description="Question/answer text is cut to this length.")
     max_answer_chars: int = Field(default=2000, gt=0, description="Longer model answers are unparseable.")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = Field(
+        default=None, description="Weights dtype; unset: the backend's own (float32; vllm: the checkpoint's)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", exclude=True, description="auto: the actor's GPU when it has one (num_gpus > 0), else cpu."
+    )
+    tensor_parallel: int = Field(
+        default=1, ge=1, exclude=True, description="backend vllm: GPUs one model spans; equals the step's num_gpus."
+    )
+
+    @model_validator(mode="after")
+    def _tensor_parallel(self) -> ModelRef:
+        if self.tensor_parallel > 1 and self.backend != "vllm":
+            raise ValueError(f"tensor_parallel applies to backend vllm, not {self.backend!r}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dtype_when_set(self, handler: Any) -> dict[str, Any]:
+        """An unset dtype is left out of the dump (cache keys of runs made before it existed stay valid)."""
+        out = handler(self)
+        if self.dtype is None:
+            out.pop("dtype", None)
+        return out
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``load_generator`` besides backend and model."""
+        return {"dtype": self.dtype, "device": self.device, "tensor_parallel": self.tensor_parallel}
 
 
 class JudgeConfig(ModelRef):

@@ -41,13 +41,15 @@ def tokenizer(path_or_id: str) -> Any:
 
 
 @lru_cache(maxsize=2)
-def causal_lm(path_or_id: str, backend: str, dtype: str, max_length: int, batch_size: int) -> Any:
-    """A causal-LM scorer for perplexity."""
+def causal_lm(
+    path_or_id: str, backend: str, dtype: str, max_length: int, batch_size: int, device: str = "auto", tp: int = 1
+) -> Any:
+    """A causal-LM scorer for perplexity (``tp``: vLLM tensor_parallel_size)."""
     from magicvl.model.backends.causal_lm import TransformersCausalLM, VllmCausalLM
 
     if backend == "vllm":
-        return VllmCausalLM.load(path_or_id, dtype, max_length)
-    return TransformersCausalLM.load(path_or_id, dtype, "auto", max_length, batch_size)
+        return VllmCausalLM.load(path_or_id, dtype, max_length, tp)
+    return TransformersCausalLM.load(path_or_id, dtype, device, max_length, batch_size)
 
 
 @lru_cache(maxsize=2)
@@ -59,11 +61,11 @@ def ocr(engine: str, tokenizer_path: str, threads: int) -> Any:
 
 
 @lru_cache(maxsize=2)
-def detector(backend: str, path_or_id: str, dtype: str) -> Any:
+def detector(backend: str, path_or_id: str, dtype: str, device: str = "auto") -> Any:
     """An open-vocabulary detector."""
     from magicvl.model.backends.detector import load_detector
 
-    return load_detector(backend, path_or_id, dtype)
+    return load_detector(backend, path_or_id, dtype, device)
 
 
 def in_ray_worker() -> bool:
@@ -99,11 +101,12 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
     if kind in ("lm", "detector", "vlm"):
         _torch_threads()
     if kind == "lm":
-        return causal_lm(params.model, params.backend, params.dtype, params.max_length, params.batch_size)
+        p = params
+        return causal_lm(p.model, p.backend, p.dtype, p.max_length, p.batch_size, p.device, p.tensor_parallel)
     if kind == "ocr":
         return ocr(params.engine, params.tokenizer, params.threads or worker_threads())
     if kind == "detector":
-        det = detector(params.backend, params.model, params.dtype)
+        det = detector(params.backend, params.model, params.dtype, params.device)
         if hasattr(det, "check_labels"):
             det.check_labels(params.labels)  # a query the model cannot take: one error, not one per image
         return det

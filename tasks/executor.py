@@ -88,6 +88,7 @@ def run_tasks(
         return []
     cpus = int(ray.cluster_resources().get("CPU", 1))
     window = max_in_flight or max(2 * cpus, 2)
+    check_fits(resources or StepResources(), name)
     opts = (resources or StepResources()).ray_options()
     remote = ray.remote(fn).options(**opts, max_retries=retries, name=name)
     report = _progress_reporter(name, len(calls))
@@ -161,12 +162,19 @@ class UnitActor:
         return unit.run(force=force, backend=self.backend)
 
 
-def _await_loads(actors: list[Any], name: str, params: Any) -> None:
-    """Every actor's backend loaded, or one clear error (naming the model) before any unit runs."""
+def _await_loads(actors: list[Any], name: str, params: Any) -> tuple[list[int], dict[Any, int]]:
+    """Wait for the first actor's backend: (actors ready, still-loading ref → actor index).
+
+    A first load that fails is one clear error (naming the model) before any unit runs. The other
+    actors join as they load: one still waiting for GPUs another step holds delays nothing (and two
+    pools that each got part of their GPUs cannot wait on each other)."""
     import ray
 
+    loading = {a.ready.remote(): k for k, a in enumerate(actors)}
     try:
-        ray.get([a.ready.remote() for a in actors])
+        (ref,), _ = ray.wait(list(loading), num_returns=1)
+        ray.get(ref)
+        return [loading.pop(ref)], loading
     except Exception as e:
         for actor in actors:
             ray.kill(actor)
@@ -177,16 +185,51 @@ def _await_loads(actors: list[Any], name: str, params: Any) -> None:
                          f"{cause[-1][:300] if cause else type(e).__name__}") from None  # fmt: skip
 
 
-def _pool_size(resources: StepResources, n_units: int) -> int:
-    """``concurrency`` actors, else as many as the cluster's CPUs (and GPUs, if asked for) hold."""
+def _joined(ref: Any, actor: int, usable: list[int], name: str) -> None:
+    """Add an actor whose load has finished to the usable ones (a failed load is logged and left out)."""
     import ray
 
+    try:
+        ray.get(ref)
+        usable.append(actor)
+    except Exception as e:
+        _run_logger().warning("%s: actor %d failed to load, the others go on: %s", name, actor, str(e)[:300])
+
+
+def node_capacity(resources: StepResources, nodes: list[dict]) -> list[int]:
+    """Per alive node (``ray.nodes()`` entries), how many tasks/actors of ``resources`` it holds at once."""
+    want = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, "memory": resources.memory or 0}
+    out = []
+    for node in nodes:
+        if not node.get("Alive", True):
+            continue
+        have = node.get("Resources", {})
+        out.append(min(int(float(have.get(k, 0)) // v) for k, v in want.items() if v) if any(want.values()) else 1)
+    return out
+
+
+def check_fits(resources: StepResources, name: str) -> int:
+    """Actors of ``resources`` the cluster holds at once; StepFailed (one line, nothing started) when none fits."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive", True)]
+    fits = node_capacity(resources, nodes)
+    if sum(fits) > 0:
+        return sum(fits)
+    per_node = [{k: n["Resources"].get(k, 0) for k in ("CPU", "GPU")} for n in nodes]
+    gpus = [int(p["GPU"]) if float(p["GPU"]).is_integer() else p["GPU"] for p in per_node]
+    what = (f"{resources.num_gpus:g} GPUs (resources num_gpus) and {resources.num_cpus:g} CPUs"
+            + (f" and {resources.memory} bytes" if resources.memory else ""))  # fmt: skip
+    raise StepFailed(f"{name}: each task/actor asks for {what}, but no node of the Ray cluster has that much "
+                     f"(GPUs per node: {gpus}); no unit ran")  # fmt: skip
+
+
+def _pool_size(resources: StepResources, n_units: int, name: str = "step") -> int:
+    """As many actors as the cluster's nodes hold (⌊GPUs / num_gpus⌋ per node, likewise CPUs), capped by
+    ``concurrency`` and the number of units; StepFailed when not even one fits."""
+    fit = check_fits(resources, name)
     if resources.concurrency:
-        return max(1, min(resources.concurrency, n_units))
-    total = ray.cluster_resources()
-    fit = int(float(total.get("CPU", 1)) // resources.num_cpus)
-    if resources.num_gpus:
-        fit = min(fit, int(float(total.get("GPU", 0)) // resources.num_gpus))
+        fit = min(fit, resources.concurrency)
     return max(1, min(fit, n_units))
 
 
@@ -203,8 +246,9 @@ def run_on_actors(
 ) -> list[dict[str, Any]]:
     """Run units on a pool of ``actor``s (default ``UnitActor``) built for ``(signal, params)``; summaries in order.
 
-    The pool has ``resources.concurrency`` actors (each reserving the step's
-    CPUs/GPUs/memory); at most ``per_actor`` units are queued on an actor at
+    The pool has as many actors as the cluster's nodes hold (each reserving
+    the step's CPUs/GPUs/memory; one actor's GPUs are always on one node),
+    capped by ``resources.concurrency``, spread over the nodes; at most ``per_actor`` units are queued on an actor at
     once, so shards in flight stay bounded whatever the dataset size. A unit
     that fails is reported after the others finish (``StepFailed``).
     """
@@ -219,10 +263,11 @@ def run_on_actors(
     if not todo:
         return results
     resources = resources or StepResources()
-    n = _pool_size(resources, len(todo))
-    cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries)
+    n = _pool_size(resources, len(todo), name)
+    cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries,
+                                    scheduling_strategy="SPREAD")  # fmt: skip  # over the nodes, not packed on one
     actors = [cls.remote(signal, params) for _ in range(n)]
-    _await_loads(actors, name, params)
+    usable, loading = _await_loads(actors, name, params)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
@@ -233,13 +278,16 @@ def run_on_actors(
     next_unit = done = 0
     try:
         while next_unit < len(todo) or pending:
-            while next_unit < len(todo) and min(load) < per_actor:
-                a = load.index(min(load))
+            while next_unit < len(todo) and min(load[a] for a in usable) < per_actor:
+                a = min(usable, key=lambda k: load[k])
                 pending[actors[a].run.remote(units[todo[next_unit]], force)] = (todo[next_unit], a)
                 load[a] += 1
                 next_unit += 1
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending) + list(loading), num_returns=1)
             for ref in ready:
+                if ref in loading:  # one more actor loaded; one whose load failed is left out
+                    _joined(ref, loading.pop(ref), usable, name)
+                    continue
                 i, a = pending.pop(ref)
                 load[a] -= 1
                 try:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from magicvl.model.backends.base import BackendError, choose_device, torch_dtype
+from magicvl.model.backends.base import BackendError
+from magicvl.model.backends.placement import from_pretrained, vllm_llm_kwargs
 
 Padding = Literal["right", "left"]
 
@@ -127,15 +128,19 @@ class TransformersCausalLM:
         batch_size: int = 8,
         padding_side: Padding = "right",
     ) -> TransformersCausalLM:
-        """Load model and tokenizer from a local folder or hub id; BackendError names the model on failure."""
+        """Load model and tokenizer from a local folder or hub id; BackendError names the model on failure.
+
+        ``device``: auto|cpu|cuda (``placement.pick_device``); over several of the actor's GPUs the
+        model is sharded (``device_map="auto"``)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(path_or_id)
-            model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=torch_dtype(dtype))
+            model = from_pretrained(AutoModelForCausalLM, path_or_id, dtype, device)
+        except BackendError:
+            raise
         except Exception as e:
             raise BackendError(f"cannot load causal LM {path_or_id!r}: {type(e).__name__}: {e}") from e
-        model.to(choose_device(device))
         return cls(model, tokenizer, max_length, batch_size, padding_side)
 
     def score(self, requests: list[ScoreRequest]) -> list[TokenScore]:
@@ -209,13 +214,16 @@ class VllmCausalLM:
         self.max_length = max_length
 
     @classmethod
-    def load(cls, path_or_id: str, dtype: str = "bfloat16", max_length: int = 2048) -> VllmCausalLM:
+    def load(
+        cls, path_or_id: str, dtype: str = "bfloat16", max_length: int = 2048, tensor_parallel: int = 1
+    ) -> VllmCausalLM:
         try:
             from vllm import LLM
         except ImportError as e:
             raise BackendError("backend 'vllm' needs the vllm extra (CUDA only): pip install vllm") from e
         try:
-            llm = LLM(model=path_or_id, dtype=dtype, max_model_len=max_length, enable_prefix_caching=False)
+            kwargs = vllm_llm_kwargs(path_or_id, dtype, tensor_parallel, max_model_len=max_length)
+            llm = LLM(**kwargs, enable_prefix_caching=False)
         except Exception as e:
             raise BackendError(f"cannot load {path_or_id!r} with vLLM: {type(e).__name__}: {e}") from e
         return cls(llm, llm.get_tokenizer(), max_length)

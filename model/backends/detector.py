@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from magicvl.model.backends.base import BackendError, choose_device, torch_dtype
+from magicvl.model.backends.base import BackendError
+from magicvl.model.backends.placement import from_pretrained, resolve_device
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,12 @@ class GroundingDinoDetector:
 
         try:
             processor = AutoProcessor.from_pretrained(path_or_id)
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(path_or_id, dtype=torch_dtype(dtype))
+            model = from_pretrained(AutoModelForZeroShotObjectDetection, path_or_id, dtype, device)
+        except BackendError:
+            raise
         except Exception as e:
             raise BackendError(f"cannot load detector {path_or_id!r}: {type(e).__name__}: {e}") from e
-        return cls(model.to(choose_device(device)), processor)
+        return cls(model, processor)
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """BackendError when the query of ``labels`` is longer than the model's text length (every image would fail)."""
@@ -108,7 +111,7 @@ class GroundingDinoPyDetector:
         configs, weights = sorted(p.glob("*.py")), sorted(p.glob("*.pth"))
         if len(configs) != 1 or len(weights) != 1:
             raise BackendError(f"{folder}: expected one config *.py and one weights *.pth for groundingdino-py")
-        dev = choose_device(device)
+        dev = resolve_device(device)
         try:
             return cls(load_model(str(configs[0]), str(weights[0]), device=dev), dev)
         except Exception as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class GeneratorLoadError(RuntimeError):
@@ -43,13 +43,14 @@ def _messages(req: GenerationRequest) -> list[dict[str, str]]:
 class TransformersGenerator:
     """A causal LM from ``AutoModelForCausalLM.from_pretrained``; images are refused."""
 
-    def __init__(self, path: str, dtype: str = "float32") -> None:
-        import torch
+    def __init__(self, path: str, dtype: str | None = None, device: str = "auto", tensor_parallel: int = 1) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from magicvl.model.backends.placement import from_pretrained
 
         self.identity = f"transformers:{path}"
         self.tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
+        self.model = from_pretrained(AutoModelForCausalLM, path, dtype or "float32", device).eval()
 
     def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int) -> list[str]:
         import torch
@@ -60,7 +61,7 @@ class TransformersGenerator:
             self.tokenizer.apply_chat_template(_messages(r), tokenize=False, add_generation_prompt=True)
             for r in requests
         ]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
         with torch.no_grad():
             out = self.model.generate(
                 **enc,
@@ -75,12 +76,15 @@ class TransformersGenerator:
 class MagicVLGenerator:
     """MagicVL (this project's VLM) with greedy decoding; requests may carry an image."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dtype: str | None = None, device: str = "auto", tensor_parallel: int = 1) -> None:
+        from magicvl.model.backends.base import torch_dtype
+        from magicvl.model.backends.placement import resolve_device
         from magicvl.model.magicvl import MagicVL
         from magicvl.model.processor import MagicVLProcessor
 
         self.identity = f"magicvl:{path}"
-        self.model = MagicVL.from_pretrained(path).eval()
+        dt = torch_dtype(dtype) if dtype not in (None, "auto") else None
+        self.model = MagicVL.from_pretrained(path, dtype=dt).to(resolve_device(device)).eval()
         self.processor = MagicVLProcessor.from_pretrained(path)
 
     def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int) -> list[str]:
@@ -95,6 +99,8 @@ class MagicVLGenerator:
             samples.append(self.processor(conv, images, add_generation_prompt=True))
         batch = self.processor.collate(samples, padding_side="left")
         batch.pop("labels")
+        device = next(self.model.parameters()).device
+        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
         eos = self.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         with torch.no_grad():
             new = self.model.generate(**batch, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=eos)
@@ -104,11 +110,13 @@ class MagicVLGenerator:
 class VLLMGenerator:
     """vLLM (GPU, optional extra ``vllm``), text prompts through the model's chat template."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, dtype: str | None = None, device: str = "auto", tensor_parallel: int = 1) -> None:
         from vllm import LLM  # lazy: CUDA-only, separate environment
 
+        from magicvl.model.backends.placement import vllm_llm_kwargs
+
         self.identity = f"vllm:{path}"
-        self.llm = LLM(model=path)
+        self.llm = LLM(**vllm_llm_kwargs(path, dtype, tensor_parallel))
 
     def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int) -> list[str]:
         from vllm import SamplingParams
@@ -120,18 +128,20 @@ class VLLMGenerator:
         return [o.outputs[0].text for o in outs]
 
 
-GENERATORS: dict[str, Callable[[str], Generator]] = {
+GENERATORS: dict[str, Callable[..., Generator]] = {
     "transformers": TransformersGenerator,
     "magicvl": MagicVLGenerator,
     "vllm": VLLMGenerator,
 }
 
 
-def load_generator(kind: str, path: str) -> Generator:
-    """Load a generation backend once; GeneratorLoadError names what failed."""
+def load_generator(kind: str, path: str, **options: Any) -> Generator:
+    """Load a generation backend once; GeneratorLoadError names what failed.
+
+    ``options``: dtype, device, tensor_parallel (``scoring.judge.ModelRef.load_options``)."""
     if kind not in GENERATORS:
         raise GeneratorLoadError(f"unknown generation backend {kind!r}; known: {', '.join(GENERATORS)}")
     try:
-        return GENERATORS[kind](path)
+        return GENERATORS[kind](path, **options)
     except Exception as e:  # noqa: BLE001 - any load failure becomes one clear error
         raise GeneratorLoadError(f"cannot load {kind} generation model {path!r}: {type(e).__name__}: {e}") from e

@@ -47,10 +47,6 @@ def _dtype(name: str) -> Any:
     return "auto" if name == "auto" else getattr(torch, name)
 
 
-def _device(name: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
 def load_processor(path_or_id: str) -> Any:
     """``AutoProcessor``; for Qwen-VL checkpoints without torchvision, the image-only processor."""
     from transformers import AutoProcessor
@@ -73,8 +69,11 @@ def load_processor(path_or_id: str) -> Any:
 
 
 def load_model(path_or_id: str, dtype: str, device: str) -> Any:
-    """The VLM in eval mode via the Auto classes (``from_pretrained``)."""
+    """The VLM in eval mode via the Auto classes (``from_pretrained``), placed by ``device`` (auto|cpu|cuda;
+    sharded over the actor's GPUs when it has several)."""
     import transformers
+
+    from magicvl.model.backends.placement import from_pretrained
 
     errors = []
     for name in ("AutoModelForImageTextToText", "AutoModelForVision2Seq"):
@@ -82,11 +81,11 @@ def load_model(path_or_id: str, dtype: str, device: str) -> Any:
         if cls is None:
             continue
         try:
-            model = cls.from_pretrained(path_or_id, dtype=_dtype(dtype))
+            model = from_pretrained(cls, path_or_id, dtype, device)
         except ValueError as e:  # not registered for this Auto class
             errors.append(f"{name}: {e}")
             continue
-        return model.to(_device(device)).eval()
+        return model.eval()
     raise RuntimeError(f"cannot load {path_or_id!r} as a vision-language model: {'; '.join(errors)}")
 
 
@@ -133,7 +132,7 @@ class VlmLoss:
     def forward_nll(self, samples: list[Encoded]) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed NLL ``[B]`` (float64) and response token count ``[B]`` of one batch."""
         inputs, response = collate(samples, self.pad_id)  # response: [B, T] bool
-        device = self.model.device
+        device = self.model.device  # sharded (device_map): the first shard's, where the embeddings are
         inputs = {k: v.to(device) for k, v in inputs.items()}
         ids = inputs["input_ids"]  # [B, T]
         target = response[:, 1:]  # [B, T-1]: token t+1 is predicted at position t

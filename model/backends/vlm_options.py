@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 VlmDType = Literal["float32", "bfloat16", "float16", "auto"]
 
@@ -22,12 +22,28 @@ class VlmOptions(BaseModel):
     )
     batch_size: int = Field(default=8, ge=1, exclude=True, description="Samples per forward pass.")
     max_batch_tokens: int = Field(default=16384, ge=1, exclude=True, description="Padded tokens per pass (B × T).")
-    device: str = Field(default="auto", exclude=True, description="'auto': cuda when visible, else cpu.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", exclude=True,
+        description="auto: the GPU(s) Ray gave the actor when num_gpus > 0 and torch sees CUDA, else cpu.",
+    )  # fmt: skip
+    tensor_parallel: int = Field(
+        default=1, ge=1, exclude=True,
+        description="engine vllm: GPUs one model spans (tensor_parallel_size); equals the pool's num_gpus.",
+    )  # fmt: skip
     sort_window: int = Field(
         default=256, ge=1, exclude=True,
         description="Samples length-sorted together; the next window is encoded in a background thread while "
         "this one runs through the model (values do not depend on it).",
     )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _tensor_parallel(self) -> VlmOptions:
+        if self.tensor_parallel > 1 and self.engine != "vllm":
+            raise ValueError(
+                "tensor_parallel applies to engine vllm; "
+                "the transformers engine shards over the actor's num_gpus itself"
+            )
+        return self
 
     def options(self) -> VlmOptions:
         """The plain options (a subclass such as a signal's params → this class, runtime fields kept)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from magicvl.model.backends.placement import vllm_llm_kwargs
 from magicvl.model.backends.vlm import LossResult, load_processor
 from magicvl.model.backends.vlm_inputs import encode
 from magicvl.model.backends.vlm_options import VlmOptions
@@ -31,7 +32,7 @@ class VllmLoss:
             from vllm import LLM
         except ImportError as e:
             raise RuntimeError("engine 'vllm' needs the optional extra: pip install '.[vllm]' (GPU only)") from e
-        llm = LLM(model=options.model, dtype=options.dtype, limit_mm_per_prompt={"image": 1})
+        llm = LLM(**vllm_args(options))
         return cls(llm, load_processor(options.model), options)
 
     def score(self, conversations: list, images: list) -> LossResult:
@@ -61,6 +62,11 @@ class VllmLoss:
             nll[i] = -sum(out.prompt_logprobs[p][want[p]].logprob for p in pos)
             tokens[i] = len(pos)
         return LossResult(nll, tokens, errors)
+
+
+def vllm_args(options: VlmOptions) -> dict[str, Any]:
+    """``vllm.LLM`` kwargs of a VLM loss: model, dtype, ``tensor_parallel_size``, one image per prompt."""
+    return vllm_llm_kwargs(options.model, options.dtype, options.tensor_parallel, limit_mm_per_prompt={"image": 1})
 
 
 def _plain_ids(enc: Any, processor: Any) -> list[int]:

@@ -31,7 +31,7 @@ DEFAULT_LABELS = (
 
 
 class ObjectDensityParams(SignalParams):
-    unkeyed: ClassVar[tuple[str, ...]] = ("batch_size",)
+    unkeyed: ClassVar[tuple[str, ...]] = ("batch_size", "device")
 
     model: str = Field(description="Grounding DINO path or hub id, e.g. IDEA-Research/grounding-dino-tiny.")
     backend: Literal["transformers", "groundingdino-py"] = Field(default="transformers", description="Detector.")
@@ -40,6 +40,9 @@ class ObjectDensityParams(SignalParams):
     text_threshold: float = Field(default=0.25, gt=0.0, lt=1.0, description="Minimum phrase-token score.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Weights dtype.")
     batch_size: int = Field(default=4, ge=1, le=256, description="Images per forward pass (not part of the key).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: the actor's GPU when num_gpus > 0 and torch sees CUDA, else cpu."
+    )
 
 
 def measure(dets: list[Detection], width: int, height: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from magicvl.model.backends.causal_lm import ScoreRequest, TokenScore
 from magicvl.scoring.batch import IMAGE_PLACEHOLDER, SampleBatch
@@ -33,7 +33,7 @@ _ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
 
 class PerplexityParams(SignalParams):
-    unkeyed: ClassVar[tuple[str, ...]] = ("batch_size",)
+    unkeyed: ClassVar[tuple[str, ...]] = ("batch_size", "device", "tensor_parallel")
 
     model: str = Field(description="Causal LM path or hub id (AutoModelForCausalLM); paper: Qwen/Qwen2.5-1.5B.")
     max_length: int = Field(default=2048, ge=8, le=1 << 20, description="Tokens per sequence; longer ones are cut.")
@@ -42,6 +42,20 @@ class PerplexityParams(SignalParams):
     backend: Literal["transformers", "vllm"] = Field(
         default="transformers", description="transformers (CPU/GPU) or vllm (GPU only, optional extra)."
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: the actor's GPU(s) when num_gpus > 0 and torch sees CUDA, else cpu."
+    )
+    tensor_parallel: int = Field(
+        default=1, ge=1, le=64, description="backend vllm: GPUs one model spans; equals resources num_gpus."
+    )
+
+    @model_validator(mode="after")
+    def _tensor_parallel(self) -> PerplexityParams:
+        if self.tensor_parallel > 1 and self.backend != "vllm":
+            raise ValueError(
+                "tensor_parallel applies to backend vllm; transformers shards over the actor's num_gpus itself"
+            )
+        return self
 
 
 def to_messages(turns: list[dict[str, str]]) -> list[dict[str, str]]:

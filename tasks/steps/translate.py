@@ -67,7 +67,7 @@ class TranslateUnit(ShardUnit):
         return UnitKey(self.shard["sha256"], self.step, TRANSLATE_VERSION, params, model_identity(self.cfg.model))
 
     def load_backend(self) -> Generator:
-        return load_generator(self.cfg.backend, self.cfg.model)
+        return load_generator(self.cfg.backend, self.cfg.model, **self.cfg.load_options())
 
     def chosen(self) -> pa.Table:
         """The shard's rows to translate: first copies of an id, English, picked by the seeded draw."""
@@ -124,7 +124,7 @@ def translate(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         dups = tuple(str(p) for p in list_shards(qdir) if p.name.startswith(DEDUP_PREFIX))
         units += [TranslateUnit(ds, s, cfg, dups, str(layout.root), recipe.storage)
                   for s in sorted(shards[ds], key=lambda s: s["path"])]  # fmt: skip
-    results = run_on_actors(units, "translate", cfg.backend, cfg.model, recipe.resources.translate,
+    results = run_on_actors(units, "translate", cfg.backend, cfg, recipe.resources.translate,
                             recipe.ray.task_retries, force, actor=GeneratorActor)  # fmt: skip
     totals = {ds: _finish_dataset(recipe, layout, cfg.target(ds), [r for r in results if r["dataset"] == ds])
               for ds in cfg.datasets}  # fmt: skip

@@ -186,7 +186,8 @@ def test_recipe_cross_modal_models_and_pairs(tmp_path):
             "models": {
                 "2b": {"model": "models/s", "batch_size": 4},
                 "7b": {"model": "Qwen/Qwen2-VL-7B-Instruct", "dtype": "bfloat16", "resources": {"num_gpus": 1}},
-                "72b": {"model": "Qwen/Qwen2-VL-72B-Instruct", "engine": "vllm", "resources": {"num_gpus": 4}},
+                "72b": {"model": "Qwen/Qwen2-VL-72B-Instruct", "engine": "vllm", "tensor_parallel": 4,
+                        "resources": {"num_gpus": 4}},
             }
         },
         combine={"task": {"beta": 1.2, "delta": 0.5, "pairs": [["2b", "7b"], ["7b", "72b"]]}},

@@ -34,10 +34,12 @@ Shards = list[tuple[str, dict]]  # (dataset, samples shard entry) in recipe orde
 
 
 class GeneratorActor:
-    """One generation model (``load_generator(kind, path)``, loaded once here), reused for every unit."""
+    """One generation model (``load_generator``, loaded once here), reused for every unit.
 
-    def __init__(self, kind: str, path: str) -> None:
-        self.backend = load_generator(kind, path)
+    ``ref``: the step's model config (``scoring.judge.ModelRef``: model, dtype, device, tensor_parallel)."""
+
+    def __init__(self, kind: str, ref: Any) -> None:
+        self.backend = load_generator(kind, ref.model, **ref.load_options())
 
     def ready(self) -> bool:
         return True
@@ -64,8 +66,8 @@ def _summary(results: list[dict], executor: str) -> dict[str, Any]:
     return {"units": len(results), "cached": sum(r["cached"] for r in results), "executor": executor}
 
 
-def _on_models(units: list, name: str, kind: str, path: str, recipe: Recipe, res, force: bool) -> list[dict]:
-    return run_on_actors(units, name, kind, path, res, recipe.ray.task_retries, force, actor=GeneratorActor)
+def _on_models(units: list, name: str, kind: str, ref: Any, recipe: Recipe, res, force: bool) -> list[dict]:
+    return run_on_actors(units, name, kind, ref, res, recipe.ray.task_retries, force, actor=GeneratorActor)
 
 
 def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
@@ -82,7 +84,7 @@ def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
 def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: bool = False) -> dict:
     """The VLM classifier over every shard (``categorize.method: vlm``), on its own actor pool."""
     vlm = units[0].cfg.vlm
-    res = _on_models(units, "categorize", vlm.backend, vlm.model, recipe, recipe.resources.categorize, force)
+    res = _on_models(units, "categorize", vlm.backend, vlm, recipe, recipe.resources.categorize, force)
     return _summary(res, "actors")
 
 
@@ -95,7 +97,7 @@ def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[st
             continue
         cfg = _model(recipe, cfg)
         units = [JudgeUnit(name, ds, s, cfg, str(recipe.output_root), recipe.storage) for ds, s in shards]
-        res = _on_models(units, f"judge:{name}", cfg.backend, cfg.model, recipe, recipe.resources.judge, force)
+        res = _on_models(units, f"judge:{name}", cfg.backend, cfg, recipe, recipe.resources.judge, force)
         out[name] = units
         summary[name] = {**_summary(res, "actors"), "status": dict(sum((Counter(r["status"]) for r in res),
                                                                        Counter()))}  # fmt: skip

@@ -100,7 +100,8 @@ class CategorizeUnit(ShardUnit):
         return self.layout.quality_dir("categories", self.dataset) / f"{self.stem}.parquet"
 
     def load_backend(self) -> Generator | None:
-        return load_generator(self.cfg.vlm.backend, self.cfg.vlm.model) if self.uses_vlm else None
+        vlm = self.cfg.vlm
+        return load_generator(vlm.backend, vlm.model, **vlm.load_options()) if self.uses_vlm else None
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = categorize_shard(self.shard["path"], self.cfg, self.inspection, backend)
@@ -132,7 +133,7 @@ class JudgeUnit(ShardUnit):
         return self.layout.quality_dir(f"judge-{self.name}", self.dataset) / f"{self.stem}.parquet"
 
     def load_backend(self) -> Generator:
-        return load_generator(self.cfg.backend, self.cfg.model)
+        return load_generator(self.cfg.backend, self.cfg.model, **self.cfg.load_options())
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = judge_shard(self.shard["path"], self.name, backend, self.cfg, self.cfg.batch_size)
