@@ -194,6 +194,20 @@ class Recipe(BaseModel):
                 raise ValueError(f"{field}: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _one_end_of_turn_rule(self) -> Recipe:
+        fields = {
+            f"signals.{name}.count_end_of_turn": bool(self.signals[name].get("count_end_of_turn", False))
+            for name in ("perplexity", "vlm_loss")
+            if name in self.signals
+        }
+        for name, m in (self.cross_modal.models if self.cross_modal else {}).items():
+            fields[f"cross_modal.models.{name}.count_end_of_turn"] = m.count_end_of_turn
+        if len(set(fields.values())) > 1:
+            shown = ", ".join(f"{k}={v}" for k, v in fields.items())
+            raise ValueError(f"count_end_of_turn must be the same for every loss signal (one token rule): {shown}")
+        return self
+
     # derived -------------------------------------------------------------------
     @property
     def all_datasets(self) -> list[DatasetConfig]:
