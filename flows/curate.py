@@ -18,6 +18,7 @@ from magicvl.flows.recipe import Recipe, load_recipe
 from magicvl.flows.run_summary import finish_report, reuse_line
 from magicvl.flows.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
+from magicvl.scoring.stages import achieved_shares, share_warnings
 from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
@@ -79,6 +80,11 @@ def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     return steps.combine(recipe, force=force)
 
 
+def kept_counts(acc: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """The accounting's kept samples as (category, stage) → n (its keys are "stage|category")."""
+    return {(k.split("|", 1)[1], int(k.split("|", 1)[0])): n for k, n in acc["kept_by_stage_category"].items()}
+
+
 def finish(
     recipe: Recipe,
     recipe_path: str,
@@ -90,12 +96,14 @@ def finish(
     """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = report.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
+    acc["stage_shares"] = achieved_shares(kept_counts(acc), recipe.combine.stages)  # target vs achieved, per split
     manifest = report.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
     report.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
     notes += [summary_line(step_info["quality"])] if step_info.get("quality") else []
     notes += report.run_notes(recipe, combine_res["decision"])
+    notes += share_warnings(acc["stage_shares"], recipe.combine.granularity)
     notes += [f"report: {plots[0]}"] if plots else []
     summary = report.format_summary(acc, layout, notes, step)
     print(summary)
