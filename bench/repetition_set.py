@@ -127,6 +127,19 @@ def bad_texts(real: list[dict], seed: int = 0) -> list[dict]:
     return [{**t, "label": "bad"} for t in out]
 
 
+def mild_loops(rows: list[dict]) -> list[str]:
+    """Borderline texts, not in the set: 600 characters of every 4th real passage, then its last sentence
+    three more times (duplicated share 0.2-0.3, where real documents that repeat a code line also are)."""
+    real = [r for r in rows if r["label"] == "real"]
+    out = []
+    for r in real[1::4]:
+        text = r["text"][:600]
+        sentences = [s for s in re.split(r"(?<=[.!?。！？])\s*", text) if len(s) > 15]
+        last = sentences[-1] if sentences else text[-60:]
+        out.append(text + " " + " ".join([last] * 3))
+    return out
+
+
 def build() -> list[dict]:
     real = real_texts()
     rows = real + bad_texts(real)
