@@ -231,6 +231,8 @@ class Recipe(BaseModel):
             refs.append(("categorize.vlm.model", self.categorize.vlm.model))
         if self.translate is not None:
             refs.append(("translate.model", self.translate.model))
+        if self.train is not None:
+            refs.append(("train.model", self.train.model))
         return refs
 
     def path(self, p: str | None) -> Path | str | None:

@@ -41,6 +41,7 @@ def test_cross_modal_alone_is_a_signal(tmp_path):
         ({"judge": {"coherence": {"model": "~/missing"}}}, "judge.coherence.model"),
         ({"categorize": {"method": "vlm", "vlm": {"model": "bad--id"}}}, "categorize.vlm.model"),
         ({"translate": {"model": "../lm", "datasets": ["a"]}}, "translate.model"),
+        ({"train": {"model": "/no/checkpoint", "stages": {k: {"steps": 1} for k in (1, 2, 3, 4)}}}, "train.model"),
     ],
 )
 def test_a_model_that_is_neither_a_folder_nor_a_hub_id_is_refused(tmp_path, section, field):
