@@ -1,7 +1,10 @@
 """Heuristic + repetition filters vs Data-Juicer's character-repetition, word-repetition and
 special-characters filters (their defaults), on the same texts in the same run, one core each.
 
-    python -m bench.filters [--records 50000] [--dj-python work/dj-venv/bin/python]
+    python -m bench.filters [--records 50000] [--dj-python work/dj-venv/bin/python] [--labelled-only]
+
+Then precision and recall per rule on the labelled set (bench/data/repetition_set.jsonl: real texts
+from this machine's files vs planted loops; ``bench.repetition_set``), ours beside Data-Juicer's.
 
 Texts: the sample data's clean responses (``magicvl sample-data``), cycled to ``--records``,
 with a planted share of bad ones (repetition, mojibake, control characters, AI boilerplate,
@@ -120,12 +123,81 @@ def agreement(kinds: list[str], ours: np.ndarray, dj: np.ndarray) -> list[dict]:
     return rows
 
 
+def rule_flags(texts: list[str]) -> dict[str, np.ndarray]:
+    """Per repetition rule (and for our repetition filter and all our filters): which texts it drops."""
+    from magicvl.scoring.filters.config import FiltersConfig, decide, measure_all
+    from magicvl.scoring.filters.repetition import _rules, ngram_limit
+
+    cfg = FiltersConfig()
+    rep = cfg.repetition
+    cols = measure_all([[t] for t in texts], cfg)
+    units = cols["repetition_units"]
+    slack = np.where(units > 0, rep.slack_units / np.maximum(units, 1), 0.0)
+    out: dict[str, np.ndarray] = {}
+    for col, base, guarded in _rules(rep):
+        limit = (
+            np.full(len(texts), base)
+            if col == "dup_segment_char_share"
+            else np.array([ngram_limit(base, s, rep.max_ngram_limit) for s in slack])
+        )
+        hit = cols[col] > limit
+        out[f"ours {col}"] = hit & (units >= rep.min_units_top_ngram) if guarded else hit
+    d = decide(cols, cfg)
+    out["ours repetition (any rule)"] = np.array([not v.keep and v.reason == "repetition" for v in d.first])
+    out["ours all filters"] = ~d.keep_mask()
+    return out
+
+
+def precision_recall(flags: dict[str, np.ndarray], bad: np.ndarray) -> list[dict]:
+    rows = []
+    for name, hit in flags.items():
+        tp = int((hit & bad).sum())
+        rows.append(
+            {
+                "rule": name,
+                "drops": int(hit.sum()),
+                "real dropped": int((hit & ~bad).sum()),
+                "bad dropped": tp,
+                "precision": f"{tp / hit.sum():.2f}" if hit.sum() else "-",
+                "recall": f"{tp / bad.sum():.2f}",
+            }
+        )
+    return rows
+
+
+def labelled(dj_python: str) -> None:
+    """Precision and recall per rule on the labelled set, ours and Data-Juicer's (same texts, same run)."""
+    from bench.repetition_set import load, mild_loops
+
+    rows = load()
+    texts = [r["text"] for r in rows]
+    bad = np.array([r["label"] == "bad" for r in rows])
+    flags = rule_flags(texts)
+    dj_keep, _ = run_dj(texts, dj_python)
+    for k in DJ_FILTERS:
+        flags[f"DJ {k}"] = ~dj_keep[k]
+    flags["DJ all three"] = ~np.logical_and.reduce([dj_keep[k] for k in DJ_FILTERS])
+    where = "bench/data/repetition_set.jsonl"
+    print(f"\nlabelled set: {int((~bad).sum())} real texts, {int(bad.sum())} planted bad ({where})\n")
+    print(table(precision_recall(flags, bad), ["rule", "drops", "real dropped", "bad dropped", "precision", "recall"]))
+    mild = mild_loops(rows)
+    dropped = int(rule_flags(mild)["ours repetition (any rule)"].sum())
+    dj_mild, _ = run_dj(mild, dj_python)
+    dj_dropped = int((~np.logical_and(dj_mild["character_repetition"], dj_mild["word_repetition"])).sum())
+    print(f"\nborderline mild loops (a sentence said 3 more times after 600 characters; not in the set): "
+          f"ours drop {dropped} of {len(mild)}, DJ's repetition filters {dj_dropped} of {len(mild)}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=50_000)
     ap.add_argument("--plant-share", type=float, default=0.1)
     ap.add_argument("--dj-python", default=str(REPO / "work" / "dj-venv" / "bin" / "python"))
+    ap.add_argument("--labelled-only", action="store_true", help="only the labelled-set precision/recall table")
     args = ap.parse_args()
+    if args.labelled_only:
+        labelled(args.dj_python)
+        return
     clean = sample_responses(REPO / "work" / "bench-filters")
     texts, kinds = build_texts(clean, args.records, args.plant_share)
     keep, ours_s, counts = run_ours(texts)
@@ -162,6 +234,7 @@ def main() -> None:
     print(table(rows, ["filters", "seconds", "records/s", "× DJ", "dropped"]))
     print(f"\nour drops by reason: {counts}\n")
     print(table(agreement(kinds, keep, dj_all), ["texts", "n", "ours drop", "DJ drop", "both", "only ours", "only DJ"]))
+    labelled(args.dj_python)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from magicvl.flows.report import accounting
 from magicvl.flows.report.run_summary import finish_report, reuse_line
 from magicvl.flows.report.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
+from magicvl.scoring.stages import achieved_shares, share_warnings
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.manifest import read_json
@@ -83,6 +84,11 @@ def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     return combine_step.combine(recipe, force=force)
 
 
+def kept_counts(acc: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """The accounting's kept samples as (category, stage) → n (its keys are "stage|category")."""
+    return {(k.split("|", 1)[1], int(k.split("|", 1)[0])): n for k, n in acc["kept_by_stage_category"].items()}
+
+
 def finish(
     recipe: Recipe,
     recipe_path: str,
@@ -94,12 +100,14 @@ def finish(
     """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = accounting.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
+    acc["stage_shares"] = achieved_shares(kept_counts(acc), recipe.combine.stages)  # target vs achieved, per split
     manifest = accounting.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
     accounting.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
     notes += [summary_line(step_info["quality"])] if step_info.get("quality") else []
     notes += accounting.run_notes(recipe, combine_res["decision"])
+    notes += share_warnings(acc["stage_shares"], recipe.combine.granularity)
     notes += [f"report: {plots[0]}"] if plots else []
     summary = accounting.format_summary(acc, layout, notes, step)
     print(summary)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from magicvl.model.model_ref import ref_problem
 from magicvl.model.train_config import TrainConfig
 from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.combine import CombineConfig
@@ -185,11 +186,63 @@ class Recipe(BaseModel):
                 raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _some_signal(self) -> Recipe:
+        if not self.signals and self.cross_modal is None:
+            raise ValueError(
+                "signals: none configured, so no sample gets a complexity score and every record would be "
+                "dropped as no_complexity_axis; add one under `signals:` (e.g. token_length: {tokenizer: <path or "
+                "id>}, or image_entropy: {}; list: `magicvl signals`) or a `cross_modal:` section"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _models_loadable(self) -> Recipe:
+        for field, value in self.model_refs():
+            if problem := ref_problem(value, self.base_dir):
+                raise ValueError(f"{field}: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_end_of_turn_rule(self) -> Recipe:
+        fields = {
+            f"signals.{name}.count_end_of_turn": bool(self.signals[name].get("count_end_of_turn", False))
+            for name in ("perplexity", "vlm_loss")
+            if name in self.signals
+        }
+        for name, m in (self.cross_modal.models if self.cross_modal else {}).items():
+            fields[f"cross_modal.models.{name}.count_end_of_turn"] = m.count_end_of_turn
+        if len(set(fields.values())) > 1:
+            shown = ", ".join(f"{k}={v}" for k, v in fields.items())
+            raise ValueError(f"count_end_of_turn must be the same for every loss signal (one token rule): {shown}")
+        return self
+
     # derived -------------------------------------------------------------------
     @property
     def all_datasets(self) -> list[DatasetConfig]:
         """The recipe's datasets, then those the translation step adds (what quality, signals, combine see)."""
         return self.datasets + translated_datasets(self.datasets, self.translate)
+
+    def model_refs(self) -> list[tuple[str, str]]:
+        """(recipe field, value) of every model or tokenizer the run would load with ``from_pretrained``."""
+        refs = [
+            (f"signals.{name}.{key}", params[key])
+            for name, params in self.signals.items()
+            for key in ("model", "tokenizer")
+            if isinstance(params.get(key), str)
+        ]
+        if self.cross_modal is not None:
+            refs += [(f"cross_modal.models.{n}.model", m.model) for n, m in self.cross_modal.models.items()]
+        for name in ("coherence", "hallucination"):
+            if (judge := getattr(self.judge, name)) is not None:
+                refs.append((f"judge.{name}.model", judge.model))
+        if self.categorize.vlm is not None:
+            refs.append(("categorize.vlm.model", self.categorize.vlm.model))
+        if self.translate is not None:
+            refs.append(("translate.model", self.translate.model))
+        if self.train is not None:
+            refs.append(("train.model", self.train.model))
+        return refs
 
     def path(self, p: str | None) -> Path | str | None:
         """A recipe path made absolute (relative ones resolve in the recipe's folder); an s3:// URI as is."""
@@ -226,12 +279,15 @@ def _first_error(e: ValidationError) -> str:
 
 
 def _format_errors(e: ValidationError, source: str) -> str:
-    lines = [f"invalid recipe {source}:"]
+    """One line for one error (a cross-field check's message names its own field), else one line each."""
+    lines = []
     for err in e.errors():
         loc = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in err["loc"]).lstrip(".")
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc or '(top level)'}: {msg}")
-    return "\n".join(lines)
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    if len(lines) == 1:
+        return f"invalid recipe {source}: {lines[0]}"
+    return "\n".join([f"invalid recipe {source}:", *(f"  {line}" for line in lines)])
 
 
 def parse_recipe(data: dict[str, Any], base_dir: Path, source: str = "<recipe>") -> Recipe:

@@ -57,17 +57,27 @@ Translate the following sentence into French. The quick brown fox jumps over the
 
 
 def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
-    """Train a byte-level BPE tokenizer with Qwen's special tokens and chat template.
+    """Train a byte-level BPE tokenizer with Qwen2's pre-tokenizer, special tokens and chat template.
 
+    Saved as a ``Qwen2Tokenizer``, so a folder holding only the tokenizer and a
+    checkpoint folder holding it beside a Qwen2 config load as the same class
+    and tokenize identically (Qwen2's rules: NFC, digits split one by one).
     Deterministic: the same corpus and vocab size give the same tokenizer.
     Returns ``out_dir``, loadable with ``AutoTokenizer.from_pretrained``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     out = Path(out_dir)
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(  # what Qwen2Tokenizer sets on load
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -76,15 +86,17 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 1024) -> Path:
         show_progress=False,
     )
     tok.train_from_iterator(_CORPUS.strip().splitlines() * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+    model = json.loads(tok.to_str())["model"]
+    qwen = Qwen2Tokenizer(
+        vocab=model["vocab"],
+        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]],
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         additional_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]),
     )
-    fast.chat_template = QWEN_CHAT_TEMPLATE
-    fast.model_max_length = 32768
-    fast.save_pretrained(out)
+    qwen.chat_template = QWEN_CHAT_TEMPLATE
+    qwen.model_max_length = 32768
+    qwen.save_pretrained(out)
     _mark(out)
     return out
 

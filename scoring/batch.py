@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
 from magicvl.storage.images import ImageError, gray_for_signals
@@ -11,15 +12,25 @@ from magicvl.storage.images import ImageError, gray_for_signals
 IMAGE_PLACEHOLDER = "<image>"
 
 
+def prompt_parts(turns: list[dict[str, str]]) -> list[str]:
+    """The human turns' non-empty contents, without the ``<image>`` placeholder (system prompts excluded)."""
+    parts = [t["value"].replace(IMAGE_PLACEHOLDER, "").strip() for t in turns if t["from"] == "human"]
+    return [p for p in parts if p]
+
+
+def response_parts(turns: list[dict[str, str]]) -> list[str]:
+    """The assistant (gpt) turns' contents, stripped."""
+    return [t["value"].strip() for t in turns if t["from"] == "gpt"]
+
+
 def prompt_text(turns: list[dict[str, str]]) -> str:
     """The human turns joined by newlines, without the ``<image>`` placeholder (system prompts excluded)."""
-    parts = [t["value"].replace(IMAGE_PLACEHOLDER, "").strip() for t in turns if t["from"] == "human"]
-    return "\n".join(p for p in parts if p)
+    return "\n".join(prompt_parts(turns))
 
 
 def response_text(turns: list[dict[str, str]]) -> str:
     """The assistant (gpt) turns joined by newlines."""
-    return "\n".join(t["value"].strip() for t in turns if t["from"] == "gpt")
+    return "\n".join(response_parts(turns))
 
 
 @dataclass
@@ -46,6 +57,17 @@ class SampleBatch:
 
     def responses(self) -> list[str]:
         return [response_text(c) for c in self.conversations]
+
+    def turn_texts(self, prompts: bool) -> tuple[list[str], np.ndarray]:
+        """Every turn's content as its own text (responses; with ``prompts`` the human turns first), and
+        each row's index per text, so counts over turns never include a separator between them."""
+        texts: list[str] = []
+        owner: list[int] = []
+        for i, c in enumerate(self.conversations):
+            parts = (prompt_parts(c) if prompts else []) + response_parts(c)
+            texts += parts
+            owner += [i] * len(parts)
+        return texts, np.asarray(owner, dtype=np.int64)
 
     def gray(self, max_side: int) -> list[Image.Image | ImageError | None]:
         """Per row: the luma image for signals, None without an image, or the decode error."""

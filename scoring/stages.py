@@ -87,3 +87,56 @@ def split_units(scores: list[float], counts: list[int], names: list[str], share:
         low.add(names[i])
         total += counts[i]
     return low
+
+
+SHARE_WARN_POINTS = 10.0  # warn when a split unit's achieved low share is this many points off its target
+
+
+def achieved_shares(kept: dict[tuple[str, int], int], rule: StageRule) -> list[dict[str, object]]:
+    """Per split unit (a category, or a group with ``split_within: group``): the target low share, the share
+    of its kept samples that landed in the low stage, and whether they differ by more than
+    ``SHARE_WARN_POINTS`` points. ``kept`` maps (category, stage) → kept samples.
+
+    Sample granularity meets the target up to ties; dataset granularity stages whole units, so a
+    unit holding most of a category's samples can push the low share far from the target.
+    """
+    low: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for (category, stage), n in kept.items():
+        key = rule.split_key(category)
+        total[key] = total.get(key, 0) + n
+        if stage == stage_of(group_of(key), False):
+            low[key] = low.get(key, 0) + n
+    rows: list[dict[str, object]] = []
+    for key in sorted(total):
+        if not total[key]:
+            continue
+        target, achieved = rule.low_share(key), low.get(key, 0) / total[key]
+        off = round(100.0 * (achieved - target), 1)
+        rows.append(
+            {
+                "split": key,
+                "low stage": stage_of(group_of(key), False),
+                "kept": total[key],
+                "target": round(target, 4),
+                "achieved": round(achieved, 4),
+                "off (points)": off,
+                "warn": abs(off) > SHARE_WARN_POINTS,
+            }
+        )
+    return rows
+
+
+def share_warnings(rows: list[dict[str, object]], granularity: str) -> list[str]:
+    """One line per split unit whose achieved low share misses its target by more than the allowed points."""
+    why = (
+        "; granularity: dataset stages whole (dataset, category) units (granularity: sample meets the share)"
+        if granularity == "dataset"
+        else ""
+    )
+    return [
+        f"warning: stage {r['low stage']} holds {float(r['achieved']):.0%} of {r['split']} (kept {r['kept']}), "
+        f"target {float(r['target']):.0%}: {float(r['off (points)']):+.1f} points{why}"
+        for r in rows
+        if r["warn"]
+    ]

@@ -215,6 +215,8 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str], 
         "kept per category and stage:",
         _table(stage_table(acc)),
     ]
+    if acc.get("stage_shares"):  # low-stage share per split unit: the rule's target vs what the run achieved
+        out += ["", "low-stage share, target vs achieved:", _table(acc["stage_shares"])]
     if acc["dropped_by_reason"]:
         out += ["", "dropped by reason:"]
         for r, n in acc["dropped_by_reason"].items():

@@ -196,6 +196,8 @@ def render(rep: Report, folder: Path) -> str:
         f"<h1>Run report: {esc(rep.root)}</h1>",
         "<h2>Accounting</h2>" + _accounting(rep.manifest),
         "<h2>S cut-offs that made the stages</h2>" + table(cut),
+        "<h2>Low-stage share: target vs achieved</h2>"
+        + table(rep.manifest.get("accounting", {}).get("stage_shares", [])),
         "<h2>Kept samples: stage × category</h2>" + (table(rep.counts.to_dicts()) if rep.counts is not None else ""),
         "<h2>Drop reasons</h2>" + table(reasons),
         "<h2>Plots</h2>" + imgs,

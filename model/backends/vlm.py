@@ -107,7 +107,7 @@ class VlmLoss:
         errors: list[str | None] = []
         for conv, img in zip(conversations, images):
             try:
-                encoded.append(encode(self.processor, conv, img))
+                encoded.append(encode(self.processor, conv, img, self.options.count_end_of_turn))
                 errors.append(None)
             except Exception as e:
                 encoded.append(None)

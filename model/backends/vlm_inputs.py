@@ -2,10 +2,9 @@
 
 The processor's own chat template renders the turns (HF content lists:
 ``{"type": "image"}`` and ``{"type": "text"}`` items), so any Hugging Face VLM
-with a chat template works. The response is each assistant turn's content
-plus its end-of-turn token(s) (the template's text between the generation
-prompt and the next turn, trailing whitespace excluded): the tokens the model
-predicts when answering. Response characters are found on the rendered text,
+with a chat template works. The response is each assistant turn's content,
+plus its end-of-turn token(s) with ``count_end_of_turn`` (the rule the
+``perplexity`` signal shares: ``response_spans``). Response characters are found on the rendered text,
 marked on its plain tokenization, then carried over to the processor's
 output, where every image placeholder has become a run of image tokens.
 """
@@ -17,6 +16,8 @@ from typing import Any
 
 import torch
 from PIL import Image
+
+from magicvl.model.backends.response_spans import mark_tokens, response_spans
 
 IMAGE_PLACEHOLDER = "<image>"
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
@@ -67,22 +68,17 @@ def to_messages(conversation: list[dict[str, str]], with_image: bool) -> list[di
     return messages
 
 
-def render(processor: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+def render(
+    processor: Any, messages: list[dict[str, Any]], count_end_of_turn: bool = False
+) -> tuple[str, list[tuple[int, int]]]:
     """The chat-templated text and the character spans of the response."""
-    full = processor.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for k, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        prompt = processor.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=True)
-        last = k == len(messages) - 1
-        upto = full if last else processor.apply_chat_template(messages[: k + 1], tokenize=False)
-        if not (upto.startswith(prompt) and full.startswith(upto)):
-            raise ValueError("the chat template is not prefix-stable: cannot locate the response")
-        end = len(upto.rstrip())
-        if end > len(prompt):
-            spans.append((len(prompt), end))
-    return full, spans
+    contents = ["".join(c["text"] for c in m["content"] if c["type"] == "text") for m in messages]
+    return response_spans(
+        lambda n, gen: processor.apply_chat_template(messages[:n], tokenize=False, add_generation_prompt=gen),
+        [m["role"] for m in messages],
+        contents,
+        count_end_of_turn,
+    )
 
 
 def image_token_id(processor: Any) -> int | None:
@@ -116,12 +112,14 @@ def carry_mask(plain: list[int], mask: list[bool], expanded: list[int], image_id
     return out
 
 
-def encode(processor: Any, conversation: list[dict[str, str]], image: Image.Image | None) -> Encoded:
+def encode(
+    processor: Any, conversation: list[dict[str, str]], image: Image.Image | None, count_end_of_turn: bool = False
+) -> Encoded:
     """One sample → processor tensors ``[1, T]`` (+ image tensors) and its response mask ``[T]``."""
     messages = to_messages(conversation, image is not None)
-    text, spans = render(processor, messages)
+    text, spans = render(processor, messages, count_end_of_turn)
     plain_ids, offsets = _tokenize(processor.tokenizer, text)
-    mask = [any(a <= s < b for a, b in spans) for s, _ in offsets]
+    mask = mark_tokens(offsets, spans)
     kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
     if image is not None:
         kwargs["images"] = [image]

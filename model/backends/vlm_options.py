@@ -10,8 +10,9 @@ VlmDType = Literal["float32", "bfloat16", "float16", "auto"]
 
 
 class VlmOptions(BaseModel):
-    """How one VLM is loaded and batched. Only ``model``, ``dtype`` and ``engine`` change the values:
-    the runtime options are left out of ``model_dump`` (so out of cache keys) but kept on the object."""
+    """How one VLM is loaded and batched. Only ``model``, ``dtype``, ``engine`` and ``count_end_of_turn``
+    change the values: the runtime options are left out of ``model_dump`` (so out of cache keys) but kept
+    on the object."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -19,6 +20,9 @@ class VlmOptions(BaseModel):
     dtype: VlmDType = Field(default="auto", description="Weights/activations dtype ('auto': the checkpoint's).")
     engine: Literal["transformers", "vllm"] = Field(
         default="transformers", description="vllm: optional extra, GPU only (prompt log-probabilities)."
+    )
+    count_end_of_turn: bool = Field(
+        default=False, description="Also count the end-of-turn token(s) in the loss (same rule as perplexity)."
     )
     batch_size: int = Field(default=8, ge=1, exclude=True, description="Samples per forward pass.")
     max_batch_tokens: int = Field(default=16384, ge=1, exclude=True, description="Padded tokens per pass (B × T).")

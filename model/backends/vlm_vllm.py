@@ -44,7 +44,7 @@ class VllmLoss:
         prompts, masks, ids, rows = [], [], [], []
         for i, (conv, img) in enumerate(zip(conversations, images)):
             try:
-                enc = encode(self.processor, conv, img)
+                enc = encode(self.processor, conv, img, self.options.count_end_of_turn)
             except Exception as e:
                 errors[i] = f"{type(e).__name__}: {e}"
                 continue

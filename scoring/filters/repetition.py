@@ -9,10 +9,16 @@ Measures (Gopher-style, weighted by characters):
 * ``dup_{n}gram_char_share`` (n = 5..10): characters of units inside an n-gram
   that already occurred earlier, over all characters.
 Units are lower-cased words; Chinese/Japanese text is counted in characters with
-every n multiplied by ``cjk_ngram_scale``. Only the first ``max_measure_chars`` of a
+every n multiplied by ``cjk_ngram_scale`` (Latin words inside it stay whole and weigh one
+character each). Only the first ``max_measure_chars`` of a
 turn are measured, so a 1 MB response costs what a 100 kB one does. ``repetition_units`` is the unit count:
 the top n-gram thresholds apply only from ``min_units_top_ngram`` units on, so
 a short caption that says "red car" twice is not "repetitive".
+
+The n-gram limits are Gopher's web-document values for long texts and length-aware
+for short ones: each is raised by ``slack_units / units`` up to ``max_ngram_limit``
+(calibrated on bench/data/repetition_set.jsonl, real texts of this machine + planted
+loops; see ``python -m bench.filters --labelled``).
 """
 
 from __future__ import annotations
@@ -50,6 +56,15 @@ class RepetitionConfig(FilterConfig):
         description="n → max share of characters in duplicated n-grams.",
     )
     min_units_top_ngram: int = Field(default=50, ge=0, description="Top n-gram rules apply from this many units.")
+    slack_units: float = Field(
+        default=20.0,
+        ge=0,
+        description="Length-aware n-gram limits: each is raised by slack_units / units (a short text may repeat "
+        "a phrase or a code line a long one may not), up to max_ngram_limit.",
+    )
+    max_ngram_limit: float = Field(
+        default=0.45, gt=0, le=1, description="Ceiling of a raised n-gram limit (below 0.5: a text said twice drops)."
+    )
     max_measure_chars: int = Field(
         default=100_000, gt=0, description="Only the first this many characters of each turn are measured."
     )
@@ -82,7 +97,7 @@ def dup_segment_share(text: str) -> float:
     return dup / total if total else 0.0
 
 
-def top_ngram_share(words: list[str], n: int, total: int) -> float:
+def top_ngram_share(words: list[str], n: int, total: int, weights: list[int]) -> float:
     """Characters of units covered by occurrences of the most frequent n-gram / ``total`` (0 unless it repeats)."""
     if len(words) < n + 1:
         return 0.0
@@ -95,10 +110,10 @@ def top_ngram_share(words: list[str], n: int, total: int) -> float:
     for i, gram in enumerate(grams):
         if gram == top:
             covered[i : i + n] = b"\x01" * n
-    return sum(len(w) for w, c in zip(words, covered) if c) / total
+    return sum(w for w, c in zip(weights, covered) if c) / total
 
 
-def dup_ngram_share(words: list[str], n: int, total: int) -> float:
+def dup_ngram_share(words: list[str], n: int, total: int, weights: list[int]) -> float:
     """Characters of units covered by an n-gram seen earlier / ``total``."""
     grams = list(zip(*(words[i:] for i in range(n))))
     if len(set(grams)) == len(grams):  # nothing repeats (checked in C)
@@ -110,7 +125,7 @@ def dup_ngram_share(words: list[str], n: int, total: int) -> float:
             covered[i : i + n] = b"\x01" * n
         else:
             seen.add(gram)
-    return sum(len(w) for w, c in zip(words, covered) if c) / total
+    return sum(w for w, c in zip(weights, covered) if c) / total
 
 
 def measure_one(turns: list[str], config: RepetitionConfig) -> list[float]:
@@ -121,15 +136,16 @@ def measure_one(turns: list[str], config: RepetitionConfig) -> list[float]:
     cjk = is_cjk(text, config.cjk_min_share)
     words = units(text, cjk=cjk)
     scale = config.cjk_ngram_scale if cjk else 1
-    total = sum(map(len, words))
+    weights = [1] * len(words) if cjk else [len(w) for w in words]  # CJK: a Latin word weighs one character
+    total = sum(weights)
     if not total:
         return [seg] + [0.0] * (len(TOP_N) + len(DUP_N)) + [0.0]
-    top = [top_ngram_share(words, TOP_N[0] * scale, total)]
+    top = [top_ngram_share(words, TOP_N[0] * scale, total, weights)]
     for n in TOP_N[1:]:  # no repeated shorter n-gram → no repeated longer one
-        top.append(top_ngram_share(words, n * scale, total) if top[-1] > 0 else 0.0)
-    dup = [dup_ngram_share(words, DUP_N[0] * scale, total)]
+        top.append(top_ngram_share(words, n * scale, total, weights) if top[-1] > 0 else 0.0)
+    dup = [dup_ngram_share(words, DUP_N[0] * scale, total, weights)]
     for n in DUP_N[1:]:  # no duplicated shorter n-gram → no duplicated longer one
-        dup.append(dup_ngram_share(words, n * scale, total) if dup[-1] > 0 else 0.0)
+        dup.append(dup_ngram_share(words, n * scale, total, weights) if dup[-1] > 0 else 0.0)
     return [seg, *top, *dup, float(len(words))]
 
 
@@ -146,6 +162,12 @@ def _rules(config: RepetitionConfig) -> list[tuple[str, float, bool]]:
     return rules
 
 
+def ngram_limit(base: float, slack: float, ceiling: float) -> float:
+    """An n-gram rule's limit for one text: its base limit raised by the length slack, never above the ceiling
+    (nor below the base)."""
+    return round(max(base, min(base + slack, ceiling)), 4)
+
+
 def apply(columns: Columns, config: RepetitionConfig) -> list[Verdict]:
     """The first rule a sample breaks, in the order segments → duplicated n-grams → top n-grams."""
     rules = _rules(config)
@@ -153,8 +175,10 @@ def apply(columns: Columns, config: RepetitionConfig) -> list[Verdict]:
     out = []
     for i in range(len(units_)):
         verdict = KEEP
-        for col, limit, guarded in rules:
+        slack = config.slack_units / units_[i] if units_[i] else 0.0
+        for col, base, guarded in rules:
             v = columns[col][i]
+            limit = base if col == "dup_segment_char_share" else ngram_limit(base, slack, config.max_ngram_limit)
             if v > limit and not (guarded and units_[i] < config.min_units_top_ngram):
                 verdict = Verdict(False, NAME, col, float(v), ">", limit)
                 break
@@ -164,7 +188,7 @@ def apply(columns: Columns, config: RepetitionConfig) -> list[Verdict]:
 
 FILTER = Filter(
     name=NAME,
-    version="1",
+    version="2",  # 2: CJK words stay whole, length-aware n-gram limits
     description="Duplicated lines/sentences, frequent 2-4-grams, duplicated 5-10-grams (characters for CJK).",
     config=RepetitionConfig,
     columns=COLUMNS,

@@ -8,6 +8,9 @@ import re
 WORD = re.compile(r"\w+(?:[.,'’\-]\w+)*")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 _CJK_OR_WORDCHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]|\w")
+_CJK_CLASS = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+# Chinese/Japanese: each Han/kana character is a unit; Latin (or other) words inside stay whole.
+_CJK_UNIT = re.compile(rf"[{_CJK_CLASS}]|[^\W{_CJK_CLASS}]+(?:[.,'’\-][^\W{_CJK_CLASS}]+)*")
 # Sentence ends: .!? followed by space/end (not "3.50"), CJK full stops, and line breaks.
 _SEGMENT = re.compile(r"(?<=[.!?…])\s+|[。！？；\n]+")
 
@@ -21,10 +24,11 @@ def is_cjk(text: str, min_share: float = 0.3) -> bool:
 
 
 def units(text: str, cjk_min_share: float = 0.3, cjk: bool | None = None) -> list[str]:
-    """Lower-cased words; for Chinese/Japanese text (``cjk``, detected when None), single word characters."""
+    """Lower-cased words; for Chinese/Japanese text (``cjk``, detected when None), single Han/kana
+    characters, the words of other scripts inside it staying whole."""
     lowered = text.lower()
     if cjk if cjk is not None else is_cjk(text, cjk_min_share):
-        return _CJK_OR_WORDCHAR.findall(lowered)
+        return _CJK_UNIT.findall(lowered)
     return WORD.findall(lowered)
 
 

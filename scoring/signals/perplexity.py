@@ -3,7 +3,8 @@
 The conversation is rendered with the model's chat template (``<image>``
 placeholders removed: the LM sees text only). Every assistant turn is scored
 given everything before it; only the assistant content tokens are scored (not
-the template's role headers or end-of-turn token). Per sample:
+the template's role headers; the end-of-turn token only with
+``count_end_of_turn``: the rule ``vlm_loss`` shares, model/backends/response_spans.py). Per sample:
 
 * ``perplexity`` = exp(``perplexity_nll``), the mean NLL (nats) over all scored tokens;
 * ``perplexity_tokens``: how many tokens were scored;
@@ -25,6 +26,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from magicvl.model.backends.causal_lm import ScoreRequest, TokenScore
+from magicvl.model.backends.response_spans import NotPrefixStable, mark_tokens, response_spans, turn_span
 from magicvl.scoring.batch import IMAGE_PLACEHOLDER, SampleBatch
 from magicvl.scoring.signals.base import Columns, Signal, SignalParams
 
@@ -47,6 +49,9 @@ class PerplexityParams(SignalParams):
     )
     tensor_parallel: int = Field(
         default=1, ge=1, le=64, description="backend vllm: GPUs one model spans; equals resources num_gpus."
+    )
+    count_end_of_turn: bool = Field(
+        default=False, description="Also score the template's end-of-turn token(s) (same rule as vlm_loss)."
     )
 
     @model_validator(mode="after")
@@ -73,37 +78,33 @@ def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt
 def _request(tokenizer: Any, text: str, spans: list[tuple[int, int]]) -> ScoreRequest:
     """Tokenize ``text``; a token is scored when its characters overlap a response span."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    target = [any(a < e and b > s for s, e in spans) for a, b in enc["offset_mapping"]]
+    target = mark_tokens(enc["offset_mapping"], spans)
     if target:
         target[0] = False  # nothing predicts the first token
     return ScoreRequest(tuple(enc["input_ids"]), tuple(target))
 
 
-def requests_for(tokenizer: Any, turns: list[dict[str, str]]) -> list[ScoreRequest]:
+def requests_for(tokenizer: Any, turns: list[dict[str, str]], count_end_of_turn: bool = False) -> list[ScoreRequest]:
     """Score requests of one conversation: one sequence if the template allows, else one per assistant turn."""
     messages = to_messages(turns)
-    full = render(tokenizer, messages)
-    spans: list[tuple[int, int]] = []
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        start = len(before)
-        if not full.startswith(before) or full[start : start + len(m["content"])] != m["content"]:
-            return _per_turn(tokenizer, messages)
-        spans.append((start, start + len(m["content"])))
+    try:
+        full, spans = response_spans(
+            lambda n, gen: render(tokenizer, messages[:n], add_generation_prompt=gen),
+            [m["role"] for m in messages],
+            [m["content"] for m in messages],
+            count_end_of_turn,
+        )
+    except NotPrefixStable:
+        return _per_turn(tokenizer, messages, count_end_of_turn)
     return [_request(tokenizer, full, spans)]
 
 
-def _per_turn(tokenizer: Any, messages: list[dict[str, str]]) -> list[ScoreRequest]:
+def _per_turn(tokenizer: Any, messages: list[dict[str, str]], count_end_of_turn: bool) -> list[ScoreRequest]:
     out = []
     for i, m in enumerate(messages):
         if m["role"] == "assistant":
             text = render(tokenizer, messages[: i + 1])
-            start = text.rfind(m["content"])
-            if start < 0:
-                raise ValueError("the chat template does not reproduce the assistant turn's text")
-            out.append(_request(tokenizer, text, [(start, start + len(m["content"]))]))
+            out.append(_request(tokenizer, text, [turn_span(text, m["content"], count_end_of_turn)]))
     return out
 
 
@@ -116,7 +117,7 @@ def compute(batch: SampleBatch, params: PerplexityParams, lm) -> Columns:
     requests: list[ScoreRequest] = []
     for i, turns in enumerate(batch.conversations):
         try:
-            reqs = requests_for(lm.tokenizer, turns)
+            reqs = requests_for(lm.tokenizer, turns, params.count_end_of_turn)
         except Exception as e:
             errors[i] = f"perplexity: {type(e).__name__}: {e}"
             continue

@@ -14,14 +14,16 @@ class TokenLengthParams(SignalParams):
 
 
 def compute(batch: SampleBatch, params: TokenLengthParams, tokenizer) -> Columns:
-    """Token count of all assistant turns joined by newlines, without special tokens."""
-    ids = tokenizer(batch.responses(), add_special_tokens=False)["input_ids"]
-    return {"token_length": np.array([len(x) for x in ids], dtype=np.float64)}
+    """Token count of the assistant turns, each tokenized on its own (no separator counted), no special tokens."""
+    texts, owner = batch.turn_texts(prompts=False)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    lengths = np.array([len(x) for x in ids], dtype=np.float64)
+    return {"token_length": np.bincount(owner, weights=lengths, minlength=len(batch)).astype(np.float64)}
 
 
 SIGNAL = Signal(
     name="token_length",
-    version="1",
+    version="2",  # 2: turns tokenized apart (1 counted the newline joining them)
     axis="text",
     description="Response length in tokens (L).",
     params=TokenLengthParams,

@@ -36,18 +36,21 @@ def ttr(units: list) -> float:
 
 
 def compute(batch: SampleBatch, params: TypeTokenRatioParams, tokenizer) -> Columns:
-    """TTR of the prompt and response joined by a newline (the ``<image>`` placeholder removed)."""
-    texts = [f"{p}\n{r}" if p else r for p, r in zip(batch.prompts(), batch.responses())]
+    """TTR over the prompt and response turns (``<image>`` placeholder removed), each turn taken on its own."""
+    texts, owner = batch.turn_texts(prompts=True)
     if params.unit == "word":
-        units = [_WORD.findall(t.lower()) for t in texts]
+        per_text = [_WORD.findall(t.lower()) for t in texts]
     else:
-        units = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        per_text = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    units: list[list] = [[] for _ in range(len(batch))]
+    for i, u in zip(owner.tolist(), per_text):
+        units[i] += u
     return {"type_token_ratio": np.array([ttr(u) for u in units], dtype=np.float64)}
 
 
 SIGNAL = Signal(
     name="type_token_ratio",
-    version="1",
+    version="2",  # 2: turns tokenized apart (1 counted the newline joining them)
     axis="text",
     description="Type-token ratio of prompt + response (T).",
     params=TypeTokenRatioParams,

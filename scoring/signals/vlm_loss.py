@@ -21,7 +21,7 @@ COLUMNS = ("vlm_loss", "vlm_loss_nll", "vlm_loss_tokens")
 
 
 class VlmLossParams(VlmOptions, SignalParams):
-    """The VLM (path or id) and how it runs; only model, dtype and engine enter the cache key."""
+    """The VLM (path or id) and how it runs; only model, dtype, engine and count_end_of_turn enter the cache key."""
 
 
 def compute(batch: SampleBatch, params: VlmLossParams, backend) -> Columns:
@@ -51,7 +51,7 @@ def compute(batch: SampleBatch, params: VlmLossParams, backend) -> Columns:
 
 SIGNAL = Signal(
     name="vlm_loss",
-    version="1",
+    version="2",  # 2: end-of-turn token left out by default (count_end_of_turn); tokens overlapping the span
     axis="task",
     description="Mean response NLL under a VLM (input of the cross-modal complexity C).",
     params=VlmLossParams,

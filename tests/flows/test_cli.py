@@ -58,7 +58,8 @@ def test_missing_recipe_file(tmp_path, capsys):
 
 def test_validate_prints_defaults(tmp_path, capsys):
     r = tmp_path / "r.yaml"
-    r.write_text(yaml.safe_dump({"output": "o", "datasets": [{"name": "a", "format": "jsonl", "path": "x.jsonl"}]}))
+    ds = [{"name": "a", "format": "jsonl", "path": "x.jsonl"}]
+    r.write_text(yaml.safe_dump({"output": "o", "datasets": ds, "signals": {"image_entropy": {}}}))
     assert main(["validate", str(r)]) == 0
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["combine"]["stages"] == {

@@ -13,7 +13,7 @@ from magicvl.flows.gpu_plan import fit_problems, gpu_steps, local_gpu_count
 from magicvl.flows.recipe import RecipeError, load_recipe, parse_recipe
 from magicvl.scoring.judge import CoherenceJudgeConfig
 from magicvl.scoring.signals import get_signal
-from magicvl.tasks.signals import SignalJob
+from magicvl.tasks.steps.signals.units import SignalJob
 
 PAPER = Path(__file__).resolve().parents[2] / "flows" / "recipes" / "paper.yaml"
 BASE = {"output": "out", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}]}

@@ -14,6 +14,7 @@ from magicvl.flows.recipe import RecipeError, load_recipe
 RECIPE = {
     "output": "s3://bkt/run1",
     "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
+    "signals": {"image_entropy": {}},
     "train": {"model": "tiny", "stages": {k: {"steps": 1} for k in (1, 2, 3, 4)}},
 }
 MESSAGE = (

@@ -9,7 +9,7 @@ from magicvl.flows.recipe import RecipeError, parse_recipe
 
 def recipe(tmp_path, output, path="data/pq", image_root=None, fmt="parquet"):
     ds = {"name": "pq", "format": fmt, "path": path, **({"image_root": image_root} if image_root else {})}
-    return parse_recipe({"output": output, "datasets": [ds]}, tmp_path, "r.yaml")
+    return parse_recipe({"output": output, "datasets": [ds], "signals": {"image_entropy": {}}}, tmp_path, "r.yaml")
 
 
 @pytest.mark.parametrize(

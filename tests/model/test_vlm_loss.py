@@ -38,17 +38,18 @@ def vlm(request, tmp_path_factory) -> VlmLoss:
     return VlmLoss.load(VlmOptions(model=str(path), batch_size=3))
 
 
-def _hand_nll(vlm: VlmLoss, conv: list, image: Image.Image | None) -> tuple[float, int]:
-    """Mean NLL of the response from the full logits, response ids found by tokenising the answers alone."""
-    enc = encode(vlm.processor, conv, image)
+def _hand_nll(vlm: VlmLoss, conv: list, image: Image.Image | None, eot: str = "") -> tuple[float, int]:
+    """Mean NLL of the response from the full logits, response ids found by tokenising the answers alone
+    (each followed by ``eot``: "<|im_end|>" when the end-of-turn token is counted)."""
+    enc = encode(vlm.processor, conv, image, count_end_of_turn=bool(eot))
     ids = enc.tensors["input_ids"][0].tolist()
     with torch.no_grad():
         logp = vlm.model(**enc.tensors).logits[0].float().log_softmax(-1)  # [T, V]
     tok = vlm.processor.tokenizer
     positions: list[int] = []
     end = len(ids)
-    for turn in reversed([t for t in conv if t["from"] == "gpt"]):  # each answer + <|im_end|>, searched backwards
-        want = tok(turn["value"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    for turn in reversed([t for t in conv if t["from"] == "gpt"]):  # each answer (+ end), searched backwards
+        want = tok(turn["value"] + eot, add_special_tokens=False)["input_ids"]
         start = max(i for i in range(end - len(want) + 1) if ids[i : i + len(want)] == want)
         positions = list(range(start, start + len(want))) + positions
         end = start
@@ -56,10 +57,14 @@ def _hand_nll(vlm: VlmLoss, conv: list, image: Image.Image | None) -> tuple[floa
     return nll / len(positions), len(positions)
 
 
+@pytest.mark.parametrize("end", ["", "<|im_end|>"])
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
-def test_loss_equals_hand_computed_mean_nll(vlm, k):
+def test_loss_equals_hand_computed_mean_nll(vlm, k, end):
+    if end:  # count_end_of_turn: the same model, the end-of-turn token counted too
+        options = vlm.options.model_copy(update={"count_end_of_turn": True})
+        vlm = VlmLoss(vlm.model, vlm.processor, options)
     res = vlm.score([CONVS[k]], [IMAGES[k]])
-    mean, n = _hand_nll(vlm, CONVS[k], IMAGES[k])
+    mean, n = _hand_nll(vlm, CONVS[k], IMAGES[k], end)
     assert res.errors == [None]
     assert int(res.tokens[0]) == n
     assert res.mean[0] == pytest.approx(mean, rel=1e-5)
@@ -104,9 +109,15 @@ def test_the_image_changes_the_loss(vlm):
     assert with_image.nll[0] != other.nll[0] and with_image.nll[0] != text_only.nll[0]
 
 
-def test_response_mask_covers_every_answer_and_end_of_turn(vlm):
-    enc = encode(vlm.processor, CONVS[2], None)
-    text = vlm.processor.tokenizer.decode(enc.tensors["input_ids"][0][enc.response])
+def test_response_mask_covers_every_answer_and_end_of_turn_when_asked(vlm):
+    decode = vlm.processor.tokenizer.decode
+    enc = encode(vlm.processor, CONVS[2], None)  # default: content only (the rule perplexity shares)
+    assert (
+        decode(enc.tensors["input_ids"][0][enc.response])
+        == "The chart shows revenue growing from 2019 to 2024.A dip in 2020."
+    )
+    enc = encode(vlm.processor, CONVS[2], None, count_end_of_turn=True)
+    text = decode(enc.tensors["input_ids"][0][enc.response])
     assert text == "The chart shows revenue growing from 2019 to 2024.<|im_end|>A dip in 2020.<|im_end|>"
 
 

@@ -185,24 +185,28 @@ def test_ingest_from_s3_keeps_and_quarantines_like_local(s3, tmp_path):
     assert all(s["cached"] for s in again)  # same objects: same fingerprints, finished work reused
 
 
+def _with_a_signal(data: dict, base_dir):
+    return parse_recipe({"signals": {"image_entropy": {}}, **data}, base_dir)
+
+
 def test_object_storage_recipes(tmp_path):
     ds = [{"name": "a", "format": "jsonl", "path": "s3://bkt/src/d.jsonl", "image_root": "s3://bkt/src/images"}]
-    r = parse_recipe(
+    r = _with_a_signal(
         {"output": "out", "datasets": ds, "storage": {"s3": {"endpoint_url": "http://127.0.0.1:9"}}}, tmp_path
     )
     assert r.path(r.datasets[0].path) == "s3://bkt/src/d.jsonl"
-    assert r.digest() == parse_recipe({"output": "out", "datasets": ds}, tmp_path).digest()  # where, not what
-    out = parse_recipe({"output": "s3://bkt/out", "datasets": ds, "storage": {"s3": {"region": "eu-x"}}}, tmp_path)
+    assert r.digest() == _with_a_signal({"output": "out", "datasets": ds}, tmp_path).digest()  # where, not what
+    out = _with_a_signal({"output": "s3://bkt/out", "datasets": ds, "storage": {"s3": {"region": "eu-x"}}}, tmp_path)
     assert str(out.output_root) == "s3://bkt/out" and out.output_root.store.region == "eu-x"
     with pytest.raises(RecipeError, match=r"output: output root 's3:///out' names no bucket"):
-        parse_recipe({"output": "s3:///out", "datasets": ds}, tmp_path)
+        _with_a_signal({"output": "s3:///out", "datasets": ds}, tmp_path)
     with pytest.raises(RecipeError, match=r"output: output root 'gs://b/out': unsupported scheme 'gs'"):
-        parse_recipe({"output": "gs://b/out", "datasets": ds}, tmp_path)
+        _with_a_signal({"output": "gs://b/out", "datasets": ds}, tmp_path)
     with pytest.raises(RecipeError, match=r"datasets\[0\].path 'gs://b/x.jsonl': unsupported scheme 'gs'"):
-        parse_recipe({"output": "out", "datasets": [{**ds[0], "path": "gs://b/x.jsonl"}]}, tmp_path)
+        _with_a_signal({"output": "out", "datasets": [{**ds[0], "path": "gs://b/x.jsonl"}]}, tmp_path)
     with pytest.raises(
         RecipeError, match=r"datasets\[0\].image_root is on object storage and ingest.images is 'reference'"
     ):
-        parse_recipe({"output": "out", "datasets": ds, "ingest": {"images": "reference"}}, tmp_path)
+        _with_a_signal({"output": "out", "datasets": ds, "ingest": {"images": "reference"}}, tmp_path)
     with pytest.raises(RecipeError, match=r"storage.s3.endpoint: Extra inputs are not permitted"):
-        parse_recipe({"output": "out", "datasets": ds, "storage": {"s3": {"endpoint": "x"}}}, tmp_path)
+        _with_a_signal({"output": "out", "datasets": ds, "storage": {"s3": {"endpoint": "x"}}}, tmp_path)

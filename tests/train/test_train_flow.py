@@ -18,6 +18,7 @@ def write_recipe(root: Path, tiny: Path) -> Path:
     recipe = {
         "output": "out",
         "datasets": [{"name": "synthetic", "format": "jsonl", "path": "unused.jsonl"}],
+        "signals": {"image_entropy": {}},  # a recipe needs one (it would also curate)
         "train": {
             "model": str(tiny),
             "bf16": False,

@@ -43,6 +43,7 @@ def _recipe(beta: float, share: float) -> dict:
     return {
         "output": "out",
         "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
+        "signals": {"image_entropy": {}},
         "combine": {"task": {"beta": beta}, "stages": {"caption_low_share": share}},
     }
 
@@ -61,11 +62,15 @@ def test_changed_parameters_compare_with_the_previous_recorded_recipe(tmp_path: 
     assert retune.changed_parameters(parse_recipe(_recipe(1.05, 0.3), tmp_path), prev) == []
 
 
-def test_the_crossmodal_recipe_runs_one_vlm_loss_job_per_model_smallest_first() -> None:
+def test_the_crossmodal_recipe_runs_one_vlm_loss_job_per_model_smallest_first(tmp_path: Path) -> None:
     from magicvl.flows.recipe import load_recipe
     from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
 
-    recipe = load_recipe(Path(__file__).resolve().parents[3] / "flows" / "recipes" / "crossmodal.yaml")
+    template = Path(__file__).resolve().parents[3] / "flows" / "recipes" / "crossmodal.yaml"
+    for size in "sml":  # where `magicvl build-tiny-models` puts them beside the copied recipe
+        (tmp_path / "models" / "vlm" / f"qwen2_vl-{size}").mkdir(parents=True)
+    (tmp_path / "crossmodal.yaml").write_text(template.read_text())
+    recipe = load_recipe(tmp_path / "crossmodal.yaml")
     names = [j.name for j in signal_jobs(recipe)]
     assert names == ["token_length", "type_token_ratio", "image_entropy", "vlm_loss@s", "vlm_loss@m", "vlm_loss@l"]
     assert all(r.concurrency == 1 and r.num_gpus == 0 for r in crossmodal_resources(recipe).values())

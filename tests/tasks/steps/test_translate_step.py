@@ -162,7 +162,8 @@ def test_a_translation_model_that_fails_to_load_is_one_error_before_any_shard(tm
 
 
 def test_recipe_translate_keys_are_validated(tmp_path, capsys):
-    base = {"output": "o", "datasets": [{"name": "a", "format": "jsonl", "path": "x.jsonl"}]}
+    base = {"output": "o", "datasets": [{"name": "a", "format": "jsonl", "path": "x.jsonl"}],
+            "signals": {"image_entropy": {}}}  # fmt: skip
     r = parse_recipe(base, tmp_path)
     assert r.translate is None and [d.name for d in r.all_datasets] == ["a"]  # off by default
     r = parse_recipe({**base, "translate": {"model": "m", "datasets": ["a"], "share": 0.25, "seed": 3}}, tmp_path)
