@@ -51,9 +51,9 @@ def test_tensor_parallel_must_match_num_gpus_and_needs_vllm(tmp_path):
     assert ok.cross_modal.models["72b"].tensor_parallel == 4
     with pytest.raises(RecipeError) as e:
         parse_recipe({**BASE, "cross_modal": _cross_modal(4, 2)}, tmp_path)
-    assert str(e.value).splitlines()[1] == (
-        "  (top level): cross_modal.models.72b.tensor_parallel is 4 but cross_modal.models.72b.resources.num_gpus "
-        "is 2: one vLLM actor spans tensor_parallel GPUs, so the two must be equal"
+    assert str(e.value) == (  # one cause: one line
+        "invalid recipe <recipe>: cross_modal.models.72b.tensor_parallel is 4 but cross_modal.models.72b.resources"
+        ".num_gpus is 2: one vLLM actor spans tensor_parallel GPUs, so the two must be equal"
     )
     with pytest.raises(RecipeError, match=r"tensor_parallel is 1 but cross_modal.models.72b.resources.num_gpus is 4"):
         parse_recipe({**BASE, "cross_modal": _cross_modal(1, 4)}, tmp_path)

@@ -29,7 +29,7 @@ def test_the_summary_and_markdown_show_the_table(tmp_path):
 
 
 def test_the_html_report_shows_the_table(tmp_path):
-    from magicvl.flows.report_data import Report
+    from magicvl.flows.report.report_data import Report
     from magicvl.flows.report.report_page import render
 
     page = render(Report(tmp_path, {"accounting": _accounting()}), tmp_path)
