@@ -226,5 +226,6 @@ def train_curriculum(recipe_path: str) -> list[str]:
     for stage in train.stage_plan():
         init = train_stage(recipe_path, stage, init_from=init)
         finals.append(init)
-        evaluate_folder(stage, stage_dir(train, stage), Path(recipe.output_root), train.packing.max_tokens, False)
+        if train.launch.node_rank == 0:
+            evaluate_folder(stage, stage_dir(train, stage), Path(recipe.output_root), train.packing.max_tokens, False)
     return finals

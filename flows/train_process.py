@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from magicvl.model.run_guard import die_with_parent, kill_launched, launcher_env, register, unregister
+from magicvl.model.run_guard import kill_launched, launcher_env, parent_death_signal, register, unregister
 from magicvl.model.train_key import KEY_FILE, STARTED_KEY_FILE, stored_key
 
 STAGE_OUTPUTS = ("checkpoints", "final", "final.tmp", "metrics.jsonl", "loss.png", "eval.json", "ds_config.json")
@@ -99,7 +99,7 @@ def run_launcher(
             env={**env, **launcher_env()},
             bufsize=1,
             start_new_session=True,
-            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+            preexec_fn=parent_death_signal(signal.SIGTERM),
         )
         try:
             for line in proc.stdout:

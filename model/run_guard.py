@@ -24,6 +24,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LAUNCHER_PID_ENV = "MAGICVL_LAUNCHER_PID"
@@ -129,14 +130,15 @@ def kill_launched(folder: Path, sig: int = signal.SIGKILL) -> list[int]:
     return pids
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Linux: the kernel sends ``sig`` to this process when its parent dies (inherited by nothing, kept
-    across exec); usable as ``Popen(preexec_fn=...)``. A no-op elsewhere."""
+def parent_death_signal(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``Popen(preexec_fn=...)`` that makes the kernel send ``sig`` to the child when its parent dies
+    (Linux ``PR_SET_PDEATHSIG``, kept across exec; a no-op elsewhere). libc is resolved here, in the parent,
+    so the child only makes the call."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return
+        return lambda: None
+    return lambda: prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def launcher_env() -> dict[str, str]:
