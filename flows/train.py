@@ -176,7 +176,7 @@ def train_stage(recipe_path: str, stage: int, init_from: str | None = None, node
     """Train one stage (1-4) from ``init_from`` (default: the previous stage's final weights); returns final/.
 
     Several nodes (torchrun): every node runs this with its ``node_rank`` (overrides ``train.launch``); node 0
-    seals, summarizes and evaluates."""
+    seals the stage and summarizes it."""
     logger = get_run_logger()
     recipe = load_recipe(recipe_path)
     train = train_section(recipe)

@@ -127,6 +127,7 @@ def write_train_page(root: str | Path, folder: str | Path, train_root: str | Pat
     stages = stage_folders(Path(train_root) if train_root else root / "train")
     if not stages:
         return None
+    folder.mkdir(parents=True, exist_ok=True)
     metrics = {k: m for k, p in stages.items() if (m := read_metrics(p))}
     evals = {k: e for k, p in stages.items() if (e := read_eval(p)) is not None}
     parts = ["<h1>Training</h1>", f"<p>Stage folders: {html.escape(str(next(iter(stages.values())).parent))}</p>"]
