@@ -1,4 +1,4 @@
-"""Held-out evaluation of a trained stage: ``evaluate_stage`` (flow, CLI ``magicvl evaluate``, deployment).
+"""Held-out evaluation of a trained stage: ``evaluate_stage`` (flow ``evaluate-stage``, CLI ``magicvl evaluate``, deployment).
 
 With the stage's ``final/`` checkpoint, on ``<output root>/curated/eval/`` (the
 split curation carves, the stage shards' schema): per category, mean response
@@ -107,7 +107,7 @@ def evaluate_folder(stage: int, folder: Path, output_root: Path, max_tokens: int
     return record
 
 
-@flow(name="evaluate", flow_run_name=flow_run_name)
+@flow(name="evaluate-stage", flow_run_name=flow_run_name)
 def evaluate_stage(recipe_path: str, stage: int) -> dict | None:
     """Evaluate one trained stage's final checkpoint on the held-out split (``<stage>/eval.json``)."""
     recipe = load_recipe(recipe_path)
