@@ -206,7 +206,7 @@ def cmd_train_stage(args: argparse.Namespace) -> int:
     from magicvl.flows.train import train_section, train_stage
 
     train_section(load_recipe(args.recipe))  # a recipe that cannot train fails here, before a flow starts
-    print(train_stage(str(args.recipe), args.stage, init_from=args.init_from))
+    print(train_stage(str(args.recipe), args.stage, init_from=args.init_from, node_rank=args.node_rank))
     return 0
 
 
@@ -217,6 +217,18 @@ def cmd_train_curriculum(args: argparse.Namespace) -> int:
 
     train_section(load_recipe(args.recipe))
     print("\n".join(train_curriculum(str(args.recipe))))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a trained stage's final checkpoint on the held-out split (curated/eval/): per category NLL and
+    next-token accuracy, written to `<stage>/eval.json`."""
+    from magicvl.flows.evaluate import evaluate_stage
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.train import train_section
+
+    train_section(load_recipe(args.recipe))
+    evaluate_stage(str(args.recipe), args.stage)
     return 0
 
 
@@ -298,8 +310,12 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     ts.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to train")
     ts.add_argument("--init-from", help="checkpoint to start from (default: the previous stage's final/)")
+    ts.add_argument("--node-rank", type=int, help="this node's rank when train.launch.nnodes > 1 (torchrun)")
     tc = add("train-curriculum", cmd_train_curriculum)
     tc.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
+    ev = add("evaluate", cmd_evaluate)
+    ev.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
+    ev.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to evaluate")
     return p
 
 

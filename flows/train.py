@@ -8,8 +8,11 @@ the run's logs and ends with a markdown artifact per stage with a loss curve.
 
 Stage folders: ``<output root>/<train.output>/stage=<k>/`` holding ``run.json``,
 ``checkpoints/``, ``metrics.jsonl``, ``loss.png`` and ``final/`` (loadable with
-``MagicVL.from_pretrained``). A stage whose ``final/`` exists is done and is
-skipped; a killed stage resumes from its latest checkpoint when rerun.
+``MagicVL.from_pretrained``). A stage is skipped only when its ``final/`` was
+trained from the same curated data, train config and initial checkpoint (its
+training key, ``model.train_key``); a killed stage resumes from its latest complete
+checkpoint when rerun; Ctrl-C, SIGTERM or the death of this process stop every
+process of the run (``flows.train_process``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ import base64
 import json
 import os
 import socket
-import subprocess
 import sys
-from collections import deque
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -28,7 +29,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from magicvl.flows.recipe import Recipe, RecipeError, load_recipe
 from magicvl.flows.report.runs import flow_run_name
+from magicvl.flows.train_process import prepare_stage, run_launcher, seal_stage
+from magicvl.model.run_guard import StageBusy, holders
 from magicvl.model.train_config import LaunchConfig, TrainConfig
+from magicvl.model.train_key import training_key
 from magicvl.model.training import StageRun
 from magicvl.storage.fs import is_uri
 
@@ -89,37 +93,45 @@ def trainer_env() -> dict[str, str]:
 
 
 @task(name="run-stage")
-def run_stage_process(run_json: str, launch: LaunchConfig) -> int:
-    """Start the launcher; stream METRIC/CHECKPOINT lines into the run's logs; fail with the output's tail."""
+def run_stage_process(run_json: str, launch: LaunchConfig, stage: int = 0) -> dict | None:
+    """Start the launcher; stream METRIC/CHECKPOINT/RESUME lines into the run's logs; fail with the output's
+    tail. Returns the trainer's ``RESUME`` record (checkpoint, step) when it resumed, else None."""
     logger = get_run_logger()
     cmd = launch_command(Path(run_json), launch)
     logger.info("launching: %s", " ".join(cmd))
-    tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=trainer_env(), bufsize=1
-    ) as proc:
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            if line.startswith("METRIC "):
-                m = json.loads(line[7:])
-                logger.info(
-                    "stage %d step %d: loss %.4f lr %.3g tokens/s %.0f real-token share %.3f images/pack %.1f",
-                    m["stage"], m["step"], m["loss"], m["lr"], m["tokens_per_s"], m["real_share"], m["images_per_pack"],
-                )  # fmt: skip
-            elif line.startswith("CHECKPOINT "):
-                logger.info("checkpoint %s", line[11:])
-        code = proc.wait()
+    resumed: dict | None = None
+
+    def on_line(line: str) -> None:
+        nonlocal resumed
+        if line.startswith("METRIC "):
+            m = json.loads(line[7:])
+            logger.info(
+                "stage %d step %d: loss %.4f lr %.3g tokens/s %.0f real-token share %.3f images/pack %.1f",
+                m["stage"], m["step"], m["loss"], m["lr"], m["tokens_per_s"], m["real_share"], m["images_per_pack"],
+            )  # fmt: skip
+        elif line.startswith("CHECKPOINT "):
+            logger.info("checkpoint %s", line[11:])
+        elif line.startswith("RESUME "):
+            resumed = json.loads(line[7:])
+            logger.info("resumed from %s: continues at step %d", resumed["checkpoint"], resumed["continues_at"])
+            print(f"stage {stage}: resumed from {resumed['checkpoint']}, continues at step {resumed['continues_at']}")
+
+    code, tail = run_launcher(cmd, trainer_env(), Path(run_json).parent, stage, on_line)
     if code != 0:
         raise RuntimeError(f"trainer exited with {code}; last output:\n" + "\n".join(tail))
-    return code
+    return resumed
 
 
 @task(name="summarize-stage")
-def summarize_stage(stage: int, folder: str) -> str:
+def summarize_stage(stage: int, folder: str, resumed: dict | None = None) -> str:
     """Loss-curve PNG + a markdown artifact with the stage's numbers; returns the artifact's markdown."""
     out = Path(folder)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    resume_line = (
+        f"Resumed from `{resumed['checkpoint']}`, continued at step {resumed['continues_at']}."
+        if resumed
+        else "Trained from the start (no checkpoint to resume)."
+    )
     png = plot_loss(rows, out / "loss.png", stage)
     mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
     md = "\n".join(
@@ -133,6 +145,8 @@ def summarize_stage(stage: int, folder: str) -> str:
             f"{mean('real_share'):.3f} | {mean('images_per_pack'):.1f} | {rows[-1]['dropped']} |",
             "",
             f"Final weights: `{out / 'final'}` (`MagicVL.from_pretrained`).",
+            "",
+            resume_line,
             "",
             f"![loss curve](data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()})",
         ]
@@ -158,41 +172,60 @@ def plot_loss(rows: list[dict], path: Path, stage: int) -> Path:
 
 
 @flow(name="train-stage", flow_run_name=flow_run_name)
-def train_stage(recipe_path: str, stage: int, init_from: str | None = None) -> str:
-    """Train one stage (1-4) from ``init_from`` (default: the previous stage's final weights); returns final/."""
+def train_stage(recipe_path: str, stage: int, init_from: str | None = None, node_rank: int | None = None) -> str:
+    """Train one stage (1-4) from ``init_from`` (default: the previous stage's final weights); returns final/.
+
+    Several nodes (torchrun): every node runs this with its ``node_rank`` (overrides ``train.launch``); node 0
+    seals the stage and summarizes it."""
     logger = get_run_logger()
     recipe = load_recipe(recipe_path)
     train = train_section(recipe)
+    if node_rank is not None:
+        launch = LaunchConfig.model_validate({**train.launch.model_dump(), "node_rank": node_rank})
+        train = train.model_copy(update={"launch": launch})
     if stage not in train.stages:
         raise RecipeError(f"stage must be one of {sorted(train.stages)}, got {stage}")
     folder = stage_dir(train, stage)
     final = folder / "final"
-    if (final / "model.safetensors").is_file():
-        logger.info("stage %d already finished: %s", stage, final)
-        return str(final)
     if init_from is None:
         prev = [k for k in train.stage_plan() if k < stage]
         init_from = str(stage_dir(train, prev[-1]) / "final") if prev else train.model
     if not Path(init_from, "config.json").is_file():
         raise FileNotFoundError(f"stage {stage} starts from {init_from}, which holds no MagicVL checkpoint")
-    spec = StageRun(
-        stage=stage, init_from=init_from, curated=str(recipe.output_root / "curated"), out_dir=str(folder), train=train
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    curated = recipe.output_root / "curated"
+    busy = holders(folder)
+    if busy:  # before anything in the folder changes
+        raise StageBusy(f"stage {stage} is still held by running process(es) {busy} ({folder}): stop them first")
+    state = prepare_stage(folder, training_key(curated, train, stage, init_from))
+    if state == "done":
+        logger.info("stage %d already trained from the same data, config and start: %s", stage, final)
+        return str(final)
+    if state == "retrain":
+        logger.info("stage %d: data, config or initial checkpoint changed: earlier outputs removed", stage)
+    spec = StageRun(stage=stage, init_from=init_from, curated=str(curated), out_dir=str(folder), train=train)
     run_json = folder / "run.json"
     run_json.write_text(spec.model_dump_json(indent=2) + "\n")
     logger.info("stage %d: from %s, data %s", stage, init_from, [s.model_dump() for s in train.sources(stage)])
-    run_stage_process(str(run_json), train.launch)
-    summarize_stage(stage, str(folder))
+    resumed = run_stage_process(str(run_json), train.launch, stage)
+    if train.launch.node_rank != 0:
+        return str(final)
+    seal_stage(folder)
+    summarize_stage(stage, str(folder), resumed)
     return str(final)
 
 
 @flow(name="train-curriculum", flow_run_name=flow_run_name)
 def train_curriculum(recipe_path: str) -> list[str]:
-    """Run the recipe's stages in order (curriculum: 1 → 4), each from the previous stage's final weights."""
-    train = train_section(load_recipe(recipe_path))
+    """Run the recipe's stages in order (curriculum: 1 → 4), each from the previous stage's final weights;
+    evaluate each on the held-out split (``flows.evaluate``) once it is trained."""
+    from magicvl.flows.evaluate import evaluate_folder
+
+    recipe = load_recipe(recipe_path)
+    train = train_section(recipe)
     finals, init = [], train.model
     for stage in train.stage_plan():
         init = train_stage(recipe_path, stage, init_from=init)
         finals.append(init)
+        if train.launch.node_rank == 0:
+            evaluate_folder(stage, stage_dir(train, stage), Path(recipe.output_root), train.packing.max_tokens, False)
     return finals

@@ -115,6 +115,16 @@ class LaunchConfig(BaseModel):
     master_port: int = Field(default=0, ge=0, lt=65536, description="0: pick a free port (single node only).")
     hostfile: str | None = Field(default=None, description="deepspeed launcher: hostfile for several nodes.")
 
+    @model_validator(mode="after")
+    def _nodes(self) -> LaunchConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank must be below nnodes ({self.nnodes}), got {self.node_rank}")
+        if self.nnodes > 1 and self.master_port == 0:
+            raise ValueError("master_port must be set (not 0) when nnodes > 1: every node meets at the same port")
+        if self.nnodes > 1 and self.launcher == "deepspeed" and not self.hostfile:
+            raise ValueError("the deepspeed launcher needs a hostfile when nnodes > 1 (or use launcher: torchrun)")
+        return self
+
 
 class TrainConfig(BaseModel):
     """The ``train:`` section of a recipe."""

@@ -6,9 +6,11 @@ the stage, the checkpoint it starts from, the curated root and the recipe's
 ``train:`` section. Outputs in the stage folder::
 
     ds_config.json        the DeepSpeed config generated from the recipe
-    checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG;
-                          ``COMPLETE`` once every rank wrote it (resume loads the newest complete tag)
-    metrics.jsonl         one line per logged step (rank 0)
+    checkpoints/<tag>/    DeepSpeed checkpoints (model, optimizer, scheduler) + data position + RNG
+                          (CPU, CUDA, NumPy, Python); written as ``<tag>.partial``, renamed with a
+                          ``COMPLETE`` marker once every rank wrote it (resume loads the newest complete
+                          tag; a start removes half-written ones)
+    metrics.jsonl         one line per logged step (rank 0; a resume drops rows after its step)
     final/                MagicVL.from_pretrained-loadable weights + tokenizer (written last)
     rank-<r>.json         per process: the digest of its final weights (equal on every rank), and with
                           ``train.record_samples`` the ids of the samples it trained on
@@ -28,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import socket
 import sys
@@ -43,12 +46,15 @@ from pydantic import BaseModel, ConfigDict
 from magicvl.model.magicvl import MagicVL
 from magicvl.model.packing import token_losses
 from magicvl.model.processor import MagicVLProcessor
+from magicvl.model.run_guard import register, unregister, watch_launcher
 from magicvl.model.tiny import is_tiny
 from magicvl.model.train_config import TrainConfig
 from magicvl.model.train_data import DataState, StageData, pack_stats, stage_shards
 
 KEEP_CHECKPOINTS = 2
 COMPLETE = "COMPLETE"  # marker in a checkpoint tag folder: every rank finished writing it
+PARTIAL = ".partial"  # suffix of a tag folder while its ranks write it (renamed once complete)
+TAG = re.compile(r"step-\d{8}")
 MODEL_INPUTS = ("input_ids", "position_ids", "pixel_values", "image_grid", "patch_mask", "tile_image_index")
 
 
@@ -89,13 +95,19 @@ def freeze(model: MagicVL, trainable: list[str]) -> list[torch.nn.Parameter]:
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """CPU, CUDA (every device, when available), NumPy and Python RNG states."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def default_dist_env() -> None:
@@ -117,7 +129,12 @@ def setup(argv: list[str] | None = None) -> int:
     spec = StageRun.model_validate_json(Path(args[0]).read_text())
     default_dist_env()
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path("work/.torch_extensions").resolve()))
-    main(spec)
+    watch_launcher()  # the launching magicvl process gone (any signal): this rank exits too
+    register(spec.out, spec.stage)  # refuses while an orphan of an earlier run still trains here
+    try:
+        main(spec)
+    finally:
+        unregister(spec.out)
     return 0
 
 
@@ -138,6 +155,8 @@ def main(spec: StageRun) -> None:
     if rank == 0:
         spec.out.mkdir(parents=True, exist_ok=True)
         (spec.out / "ds_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
+        sweep_partial(spec.out)
+    torch.distributed.barrier()  # no rank writes a checkpoint before the leftovers are gone
     model = MagicVL.from_pretrained(spec.init_from).train()
     processor = MagicVLProcessor.from_pretrained(spec.init_from)
     params = freeze(model, list(st.trainable))
@@ -146,7 +165,9 @@ def main(spec: StageRun) -> None:
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config)
     shards = stage_shards(spec.curated, cfg.sources(spec.stage))
     data = StageData(processor, shards, cfg.packing, cfg.seed, st.micro_batch, rank, world, cfg.record_samples)
-    step, state = resume(engine, spec.out / "checkpoints")
+    step, state = resume(engine, spec.out / "checkpoints", rank)
+    if rank == 0:
+        keep_metrics_until(spec.out / "metrics.jsonl", step)
     fit(engine, data, spec, step, state)
     digest = save_final(engine, processor, spec.out / "final", cfg.zero_stage, rank)
     record = {"rank": rank, "world": world, "weights_sha256": digest, "samples": data.trained}
@@ -156,21 +177,55 @@ def main(spec: StageRun) -> None:
 
 
 def complete_tags(ckdir: Path) -> list[Path]:
-    """Checkpoint tags every rank finished writing (``COMPLETE`` marker), oldest first."""
-    return sorted(p.parent for p in ckdir.glob(f"step-*/{COMPLETE}"))
+    """Checkpoint tags every rank finished writing (``COMPLETE`` marker, final name), oldest first."""
+    return sorted(p.parent for p in ckdir.glob(f"step-*/{COMPLETE}") if TAG.fullmatch(p.parent.name))
 
 
-def resume(engine, ckdir: Path) -> tuple[int, DataState]:
+def sweep_partial(out: Path) -> list[Path]:
+    """Remove what a killed run left half-written: checkpoint folders without ``COMPLETE`` or still under
+    their temporary name, and ``final.tmp``; returns the removed folders."""
+    ckdir = out / "checkpoints"
+    done = set(complete_tags(ckdir))
+    gone = [p for p in sorted(ckdir.glob("step-*")) if p.is_dir() and p not in done]
+    gone += [p for p in [out / "final.tmp"] if p.exists()]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+        print(f"removed a half-written {p}", flush=True)
+    return gone
+
+
+def resume(engine, ckdir: Path, rank: int = 0) -> tuple[int, DataState]:
     """Load the newest complete checkpoint if there is one; returns ``(step, data position)``.
 
     DeepSpeed's ``latest`` file is not trusted: it is created before its tag is written into it and
-    before the other ranks' barrier, so a kill at that moment leaves it empty or ahead of the files."""
+    before the other ranks' barrier, so a kill at that moment leaves it empty or ahead of the files.
+    Rank 0 prints ``RESUME {"checkpoint", "step"}`` (the flow logs it and puts it in its artifact)."""
     tags = complete_tags(ckdir)
     if not tags:
         return 0, DataState()
     _, client = engine.load_checkpoint(str(ckdir), tag=tags[-1].name)
     set_rng_state(client["rng"])
-    return int(client["step"]), DataState(**client["data"])
+    step = int(client["step"])
+    if rank == 0:
+        print("RESUME " + json.dumps({"checkpoint": str(tags[-1]), "step": step, "continues_at": step + 1}), flush=True)
+    return step, DataState(**client["data"])
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop metric rows after ``step`` (and a line a kill cut short): replayed steps are logged once."""
+    if not path.is_file():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("step", 0) <= step:
+            rows.append(line)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r + "\n" for r in rows))
+    tmp.rename(path)
 
 
 def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) -> None:
@@ -182,6 +237,7 @@ def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) ->
     metrics_path = spec.out / "metrics.jsonl"
     while step < st.steps:
         t0, losses, agg = time.perf_counter(), [], {"tokens": 0, "real_share": 0.0, "images_per_pack": 0.0}
+        lr = engine.get_lr()[0]  # the LR this optimizer step uses (the scheduler steps inside engine.step())
         for _ in range(st.grad_accum):
             state, batch = next(batches)
             inputs = {k: batch[k].to(engine.device) for k in MODEL_INPUTS}
@@ -200,7 +256,7 @@ def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) ->
                 "stage": spec.stage,
                 "step": step,
                 "loss": sum(losses) / len(losses),
-                "lr": engine.get_lr()[0],
+                "lr": lr,
                 "tokens_per_s": agg["tokens"] * world / (time.perf_counter() - t0),
                 "real_share": agg["real_share"] / st.grad_accum,
                 "images_per_pack": agg["images_per_pack"] / st.grad_accum,
@@ -214,15 +270,17 @@ def fit(engine, data: StageData, spec: StageRun, step: int, state: DataState) ->
 
 
 def save_checkpoint(engine, ckdir: Path, step: int, state: DataState, rank: int) -> None:
-    """DeepSpeed checkpoint with data position and RNG, then (all ranks done) a ``COMPLETE`` marker written
-    atomically; prune old complete tags."""
+    """DeepSpeed checkpoint with data position and RNG under a temporary tag; once every rank wrote it, a
+    ``COMPLETE`` marker and a rename to its final name; prune old complete tags."""
     client = {"step": step, "data": {"epoch": state.epoch, "packs": state.packs}, "rng": rng_state()}
     tag = ckdir / f"step-{step:08d}"
-    engine.save_checkpoint(str(ckdir), tag=tag.name, client_state=client)
+    partial = ckdir / f"{tag.name}{PARTIAL}"
+    engine.save_checkpoint(str(ckdir), tag=partial.name, client_state=client, save_latest=False)
     torch.distributed.barrier()  # every rank's files are on disk
     if rank == 0:
-        (tag / f"{COMPLETE}.tmp").write_text(json.dumps(client["data"]) + "\n")
-        (tag / f"{COMPLETE}.tmp").rename(tag / COMPLETE)
+        (partial / COMPLETE).write_text(json.dumps(client["data"]) + "\n")
+        shutil.rmtree(tag, ignore_errors=True)  # a step saved again after a resume
+        partial.rename(tag)
         for old in complete_tags(ckdir)[:-KEEP_CHECKPOINTS]:
             shutil.rmtree(old, ignore_errors=True)
         print(f"CHECKPOINT {json.dumps({'step': step, 'path': str(tag)})}", flush=True)

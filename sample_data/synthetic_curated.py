@@ -95,3 +95,14 @@ def write_curated(
         for k in range(shards_per_stage):
             write_stage_shard(root, stage, rows[k * step : (k + 1) * step], f"part-{k:05d}", costs)
     return root / "curated"
+
+
+def write_eval_split(root: Path, n_per_stage: int = 6, seed: int = 7, stages: tuple[int, ...] = (3, 4)) -> Path:
+    """``root/curated/eval/`` as curation carves it (the stage shards' schema, images by reference): ``n_per_stage``
+    rows of each of ``stages`` (other rows than ``write_curated``'s with another seed); returns the folder."""
+    folder = root / "curated" / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        shard = write_stage_shard(root, stage, curated_rows(stage, n_per_stage, seed), f"eval-{stage}")
+        shard.rename(folder / shard.name)
+    return folder

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from magicvl.flows.report.report_data import draw_plots, gather
 from magicvl.flows.report.report_page import render
+from magicvl.flows.report.train_report import link_html, write_train_page
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.outfs import OutPath, S3Path, as_path
 
@@ -33,6 +34,8 @@ def write_report(root: str | Path, out: str | Path | None = None) -> OutPath:
     rep = gather(root)
     rep.plots = draw_plots(rep, folder)
     page = render(rep, folder)
+    if write_train_page(root, folder):  # the training page (flows.report.train_report), linked from the top
+        page = page.replace("<body>", "<body>" + link_html(), 1)
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

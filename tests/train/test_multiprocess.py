@@ -1,15 +1,19 @@
-"""Two trainer processes started by the flow's launcher command (torchrun, gloo, CPU): disjoint data per rank,
-finite loss, and one final checkpoint whose weights every rank holds."""
+"""Two trainer "nodes" started by the flow's launcher command (torchrun, two single-process nodes on 127.0.0.1,
+gloo, CPU): disjoint data per rank, finite loss, one final checkpoint whose weights every rank holds, and the same
+weights as one process with the same global batch."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from magicvl.flows.train import launch_command, trainer_env
+from magicvl.flows.train import free_port, launch_command, trainer_env
 from magicvl.model.magicvl import MagicVL
 from magicvl.model.train_config import LaunchConfig, TrainConfig
 from magicvl.model.train_data import StageData, stage_shards
@@ -19,21 +23,46 @@ STEPS = 3
 PACKING = {"max_tokens": 384, "max_images": 2, "buffers": 2, "shuffle_window": 8}  # 16 images: >= 8 packs
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory, tiny_dir, curated) -> tuple[Path, TrainConfig]:
-    out = tmp_path_factory.mktemp("ranks") / "stage=4"
-    cfg = TrainConfig(
+def config(tiny_dir: Path, grad_accum: int = 1) -> TrainConfig:
+    return TrainConfig(
         model=str(tiny_dir), bf16=False, zero_stage=2, seed=5, checkpoint_every=STEPS, log_every=1,
-        record_samples=True, packing=PACKING, stages={4: {"steps": STEPS, "lr": 1e-3, "warmup_steps": 1}},
+        record_samples=True, packing=PACKING,
+        stages={4: {"steps": STEPS, "lr": 1e-3, "warmup_steps": 1, "grad_accum": grad_accum}},
     )  # fmt: skip
+
+
+def write_run(out: Path, cfg: TrainConfig, tiny_dir: Path, curated: Path) -> Path:
     spec = StageRun(stage=4, init_from=str(tiny_dir), curated=str(curated), out_dir=str(out), train=cfg)
     out.mkdir(parents=True)
     (out / "run.json").write_text(spec.model_dump_json())
+    return out / "run.json"
+
+
+def clean_env() -> dict[str, str]:
     env = {k: v for k, v in trainer_env().items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = launch_command(out / "run.json", LaunchConfig(launcher="torchrun", nproc_per_node=2))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return {**env, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory, tiny_dir, curated) -> tuple[Path, TrainConfig]:
+    """Two single-process "nodes" on 127.0.0.1: two torchrun launchers meeting at one master port (gloo)."""
+    out = tmp_path_factory.mktemp("ranks") / "stage=4"
+    cfg = config(tiny_dir)
+    run_json = write_run(out, cfg, tiny_dir, curated)
+    port = free_port()
+    nodes = [
+        subprocess.Popen(
+            launch_command(run_json, LaunchConfig(nnodes=2, node_rank=r, master_port=port)),
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for r in (0, 1)
+    ]
+    for node in nodes:
+        log, _ = node.communicate(timeout=600)
+        assert node.returncode == 0, log[-4000:]
     return out, cfg
 
 
@@ -64,3 +93,55 @@ def test_loss_is_finite_and_the_final_checkpoint_equals_every_ranks_weights(two_
         "zero_pp_rank_0_mp_rank_00_optim_states.pt",
         "zero_pp_rank_1_mp_rank_00_optim_states.pt",
     ]  # ZeRO-2 partitions the optimizer state over the two ranks
+
+
+def test_two_nodes_reach_the_weights_of_one_process_with_the_same_global_batch(two_ranks, tmp_path, tiny_dir, curated):
+    """One process accumulating 2 packs per step sees the packs the two ranks see (global pack k went to rank k % 2)
+    and averages the same two per-pack losses: equal weights up to the order of float sums."""
+    out, _ = two_ranks
+    single = tmp_path / "stage=4"
+    run_json = write_run(single, config(tiny_dir, grad_accum=2), tiny_dir, curated)
+    proc = subprocess.run(
+        [sys.executable, "-m", "magicvl.model.training", str(run_json)],
+        env={k: v for k, v in clean_env().items() if k not in ("MASTER_ADDR",)},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    ranks = [json.loads((out / f"rank-{r}.json").read_text())["samples"] for r in (0, 1)]
+    seen = json.loads((single / "rank-0.json").read_text())["samples"]
+    assert sorted(seen) == sorted(ranks[0] + ranks[1])  # the same global batches
+    a = load_file(out / "final" / "model.safetensors")
+    b = load_file(single / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    moved = load_file(tiny_dir / "model.safetensors")
+    assert any(not torch.equal(a[k], moved[k]) for k in a)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6), (k, (a[k] - b[k]).abs().max())
+
+
+def test_launch_maps_onto_torchrun_rendezvous_and_the_deepspeed_launcher(tmp_path):
+    run = tmp_path / "run.json"
+    torchrun = launch_command(
+        run, LaunchConfig(nnodes=2, node_rank=1, nproc_per_node=8, master_addr="10.0.0.1", master_port=29500)
+    )
+    assert torchrun[1:3] == ["-m", "torch.distributed.run"] and torchrun[-1] == str(run)
+    assert {
+        "--nproc_per_node=8",
+        "--nnodes=2",
+        "--node_rank=1",
+        "--master_addr=10.0.0.1",
+        "--master_port=29500",
+    } <= set(torchrun)
+    ds = launch_command(
+        run,
+        LaunchConfig(launcher="deepspeed", nnodes=2, master_addr="10.0.0.1", master_port=29500, hostfile="/h"),
+    )
+    pairs = dict(zip(ds[3::2], ds[4::2]))
+    assert ds[1:3] == ["-m", "deepspeed.launcher.runner"] and ds[-3:] == [
+        "--module",
+        "magicvl.model.training",
+        str(run),
+    ]
+    assert {k: pairs[k] for k in ("--num_nodes", "--master_addr", "--master_port", "--hostfile")} == {
+        "--num_nodes": "2", "--master_addr": "10.0.0.1", "--master_port": "29500", "--hostfile": "/h",
+    }  # fmt: skip

@@ -33,6 +33,9 @@ def test_a_partial_stage_keeps_the_other_paper_values_and_warmup_kind_can_change
         ({"stages": {"2": {"trainable": ["eyes"]}}}, "stages.2.trainable"),
         ({"packing": {"max_tokens": 0}}, "packing.max_tokens"),
         ({"bogus": 1}, "bogus"),
+        ({"launch": {"nnodes": 2}}, "launch"),  # no master_port: the nodes could not meet
+        ({"launch": {"nnodes": 2, "node_rank": 2, "master_port": 29500}}, "launch"),
+        ({"launch": {"nnodes": 2, "master_port": 29500, "launcher": "deepspeed"}}, "launch"),  # no hostfile
     ],
 )
 def test_bad_values_name_the_field(data, field):
