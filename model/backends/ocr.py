@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from PIL import Image
+
 from magicvl.model.backends.base import BackendError
 from magicvl.model.backends.ocr_runtime import OcrRuntime, check_provider, rapidocr_params, resolve_device, use_openvino
-from PIL import Image
 
 OcrEngineName = Literal["rapidocr", "paddleocr"]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
 from magicvl.model.backends.base import BackendError
 
 Provider = Literal["onnxruntime", "openvino"]

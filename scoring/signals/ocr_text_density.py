@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+from PIL import Image
+from pydantic import Field, model_validator
+
 from magicvl.model.backends.ocr import OcrLine, engine_identity, polygon_area
 from magicvl.model.backends.ocr_runtime import OcrRuntime
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals.base import Columns, Signal, SignalParams, map_rgb_images
-from PIL import Image
-from pydantic import Field, model_validator
 
 COLUMNS = (
     "ocr_text_density",

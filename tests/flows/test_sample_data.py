@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image, UnidentifiedImageError
+
 from magicvl.sample_data import SampleSet, generate
 from magicvl.sample_data import hostile as H
 from magicvl.sample_data.charts import chart_spec
@@ -23,7 +25,6 @@ from magicvl.sample_data.grounding import COLORS
 from magicvl.sample_data.manifest import MANIFEST_NAME
 from magicvl.sample_data.plan import make_plan
 from magicvl.storage.schema import CATEGORIES
-from PIL import Image, UnidentifiedImageError
 
 IMAGE_KINDS = {
     "truncated_jpeg",
