@@ -128,6 +128,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a recipe and print it with every default filled in."""
     import yaml
+
     from magicvl.flows.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
