@@ -177,8 +177,17 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     """Generate the bundled sample dataset (all 8 categories, a few broken records) into a folder."""
     from magicvl.sample_data import generate
 
-    sample = generate(Path(args.out), n_records=args.records, seed=args.seed)
-    print(f"sample data written to {args.out}: {sample.total_records} records")
+    if args.samples_per_image is not None and args.records is None:
+        print("error: --samples-per-image: applies to a scaled set only; give --records N too", file=sys.stderr)
+        return 2
+    if args.samples_per_image is not None and not args.samples_per_image >= 1:
+        print(f"error: --samples-per-image: must be >= 1, got {args.samples_per_image}", file=sys.stderr)
+        return 2
+    sample = generate(Path(args.out), n_records=args.records, seed=args.seed, samples_per_image=args.samples_per_image)
+    print(
+        f"sample data written to {args.out}: {sample.total_records} records, {sample.distinct_images} distinct images"
+        f" ({sample.samples_per_image:.2f} image records per distinct image)"
+    )
     return 0
 
 
@@ -291,6 +300,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("out", type=Path, help="folder to write the sample dataset into")
     d.add_argument("--records", type=int, default=None, help="scale to this many records (benchmarks)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument(
+        "--samples-per-image",
+        type=float,
+        default=None,
+        help="with --records: records per distinct image, all kinds (default: 2 for instruction data, 1 for captions"
+        " and documents)",
+    )
     r = add("review", cmd_review)
     r.add_argument("source", type=Path, help="a recipe YAML, or one raw dataset file (.json/.jsonl/.parquet/.tar)")
     r.add_argument("--dataset", action="append", help="recipe datasets to review (repeatable; default: all)")

@@ -62,6 +62,8 @@ def _docs(root: Path, plan: Plan, pools: dict[str, Pool], seed: int) -> tuple[Da
         {"ocr": len(entries)},
         ["docs/docs.jsonl"],
         pools["doc"].files_written,
+        len(entries),
+        len({e["image"] for e in entries}),
     )
     return info, bad
 
@@ -90,6 +92,8 @@ def _instruct(root: Path, plan: Plan, pools: dict[str, Pool], seed: int) -> tupl
         _counts(entries),
         ["instruct/instruct.json"],
         n_files,
+        sum("image" in e for e in entries),
+        len({e["image"] for e in entries if "image" in e}),
     )
     return info, bad
 
@@ -111,6 +115,8 @@ def _charts(root: Path, plan: Plan, pools: dict[str, Pool], seed: int) -> tuple[
         {"chart": len(rows)},
         ["charts/charts.parquet"],
         0,
+        len(rows),
+        len({r["image"]["path"] for r in rows}),
     )
     return info, bad
 
@@ -139,22 +145,31 @@ def _captions(root: Path, plan: Plan, pools: dict[str, Pool], seed: int) -> tupl
         {"caption": len(samples)},
         [f"captions/{p.name}" for p in paths],
         0,
+        len(samples),
+        len({pools["caption"].index(k) for k in range(len(samples))}),
     )
     return info, bad
 
 
-def generate(root: Path | str, n_records: int | None = None, seed: int = 0, broken: bool = True) -> SampleSet:
+def generate(
+    root: Path | str,
+    n_records: int | None = None,
+    seed: int = 0,
+    broken: bool = True,
+    samples_per_image: float | None = None,
+) -> SampleSet:
     """Write the sample set under ``root`` and return what was written (also in ``sample_manifest.json``).
 
     ``n_records=None`` writes the default set (343 records: 330 good + 13 broken). A number
-    scales the set to that many entries with the same category mix, reusing a bounded
-    pool of at most 390 distinct images; image-embedding formats (WebDataset, Parquet) keep
+    scales the set to that many entries with the same category mix; each pool kind gets one
+    distinct image per ``samples_per_image`` records (default: per kind, ``plan.SAMPLES_PER_IMAGE``,
+    about 2 for instruction data and 1 for captions and documents); image-embedding formats (WebDataset, Parquet) keep
     at most 5% of the records each (never fewer than the default set's), the rest of the
     captions and charts go to the LLaVA JSON with their per-record label. Deterministic in ``seed``.
     """
     root = Path(root)
     _prepare(root)
-    plan = make_plan(n_records, broken)
+    plan = make_plan(n_records, broken, samples_per_image)
     pools = {kind: Pool(kind, seed, size) for kind, size in plan.pools.items()}
     parts = [
         _captions(root, plan, pools, seed),
@@ -164,6 +179,7 @@ def generate(root: Path | str, n_records: int | None = None, seed: int = 0, brok
     ]
     order = {"captions": 0, "instruct": 1, "docs": 2, "charts": 3}
     parts.sort(key=lambda p: order[p[0].name])
-    sample = SampleSet(root, seed, [info for info, _ in parts], [b for _, bad in parts for b in bad])
+    distinct = sum(len(p.used) for p in pools.values())
+    sample = SampleSet(root, seed, [info for info, _ in parts], [b for _, bad in parts for b in bad], distinct)
     sample.write()
     return sample

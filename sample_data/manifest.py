@@ -39,6 +39,13 @@ class DatasetInfo:
     label_counts: dict[str, int]  # good records per category
     files: list[str] = field(default_factory=list)  # source files written, relative to the root
     image_files: int = 0  # image files written under image_root (referenced by path)
+    image_records: int = 0  # good records that carry an image
+    distinct_images: int = 0  # distinct images those records carry
+
+    @property
+    def samples_per_image(self) -> float:
+        """Reuse ratio: good image records per distinct image (0 without images)."""
+        return self.image_records / self.distinct_images if self.distinct_images else 0.0
 
     @property
     def good(self) -> int:
@@ -54,6 +61,17 @@ class SampleSet:
     seed: int
     datasets: list[DatasetInfo]
     broken: list[BrokenRecord]
+    distinct_images: int = 0  # distinct images over all datasets (pools are shared between datasets)
+
+    @property
+    def image_records(self) -> int:
+        """Good records that carry an image, all datasets."""
+        return sum(d.image_records for d in self.datasets)
+
+    @property
+    def samples_per_image(self) -> float:
+        """Reuse ratio over the whole set: good image records per distinct image."""
+        return self.image_records / self.distinct_images if self.distinct_images else 0.0
 
     @property
     def total_records(self) -> int:
@@ -86,7 +104,10 @@ class SampleSet:
             "seed": self.seed,
             "total_records": self.total_records,
             "category_counts": self.category_counts,
-            "datasets": [asdict(d) for d in self.datasets],
+            "image_records": self.image_records,
+            "distinct_images": self.distinct_images,
+            "samples_per_image": round(self.samples_per_image, 4),
+            "datasets": [{**asdict(d), "samples_per_image": round(d.samples_per_image, 4)} for d in self.datasets],
             "broken": [asdict(b) for b in self.broken],
         }
 
@@ -103,6 +124,12 @@ class SampleSet:
         return cls(
             root=Path(root),
             seed=data["seed"],
-            datasets=[DatasetInfo(**d) for d in data["datasets"]],
+            datasets=[DatasetInfo(**_dataset_fields(d)) for d in data["datasets"]],
             broken=[BrokenRecord(**b) for b in data["broken"]],
+            distinct_images=data.get("distinct_images", 0),
         )
+
+
+def _dataset_fields(d: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's dataset entry less its derived ratio (``samples_per_image``)."""
+    return {k: v for k, v in d.items() if k != "samples_per_image"}

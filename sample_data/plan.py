@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from magicvl.sample_data.pools import pool_size
@@ -22,6 +23,20 @@ EMBED_SHARE = 0.05  # scale mode: at most this share of records embed image byte
 DEFAULT_EMBEDDED = {"caption": DEFAULT_MIX["caption"], "chart": DEFAULT_MIX["chart"]}  # ... but never fewer
 CHART_REASONING_EVERY = 5  # every 5th reasoning record asks about a chart instead of a drawn figure
 
+# Scale mode: records per distinct image of each pool kind (approximations of real data, see README
+# "Sample data with realistic image reuse"): instruction data asks several questions about one image
+# (LLaVA-Instruct-150K: ~158K samples over ~81K COCO images; VQAv2: ~5 questions per image), while
+# caption pairs and OCR documents carry one record per image.
+SAMPLES_PER_IMAGE: dict[str, float] = {
+    "caption": 1.0,
+    "doc": 1.0,
+    "vqa": 2.0,
+    "grounding": 2.0,
+    "gui": 2.0,
+    "figure": 2.0,
+    "chart": 2.0,
+}
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -35,6 +50,7 @@ class Plan:
     chart_reasoning: int  # reasoning records of `instruct` that use a chart
     pools: dict[str, int]  # distinct images per pool kind
     broken: bool
+    samples_per_image: dict[str, float] | None = None  # scale mode: records per distinct image, per pool kind
 
     @property
     def total(self) -> int:
@@ -58,8 +74,22 @@ def apportion(total: int, weights: dict[str, int]) -> dict[str, int]:
     return out
 
 
-def make_plan(n_records: int | None = None, broken: bool = True) -> Plan:
-    """The default set (``n_records=None``) or ``n_records`` entries in all, planted ones included."""
+def scaled_pool_size(records: int, samples_per_image: float) -> int:
+    """Distinct images that give ``records`` records about ``samples_per_image`` records each (at least 1)."""
+    return max(1, math.ceil(records / samples_per_image))
+
+
+def make_plan(n_records: int | None = None, broken: bool = True, samples_per_image: float | None = None) -> Plan:
+    """The default set (``n_records=None``) or ``n_records`` entries in all, planted ones included.
+
+    In scale mode every pool kind gets ``ceil(records / samples_per_image)`` distinct images:
+    one number for all kinds, or (``None``) the per-kind defaults of :data:`SAMPLES_PER_IMAGE`.
+    The default set keeps one image per record (a few chart-reasoning records share the chart pool).
+    """
+    if samples_per_image is not None and n_records is None:
+        raise ValueError("samples_per_image applies to a scaled set only: give n_records too")
+    if samples_per_image is not None and not samples_per_image >= 1:
+        raise ValueError(f"samples_per_image must be >= 1, got {samples_per_image}")
     n_bad = N_BROKEN if broken else 0
     good = dict(DEFAULT_MIX) if n_records is None else apportion(n_records - n_bad, DEFAULT_MIX)
     n = sum(good.values()) + n_bad
@@ -71,13 +101,19 @@ def make_plan(n_records: int | None = None, broken: bool = True) -> Plan:
     instruct["chart"] = good["chart"] - charts_parquet
     instruct = {k: v for k, v in instruct.items() if v}
     chart_reasoning = good["reasoning"] // CHART_REASONING_EVERY
-    pools = {
-        "caption": pool_size("caption", good["caption"]),
-        "vqa": pool_size("vqa", good["vqa"]),
-        "grounding": pool_size("grounding", good["grounding"]),
-        "gui": pool_size("gui", good["gui"]),
-        "figure": pool_size("figure", good["reasoning"] - chart_reasoning),
-        "chart": pool_size("chart", max(good["chart"], chart_reasoning)),
-        "doc": pool_size("doc", good["ocr"]),
+    records = {
+        "caption": good["caption"],
+        "vqa": good["vqa"],
+        "grounding": good["grounding"],
+        "gui": good["gui"],
+        "figure": good["reasoning"] - chart_reasoning,
+        "chart": max(good["chart"], chart_reasoning),
+        "doc": good["ocr"],
     }
-    return Plan(good, captions_tar, charts_parquet, instruct, good["ocr"], chart_reasoning, pools, broken)
+    if n_records is None:
+        spi = None
+        pools = {kind: pool_size(kind, n) for kind, n in records.items()}
+    else:
+        spi = {k: float(samples_per_image) for k in records} if samples_per_image else dict(SAMPLES_PER_IMAGE)
+        pools = {kind: scaled_pool_size(n, spi[kind]) for kind, n in records.items()}
+    return Plan(good, captions_tar, charts_parquet, instruct, good["ocr"], chart_reasoning, pools, broken, spi)

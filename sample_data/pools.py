@@ -20,7 +20,7 @@ from magicvl.sample_data.grounding import grounding_image
 from magicvl.sample_data.gui import screen
 from magicvl.sample_data.photos import encode_jpeg, encode_png, photo_variant
 
-# Most distinct images a kind may have, whatever the number of records (bounds disk use in scale mode).
+# Most distinct images a kind has in the default set (scale mode sizes pools by samples per image instead).
 POOL_CAPS: dict[str, int] = {
     "caption": 100,
     "vqa": 70,
@@ -74,6 +74,7 @@ class Pool:
         self._render = render
         self._items: dict[int, PoolItem] = {}
         self._written: dict[int, str] = {}
+        self.used: set[int] = set()  # items some record (or planted record) was served
 
     def index(self, k: int) -> int:
         """Pool item serving the ``k``-th record of this kind."""
@@ -84,6 +85,7 @@ class Pool:
         i = self.index(k)
         if i not in self._items:
             self._items[i] = self._render(self.kind, self.seed, i)
+        self.used.add(i)
         return self._items[i]
 
     def file(self, k: int, image_root: Path, folder: str) -> str:
@@ -108,5 +110,5 @@ class Pool:
 
 
 def pool_size(kind: str, records: int) -> int:
-    """Distinct items a pool gets for ``records`` records: one each, up to the kind's cap."""
+    """Distinct items a pool of the default set gets for ``records`` records: one each, up to the kind's cap."""
     return max(1, min(POOL_CAPS[kind], records))

@@ -53,11 +53,11 @@ def causal_lm(
 
 
 @lru_cache(maxsize=2)
-def ocr(engine: str, tokenizer_path: str, threads: int) -> Any:
-    """An OCR engine and the tokenizer that counts its text."""
+def ocr(engine: str, tokenizer_path: str, threads: int, runtime: Any = None) -> Any:
+    """An OCR engine (``runtime``: model.backends.ocr_runtime.OcrRuntime) and the tokenizer that counts its text."""
     from magicvl.model.backends.ocr import OcrBackend, load_ocr
 
-    return OcrBackend(load_ocr(engine, threads), tokenizer(tokenizer_path))
+    return OcrBackend(load_ocr(engine, threads, runtime), tokenizer(tokenizer_path))
 
 
 @lru_cache(maxsize=2)
@@ -104,7 +104,10 @@ def load_backend(signal: Signal, params: SignalParams) -> Any:
         p = params
         return causal_lm(p.model, p.backend, p.dtype, p.max_length, p.batch_size, p.device, p.tensor_parallel)
     if kind == "ocr":
-        return ocr(params.engine, params.tokenizer, params.threads or worker_threads())
+        from magicvl.scoring.signals.ocr_text_density import runtime
+
+        threads = params.threads or worker_threads()
+        return ocr(params.engine, params.tokenizer, threads, runtime(params, threads))
     if kind == "detector":
         det = detector(params.backend, params.model, params.dtype, params.device)
         if hasattr(det, "check_labels"):

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from magicvl.model.backends.base import BackendError
+from magicvl.model.backends.ocr_runtime import OcrRuntime, check_provider, rapidocr_params, resolve_device, use_openvino
 
 OcrEngineName = Literal["rapidocr", "paddleocr"]
 
@@ -34,28 +35,34 @@ class OcrEngine(Protocol):
 
 
 class RapidOcrEngine:
-    """``rapidocr.RapidOCR`` with its bundled PP-OCR det/cls/rec models (no download)."""
+    """``rapidocr.RapidOCR`` with its bundled PP-OCR det/cls/rec models (no download).
+
+    ``runtime`` picks onnxruntime (CPU, or CUDA with onnxruntime-gpu) or OpenVINO (CPU)
+    and the direction classifier; ``device`` is resolved here, in the worker.
+    """
 
     name = "rapidocr"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, runtime: OcrRuntime | None = None) -> None:
         try:
             from rapidocr import RapidOCR
         except ImportError as e:
             raise BackendError("OCR engine 'rapidocr' needs the ocr extra: pip install rapidocr onnxruntime") from e
-        params = {
-            "Global.log_level": "error",
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
+        rt = OcrRuntime(provider="onnxruntime", precision="f32") if runtime is None else runtime
+        self.runtime, self.device = rt, resolve_device(rt)
+        check_provider(rt, self.device)
         try:
-            self.engine = RapidOCR(params=params)
+            self.engine = RapidOCR(params=rapidocr_params(rt, self.device))
+            if rt.provider == "openvino":
+                use_openvino(self.engine, rt)
+        except BackendError:
+            raise
         except Exception as e:
-            raise BackendError(f"cannot start rapidocr: {type(e).__name__}: {e}") from e
+            raise BackendError(f"cannot start rapidocr ({rt.identity()}): {type(e).__name__}: {e}") from e
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         import cv2  # rapidocr's pre/post-processing: keep OpenCV's pool within the same thread budget
 
-        cv2.setNumThreads(threads)
+        cv2.setNumThreads(rt.threads)
 
     def read(self, image: Image.Image) -> list[OcrLine]:
         res = self.engine(image)
@@ -72,7 +79,9 @@ class PaddleOcrEngine:
 
     name = "paddleocr"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, runtime: OcrRuntime | None = None) -> None:
+        if runtime is not None and runtime.device == "cuda":
+            raise BackendError("OCR engine 'paddleocr' runs on cpu here (device: cuda is for engine rapidocr)")
         try:
             from paddleocr import PaddleOCR
         except ImportError as e:
@@ -97,30 +106,37 @@ ENGINE_PACKAGES: dict[str, tuple[str, ...]] = {
     "rapidocr": ("rapidocr", "onnxruntime"),
     "paddleocr": ("paddleocr", "paddlepaddle"),
 }
+PROVIDER_PACKAGES: dict[str, tuple[str, ...]] = {"openvino": ("openvino",), "onnxruntime": ()}
 
 
-def engine_identity(name: str) -> str:
-    """'rapidocr==3.10.0 onnxruntime==1.32.0': installed versions, read from package metadata (no import).
+def engine_identity(name: str, runtime: OcrRuntime | None = None) -> str:
+    """'rapidocr==3.10.0 onnxruntime==1.32.0 openvino==2026.4.1 provider=openvino ...': versions and numerics.
 
     rapidocr ships its PP-OCR models inside the wheel, so its version *is* the
-    models' identity; upgrading either package changes the OCR signal's cache key.
+    models' identity; upgrading any package, or changing the provider, device,
+    precision or classifier, changes the OCR signal's cache key.
     """
     from importlib.metadata import PackageNotFoundError, version
 
     parts = []
-    for pkg in ENGINE_PACKAGES.get(name, (name,)):
+    pkgs = ENGINE_PACKAGES.get(name, (name,)) + (PROVIDER_PACKAGES.get(runtime.provider, ()) if runtime else ())
+    if runtime is not None and runtime.device == "cuda":
+        pkgs += ("onnxruntime-gpu",)
+    for pkg in pkgs:
         try:
             parts.append(f"{pkg}=={version(pkg)}")
         except PackageNotFoundError:
             parts.append(f"{pkg}==not-installed")
+    if runtime is not None:
+        parts.append(runtime.identity())
     return " ".join(parts)
 
 
-def load_ocr(name: str, threads: int = 1) -> Any:
+def load_ocr(name: str, threads: int = 1, runtime: OcrRuntime | None = None) -> Any:
     """The OCR engine called ``name`` (BackendError when it is not installed or does not start)."""
     if name not in OCR_ENGINES:
         raise BackendError(f"unknown OCR engine {name!r}; known: {sorted(OCR_ENGINES)}")
-    return OCR_ENGINES[name](threads)
+    return OCR_ENGINES[name](threads, runtime)
 
 
 def polygon_area(box: np.ndarray) -> float:

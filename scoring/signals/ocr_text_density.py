@@ -24,9 +24,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from magicvl.model.backends.ocr import OcrLine, engine_identity, polygon_area
+from magicvl.model.backends.ocr_runtime import OcrRuntime
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals.base import Columns, Signal, SignalParams, map_rgb_images
 
@@ -45,12 +46,34 @@ class OcrTextDensityParams(SignalParams):
 
     tokenizer: str = Field(description="Tokenizer path or id that counts recognised text (same as L's).")
     engine: Literal["rapidocr", "paddleocr"] = Field(default="rapidocr", description="OCR backend.")
+    provider: Literal["openvino", "onnxruntime"] = Field(
+        default="openvino",
+        description="rapidocr's inference runtime: openvino (CPU, pip install openvino) or onnxruntime (CPU, or CUDA"
+        " with onnxruntime-gpu).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="auto: CUDA when Ray assigned the worker a GPU and provider onnxruntime has its CUDA provider,"
+        " else CPU.",
+    )
+    precision: Literal["f32", "bf16"] = Field(
+        default="bf16", description="Inference precision; bf16 needs provider openvino (f32 where the CPU lacks bf16)."
+    )
+    use_cls: bool = Field(default=True, description="Run the text-direction classifier (0/180 degrees) on each line.")
     max_side: int = Field(default=1280, ge=64, le=8192, description="Longest side (or tile length) read.")
     max_aspect: float = Field(default=2.5, ge=1.0, le=100.0, description="Longer/shorter side above which to tile.")
     overlap: int = Field(default=64, ge=0, le=1024, description="Overlap of adjacent tiles in pixels.")
     threads: int | None = Field(
         default=None, ge=1, le=256, description="Engine threads per worker; default: the step's num_cpus (not keyed)."
     )
+
+    @model_validator(mode="after")
+    def _runtime_fits(self) -> OcrTextDensityParams:
+        if self.precision == "bf16" and self.provider != "openvino":
+            raise ValueError(f"precision: 'bf16' needs provider 'openvino' (got provider {self.provider!r}); use f32")
+        if self.device == "cuda" and self.provider != "onnxruntime":
+            raise ValueError(f"device: 'cuda' needs provider 'onnxruntime' (got {self.provider!r})")
+        return self
 
 
 @dataclass(frozen=True)
@@ -132,14 +155,19 @@ def compute(batch: SampleBatch, params: OcrTextDensityParams, backend) -> Column
     return map_rgb_images(batch, one, COLUMNS)
 
 
+def runtime(params: OcrTextDensityParams, threads: int = 1) -> OcrRuntime:
+    """How rapidocr runs (provider, device, precision, classifier, threads) under ``params``."""
+    return OcrRuntime(params.provider, params.device, params.precision, params.use_cls, threads)
+
+
 def engine(params: OcrTextDensityParams) -> str:
-    """The OCR engine's package versions (its bundled models): part of the cache key."""
-    return engine_identity(params.engine)
+    """The OCR engine's package versions (its bundled models) and numerics: part of the cache key."""
+    return engine_identity(params.engine, runtime(params) if params.engine == "rapidocr" else None)
 
 
 SIGNAL = Signal(
     name="ocr_text_density",
-    version="1",
+    version="2",  # 2: OpenVINO bf16 by default (provider/device/precision/use_cls params)
     axis="image",
     description="Text tokens recognised by OCR per megapixel (D_text).",
     params=OcrTextDensityParams,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import tarfile
 import time
@@ -22,6 +23,7 @@ from magicvl.sample_data.charts import chart_spec
 from magicvl.sample_data.documents import document
 from magicvl.sample_data.grounding import COLORS
 from magicvl.sample_data.manifest import MANIFEST_NAME
+from magicvl.sample_data.plan import make_plan
 from magicvl.storage.schema import CATEGORIES
 
 IMAGE_KINDS = {
@@ -310,7 +312,7 @@ def test_reasoning_answers_are_arithmetically_right(sample: SampleSet) -> None:
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path) -> None:
     a, b, c = (generate(tmp_path / n, n_records=60, seed=s) for n, s in (("a", 7), ("b", 7), ("c", 8)))
     da, db, dc = tree_digest(a.root), tree_digest(b.root), tree_digest(c.root)
-    assert da == db and len(da) > 25
+    assert da == db and len(da) > 20  # 60 records: about 2 per instruction image, 1 per caption and document
     assert a.to_dict() == b.to_dict() and a.total_records == 60
     assert da["instruct/instruct.json"] != dc["instruct/instruct.json"]
     assert set(a.category_counts) == set(CATEGORIES)
@@ -318,7 +320,7 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path: Path
 
 def test_scale_mode_bounds_image_files(tmp_path: Path) -> None:
     t0 = time.perf_counter()
-    s = generate(tmp_path / "scale", n_records=2000, seed=1)
+    s = generate(tmp_path / "scale", n_records=2000, seed=1, samples_per_image=10)  # ≤ 10 records per image
     assert time.perf_counter() - t0 < 120  # a guard against pathological slowness, not a benchmark
     assert s.total_records == 2000 and set(s.category_counts) == set(CATEGORIES)
     n_images = sum(1 for p in s.root.rglob("*") if p.suffix in (".jpg", ".png"))
@@ -337,6 +339,78 @@ def test_regenerating_replaces_a_previous_set_but_not_foreign_folders(tmp_path: 
     (tmp_path / "y/instruct").mkdir(parents=True)
     with pytest.raises(FileExistsError):
         generate(tmp_path / "y")
+
+
+def image_digests(sample: SampleSet) -> dict[str, list[str]]:
+    """Dataset → SHA-256 of the image of every good record that carries one, read from the raw files."""
+    digest = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    planted_keys = {b.locator.split(":")[1] for b in sample.broken_in("captions")}
+    tars = sorted((sample.root / "captions").glob("*.tar"))
+    out = {"captions": [digest(f["jpg"]) for _, key, f in tar_samples(tars) if key not in planted_keys]}
+    bad = broken_positions(sample, "instruct")
+    root = sample.root / "instruct/images"
+    out["instruct"] = [
+        digest((root / r["image"]).read_bytes())
+        for i, r in enumerate(instruct(sample))
+        if i not in bad and "image" in r
+    ]
+    bad = broken_positions(sample, "docs")
+    docs = [json.loads(x) for i, x in enumerate(doc_lines(sample)) if i not in bad]
+    out["docs"] = [digest((sample.root / "docs/images" / d["image"]).read_bytes()) for d in docs]
+    bad = broken_positions(sample, "charts")
+    out["charts"] = [digest(r["image"]["bytes"]) for i, r in enumerate(chart_table(sample)) if i not in bad]
+    return out
+
+
+def check_reuse_counts(sample: SampleSet) -> dict[str, list[str]]:
+    """The manifest's image records and distinct images agree with the raw files, per dataset and in all."""
+    found = image_digests(sample)
+    for d in sample.datasets:
+        assert (d.image_records, d.distinct_images) == (len(found[d.name]), len(set(found[d.name]))), d.name
+    assert sample.distinct_images == len({x for v in found.values() for x in v})
+    assert sample.image_records == sum(len(v) for v in found.values())
+    data = json.loads((sample.root / MANIFEST_NAME).read_text())
+    assert data["samples_per_image"] == round(sample.image_records / sample.distinct_images, 4)
+    return found
+
+
+def test_default_set_keeps_about_one_record_per_image(sample: SampleSet) -> None:
+    check_reuse_counts(sample)
+    assert sample.distinct_images == 305 and sample.image_records == 310  # chart reasoning reuses 5 charts
+
+
+def test_samples_per_image_sets_the_distinct_images_of_every_dataset(tmp_path: Path) -> None:
+    s = generate(tmp_path / "spi", n_records=250, seed=2, samples_per_image=3)
+    found = check_reuse_counts(s)
+    plan = make_plan(250, samples_per_image=3)
+    assert s.distinct_images == sum(math.ceil(n / 3) for n in plan_records(plan).values())
+    assert s.dataset("docs").distinct_images == math.ceil(plan.docs / 3) == len(set(found["docs"]))
+    assert max(Counter(found["docs"]).values()) == 3  # each document image serves at most 3 records
+    assert 2.5 < s.samples_per_image <= 3
+    with pytest.raises(ValueError, match="scaled set only"):
+        make_plan(None, samples_per_image=2)
+
+
+def plan_records(plan) -> dict[str, int]:
+    """Records each pool kind serves (the inverse of make_plan's pool sizing)."""
+    g = plan.good
+    return {
+        "caption": g["caption"],
+        "vqa": g["vqa"],
+        "grounding": g["grounding"],
+        "gui": g["gui"],
+        "figure": g["reasoning"] - plan.chart_reasoning,
+        "chart": max(g["chart"], plan.chart_reasoning),
+        "doc": g["ocr"],
+    }
+
+
+def test_default_scaled_reuse_follows_real_data():
+    plan = make_plan(10_000)
+    rec = plan_records(plan)
+    assert plan.pools["caption"] == rec["caption"] and plan.pools["doc"] == rec["doc"]  # 1 per image
+    assert all(plan.pools[k] == math.ceil(rec[k] / 2) for k in ("vqa", "grounding", "gui", "figure", "chart"))
+    assert 5000 < sum(plan.pools.values()) < 9000  # thousands of distinct images, not 390
 
 
 # --- hostile builders -----------------------------------------------------------------------------------

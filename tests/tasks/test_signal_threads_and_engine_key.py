@@ -27,18 +27,21 @@ def test_engine_identity_names_rapidocr_and_onnxruntime_versions():
 def test_ocr_cache_key_changes_with_the_ocr_packages_not_with_threads(monkeypatch, tokenizer_dir):
     s = get_signal("ocr_text_density")
     params = s.params(tokenizer=str(tokenizer_dir))
-    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0")
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0", openvino="2026.4.1")
     job = SignalJob.of(s, params)
     key = job.key("shard")
-    assert job.engine == "rapidocr==3.10.0 onnxruntime==1.32.0"
+    numerics = "provider=openvino device=auto precision=bf16 cls=1"  # the default runtime (model/backends/ocr_runtime)
+    assert job.engine == f"rapidocr==3.10.0 onnxruntime==1.32.0 openvino==2026.4.1 {numerics}"
     assert job.identity()["engine"] == job.engine and job.identity()["model"] == job.model_id
     assert SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), threads=4)).key("shard") == key
     assert SignalJob.of(s, s.params(tokenizer=str(tokenizer_dir), max_side=640)).key("shard") != key
-    _versions(monkeypatch, rapidocr="3.11.0", onnxruntime="1.32.0")
+    _versions(monkeypatch, rapidocr="3.11.0", onnxruntime="1.32.0", openvino="2026.4.1")
     assert SignalJob.of(s, params).key("shard") != key  # an OCR upgrade (new bundled models) recomputes
-    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.33.0")
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.33.0", openvino="2026.4.1")
     assert SignalJob.of(s, params).key("shard") != key  # so does a runtime upgrade
-    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0")
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0", openvino="2026.5.0")
+    assert SignalJob.of(s, params).key("shard") != key  # and one of the default provider, OpenVINO
+    _versions(monkeypatch, rapidocr="3.10.0", onnxruntime="1.32.0", openvino="2026.4.1")
     assert SignalJob.of(s, params).key("shard") == key
 
 
