@@ -29,7 +29,7 @@ def test_the_paper_recipe_validates_with_its_models_and_gpus():
     steps = {s.gpus_field: s.num_gpus for s in gpu_steps(r)}
     assert steps == {
         "resources.signals.perplexity.num_gpus": 1, "resources.signals.object_density.num_gpus": 1,
-        "resources.signals.ocr_text_density.num_gpus": 0, "cross_modal.models.2b.resources.num_gpus": 1,
+        "resources.signals.ocr_text_density.num_gpus": 0.25, "cross_modal.models.2b.resources.num_gpus": 1,
         "cross_modal.models.7b.resources.num_gpus": 1, "cross_modal.models.72b.resources.num_gpus": 4,
     }  # fmt: skip
     assert fit_problems(gpu_steps(r), [8.0] * 16, "a 16 × 8-GPU cluster") == []

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from magicvl.model.backends.base import BackendError
 from magicvl.model.backends.ocr_runtime import OcrRuntime, check_provider, cuda_provider_available, resolve_device
 from magicvl.scoring.signals import get_signal
-from magicvl.tasks.signals import SignalJob
+from magicvl.tasks.steps.signals.units import SignalJob
 
 pytest.importorskip("rapidocr", reason="the OCR tests need the ocr extra: pip install rapidocr onnxruntime")
 
