@@ -128,7 +128,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a recipe and print it with every default filled in."""
     import yaml
-
     from magicvl.flows.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
@@ -290,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("--init-from", help="checkpoint to start from (default: the previous stage's final/)")
     tc = add("train-curriculum", cmd_train_curriculum)
     tc.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
+    from magicvl.flows.export_cli import add_parser as add_export
+
+    add_export(add)
     return p
 
 
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         from magicvl.flows.preflight import UsageError
         from magicvl.flows.recipe import RecipeError
 
-        if isinstance(e, (RecipeError, UsageError, FileNotFoundError)):
+        if isinstance(e, (RecipeError, UsageError, FileNotFoundError, FileExistsError)):
             print(f"error: {e}", file=sys.stderr)
             return 2
         from magicvl.storage.diskfull import DiskFullError
