@@ -65,12 +65,17 @@ class MagicVLLmms(lmms):
         return out
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        """Per request ``(mean token loss of the continuation, is greedy)``: the convention of lmms-eval's own
+        models (e.g. ``llava_hf``), whose ``multiple_choice`` scoring picks the choice with the lowest value."""
         out = []
+        tok = self.runner.processor.tokenizer
         for req in requests:
             context, doc_to_target, doc_to_visual, doc_id, task, split = req.args
             doc = self._doc(task, split, doc_id)
-            continuation = doc_to_target if isinstance(doc_to_target, str) else doc_to_target(doc)
-            out.append(self.runner.loglikelihood(context, str(continuation), _images(doc_to_visual(doc))))
+            continuation = str(doc_to_target if isinstance(doc_to_target, str) else doc_to_target(doc))
+            logp, greedy = self.runner.loglikelihood(context, continuation, _images(doc_to_visual(doc)))
+            n = max(1, len(tok(continuation, add_special_tokens=False)["input_ids"]))
+            out.append((-logp / n, greedy))
         return out
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
