@@ -25,7 +25,7 @@ from magicvl.storage.export.base import ExportImage, ExportRecord
 from magicvl.storage.images import stable_error
 from magicvl.storage.layout import stage_folder
 from magicvl.storage.outfs import as_path, parquet_source
-from magicvl.storage.readers import column_names, iter_batches, list_shards
+from magicvl.storage.readers import list_shards
 from PIL import Image
 
 _ROW_COLUMNS = (
@@ -119,7 +119,7 @@ class ImageReader:
         g = bisect.bisect_right(starts, row) - 1
         key = (shard, g)
         if key not in self._groups:
-            t = pf.read_row_group(g, columns=cols)
+            t = pf.read_row_group(g, columns=cols, use_threads=False)
             self._groups[key] = {c: t.column(c).combine_chunks() for c in cols}
             while len(self._groups) > self.keep_groups:
                 self._groups.popitem(last=False)
@@ -186,7 +186,9 @@ def to_record(row: dict[str, Any], image: ExportImage | None) -> ExportRecord:
 
 def iter_rows(shard: Path, batch_size: int = 256) -> Iterator[dict[str, Any]]:
     """The rows of one curated shard, a record batch at a time (only the columns an export reads)."""
-    names = set(column_names(shard))
-    cols = [c for c in _ROW_COLUMNS if c in names]
-    for batch in iter_batches(shard, columns=cols, batch_size=batch_size):
+    pf = pq.ParquetFile(parquet_source(shard))
+    cols = [c for c in _ROW_COLUMNS if c in pf.schema_arrow.names]
+    # one thread: reader threads would spread allocations over several malloc arenas, whose fragmented
+    # free space grows the peak RSS with the number of rows read (measured: bench/README.md, export)
+    for batch in pf.iter_batches(batch_size=batch_size, columns=cols, use_threads=False):
         yield from batch.to_pylist()

@@ -43,6 +43,7 @@ class WebDatasetWriter(FormatWriter):
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = len(data), 0, 0o644
         self._tar.addfile(info, io.BytesIO(data))
+        self._tar.members.clear()  # TarFile lists every member it wrote; a writer never needs them back
 
     def write(self, rec: ExportRecord, image_path: str | None) -> None:
         if self._tar is None:
