@@ -332,6 +332,9 @@ def _parser() -> argparse.ArgumentParser:
     ev = add("evaluate", cmd_evaluate)
     ev.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     ev.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to evaluate")
+    from magicvl.flows.export_cli import add_parser as add_export
+
+    add_export(add)
     return p
 
 
@@ -356,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         from magicvl.flows.preflight import UsageError
         from magicvl.flows.recipe import RecipeError
 
-        if isinstance(e, (RecipeError, UsageError, FileNotFoundError)):
+        if isinstance(e, (RecipeError, UsageError, FileNotFoundError, FileExistsError)):
             print(f"error: {e}", file=sys.stderr)
             return 2
         from magicvl.storage.diskfull import DiskFullError
