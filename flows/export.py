@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from magicvl.flows.export_cli import summary_table
-from magicvl.flows.runs import flow_run_name
+from magicvl.flows.report.runs import flow_run_name
 from magicvl.storage.export.run import export_curated
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
