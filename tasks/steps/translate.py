@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-
 from magicvl.model.backends.generate import Generator, load_generator
 from magicvl.scoring.translate import (
     TranslateConfig,
@@ -36,12 +35,13 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, list_shards, read_table
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
 from magicvl.tasks.steps.quality.units import ShardUnit
 from magicvl.tasks.unit import Outputs, UnitKey, sweep
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 TRANSLATE_VERSION = "1"
 QUARANTINE_PREFIX = "translate-"
@@ -107,7 +107,6 @@ class TranslateUnit(ShardUnit):
 def translate(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Translate the recipe's chosen datasets (nothing when ``translate`` is not configured)."""
     from magicvl.tasks.executor import run_on_actors
-    from magicvl.tasks.steps.ingest.step import samples_shards
     from magicvl.tasks.steps.quality.step import GeneratorActor
 
     if recipe.translate is None:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import PopulationStats, cutoffs, decide
@@ -20,17 +19,18 @@ from magicvl.storage.manifest import write_folder_manifest
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import list_shards, num_rows
 from magicvl.tasks.executor import run_tasks, run_units
+from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.steps.combine import units as combine_tasks
 from magicvl.tasks.steps.combine.retune import transitions
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
-from magicvl.tasks.steps.ingest.step import samples_shards
 from magicvl.tasks.steps.quality.step import verdict_paths
 from magicvl.tasks.steps.signals.crossmodal import signal_jobs
-from magicvl.tasks.steps.signals.rows import dropped_mask, skip_key, skipping_jobs
+from magicvl.tasks.steps.signals.rows import dropped_mask, skip_key
+from magicvl.tasks.steps.signals.units import skipping_jobs
 from magicvl.tasks.unit import sweep
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:
+    from magicvl.tasks.recipe import Recipe
 
 
 def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:

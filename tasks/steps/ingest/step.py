@@ -1,7 +1,7 @@
 """The ingest step over a recipe: plan every source file's chunks, ingest them (``IngestUnit``), then
 deduplicate ids per dataset (``DedupUnit``); writes the samples manifests.
 
-``samples_shards`` reads those manifests back for the later steps.
+``tasks.shards.samples_shards`` reads those manifests back for the later steps.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from magicvl.storage.ingest import Chunk, DatasetConfig, plan_file, source_files
 from magicvl.storage.layout import OutputLayout
-from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
+from magicvl.storage.manifest import write_folder_manifest
 from magicvl.tasks.executor import run_tasks, run_units
+from magicvl.tasks.shards import samples_shards  # noqa: F401  (re-exported: its old home)
 from magicvl.tasks.steps.ingest.dedup import DedupUnit
 from magicvl.tasks.steps.ingest.units import IngestUnit, fused_signals
 from magicvl.tasks.steps.signals.crossmodal import signal_jobs
 from magicvl.tasks.unit import forget_datasets, sweep
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:
+    from magicvl.tasks.recipe import Recipe
 
 
 def plan_chunks(recipe: Recipe) -> list[tuple[DatasetConfig, Chunk]]:
@@ -92,21 +93,3 @@ def _add(counts: list[dict[str, int]]) -> dict[str, int]:
         for k, n in c.items():
             total[k] = total.get(k, 0) + n
     return total
-
-
-def samples_shards(recipe: Recipe, names: list[str] | None = None) -> dict[str, list[dict]]:
-    """Samples shards per dataset (``recipe.all_datasets``, or those in ``names``), from the manifests
-    ingestion (or translation) wrote."""
-    layout = OutputLayout(recipe.output_root)
-    out = {}
-    for cfg in recipe.all_datasets:
-        if names is not None and cfg.name not in names:
-            continue
-        m = read_folder_manifest(layout.samples_dir(cfg.name))
-        if m is None:
-            raise FileNotFoundError(
-                f"dataset {cfg.name!r} is not ingested yet (no manifest for {layout.samples_dir(cfg.name)}): "
-                "run `magicvl curate` first"
-            )
-        out[cfg.name] = [{**s, "path": str(layout.samples_dir(cfg.name) / s["path"])} for s in m["shards"]]
-    return out

@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.dedup import HASH_SIDE, hash_columns
-from magicvl.scoring.signals import get_signal
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import (
     ImageError,
@@ -245,14 +243,3 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
         **image,
     }
     return row, vals, None
-
-
-def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
-    """The configured signals ingestion computes itself: per-image model-free ones, and text
-    signals that need at most a tokenizer. Model-backed signals run in their own step."""
-    fused = []
-    for name, params in names_params:
-        s = get_signal(name)
-        if s.per_image is not None or (s.reads == "text" and s.backend in (None, "tokenizer")):
-            fused.append(FusedSignal.of(s, params))
-    return fused

@@ -23,12 +23,13 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
 from magicvl.storage.outfs import as_path
 from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
+from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.steps.quality.dedup_near import shard_hashes
 from magicvl.tasks.steps.quality.units import CategorizeUnit, DuplicatesUnit, JudgeUnit, MeasureUnit
 from magicvl.tasks.steps.quality.verdicts import VerdictUnit
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 Shards = list[tuple[str, dict]]  # (dataset, samples shard entry) in recipe order
 
@@ -48,8 +49,6 @@ class GeneratorActor:
 
 def recipe_shards(recipe: Recipe) -> Shards:
     """Every samples shard, dataset order then source (path) order."""
-    from magicvl.tasks.steps.ingest.step import samples_shards
-
     by_ds = samples_shards(recipe)
     return [(cfg.name, s) for cfg in recipe.all_datasets for s in sorted(by_ds[cfg.name], key=lambda s: s["path"])]
 

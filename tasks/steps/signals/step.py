@@ -15,15 +15,14 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
 from magicvl.tasks.executor import run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
-from magicvl.tasks.steps.ingest.step import samples_shards
+from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.steps.quality.step import verdict_paths
 from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
-from magicvl.tasks.steps.signals.rows import skipping_jobs
-from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit, skipping_jobs
 from magicvl.tasks.unit import sweep
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:
+    from magicvl.tasks.recipe import Recipe
 
 
 def signals(

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from PIL import Image
-
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import Signal, SignalParams, get_signal
 from magicvl.storage.fingerprint import code_version
@@ -27,6 +25,7 @@ from magicvl.storage.schema import signal_schema
 from magicvl.tasks.backends import load_backend
 from magicvl.tasks.steps.signals.rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
 from magicvl.tasks.unit import NOT_LOADED, Outputs, Unit, UnitKey
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -307,3 +306,20 @@ class FusedSignalUnit(SignalUnit):
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         return self.write(out, self.ids, self.values, self.errors)
+
+
+def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
+    """The configured signals ingestion computes itself: per-image model-free ones, and text
+    signals that need at most a tokenizer. Model-backed signals run in their own step."""
+    fused = []
+    for name, params in names_params:
+        s = get_signal(name)
+        if s.per_image is not None or (s.reads == "text" and s.backend in (None, "tokenizer")):
+            fused.append(FusedSignal.of(s, params))
+    return fused
+
+
+def skipping_jobs(names_params: list[tuple[str, object]]) -> set[str]:
+    """Names of the configured signals that skip dropped rows: all but those ingestion computes."""
+    fused = {f.name for f in fused_signals(names_params)}
+    return {name for name, _ in names_params if name not in fused}
