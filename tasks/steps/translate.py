@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
 from magicvl.model.backends.generate import Generator, load_generator
 from magicvl.scoring.translate import (
     TranslateConfig,

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
+
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards, read_table

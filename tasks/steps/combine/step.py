@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
 from magicvl.scoring.score import PopulationStats, cutoffs, decide

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.dedup import HASH_SIDE, hash_columns
 from magicvl.storage.fs import ObjectStoreOptions
@@ -36,6 +37,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.tasks.backends import load_backend
 from magicvl.tasks.steps.signals.units import FusedSignal, FusedSignalUnit, compute_rows
+from magicvl.tasks.steps.signals.units import fused_signals  # noqa: F401  (re-exported: its old home)
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 INGEST_VERSION = "4"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns; 4: hashes from hash_thumb

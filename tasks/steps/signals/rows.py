@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from magicvl.storage.images import stable_error
 from magicvl.storage.outfs import parquet_source
 from magicvl.storage.readers import list_shards, read_table

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
+
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.signals import Signal, SignalParams, get_signal
 from magicvl.storage.fingerprint import code_version
@@ -25,7 +27,6 @@ from magicvl.storage.schema import signal_schema
 from magicvl.tasks.backends import load_backend
 from magicvl.tasks.steps.signals.rows import SKIPPED, Previous, dropped_mask, previous_values, skip_key
 from magicvl.tasks.unit import NOT_LOADED, Outputs, Unit, UnitKey
-from PIL import Image
 
 
 @dataclass(frozen=True)
