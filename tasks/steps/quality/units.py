@@ -102,6 +102,9 @@ class CategorizeUnit(ShardUnit):
     def load_backend(self) -> Generator | None:
         return load_generator(self.cfg.vlm.backend, self.cfg.vlm.model) if self.uses_vlm else None
 
+    def model_ref(self) -> str | None:
+        return self.cfg.vlm.model if self.uses_vlm else None
+
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = categorize_shard(self.shard["path"], self.cfg, self.inspection, backend)
         out.table(self.path(), t, f"{self.stem}.")
@@ -133,6 +136,9 @@ class JudgeUnit(ShardUnit):
 
     def load_backend(self) -> Generator:
         return load_generator(self.cfg.backend, self.cfg.model)
+
+    def model_ref(self) -> str | None:
+        return self.cfg.model
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = judge_shard(self.shard["path"], self.name, backend, self.cfg, self.cfg.batch_size)
@@ -168,8 +174,8 @@ class DuplicatesUnit(Unit):
     bounded per shard, not per run).
 
     ``shards`` are (dataset, shard) in recipe order (dataset order, then source
-    order); ``hashes`` (the map's results, same order) are handed in by the
-    step, else computed here.
+    order); the map's per-shard hashes (same order) are handed in as ``run(backend=...)``
+    (``tasks.step.reduce_after_map``), else computed here.
     """
 
     step = "duplicates"
@@ -179,7 +185,6 @@ class DuplicatesUnit(Unit):
                  storage: StorageOptions) -> None:  # fmt: skip
         super().__init__(out_root, storage)
         self.shards, self.cfg, self.max_image_bytes = shards, cfg, max_image_bytes
-        self.hashes: list[ShardHashes] | None = None
 
     def key(self) -> UnitKey:
         shas = [(ds, shard_stem(s["path"]), s["sha256"]) for ds, s in self.shards]
@@ -192,7 +197,7 @@ class DuplicatesUnit(Unit):
         return self.layout.quality_dir("duplicates", dataset) / f"{stem}.parquet"
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
-        hashes = self.hashes
+        hashes: list[ShardHashes] | None = backend
         if hashes is None:
             hashes = [shard_hashes(s["path"], self.cfg, self.max_image_bytes) for _, s in self.shards]
         firsts = first_ids_only(hashes)

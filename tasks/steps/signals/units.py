@@ -212,6 +212,17 @@ class SignalUnit(Unit):
         """The signal's backend, or None when every row to compute is skipped or reused (no model load)."""
         return load_backend(self.job.signal, self.job.params) if self.needs_model() else None
 
+    def setup(self) -> Any:
+        """An actor's backend for every unit of the pool (loaded whatever this unit needs)."""
+        return load_backend(self.job.signal, self.job.params)
+
+    def model_ref(self) -> str | None:
+        return self.job.signal.model_ref(self.job.params)
+
+    def needs_setup(self, force: bool = False) -> bool:
+        """Forced, or some row to compute is neither skipped nor reused from an earlier file."""
+        return force or self.needs_model()
+
     def run(self, force: bool = False, backend: Any = NOT_LOADED) -> dict[str, Any]:
         self.reuse = not force
         return super().run(force, backend)
