@@ -33,8 +33,9 @@ demo: install  ## build tiny models + sample data, run the curate flow, print th
 demo-train: demo  ## then a few steps of each training stage on the tiny model (CPU, DeepSpeed + gloo)
 	$(BIN)/magicvl train-curriculum $(WORK)/recipe.yaml
 
-test: install  ## run the test suite (CPU, minutes)
+test: install  ## check the import layers (pyproject [tool.importlinter]), then run the test suite (CPU, minutes)
 	mkdir -p $(PREFECT_HOME)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 
 bench: install  ## print the benchmark tables (bench/README.md)

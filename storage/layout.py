@@ -12,6 +12,7 @@
     <root>/_state/manifests/<table path>.json                   folder manifests (rows, bytes, SHA-256 per shard)
     <root>/_runs/<run>/manifest.json, recipe.yaml               one record per run, never overwritten
     <root>/_manifest.json                                       a copy of the latest run's manifest
+    <root>/_logs/<step>-<time>.log                              full tracebacks of a step's failed units
     <root>/report/                                              plots and the HTML report
 
 Partition values (``dataset``, ``stage``) are stored once, as columns inside
@@ -97,6 +98,14 @@ class OutputLayout:
 
     def run_dir(self, run: str) -> OutPath:
         return self.runs / check_name(run, "run name")
+
+    @property
+    def logs(self) -> OutPath:
+        return self.root / "_logs"
+
+    def failure_log(self, step: str, stamp: str) -> OutPath:
+        """``_logs/<step>-<stamp>.log``: the full tracebacks behind one step run's one-line failures."""
+        return self.logs / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', step)}-{stamp}.log"
 
     @property
     def report(self) -> OutPath:

@@ -17,9 +17,11 @@ threads and OpenCV's pool for OCR, ``torch.set_num_threads`` for torch models.
 Without this, every actor on a node would start one thread per core and N
 actors would oversubscribe the node N times.
 
-``check_backend`` loads it once up front (the step calls it before any shard
-runs), so a model that cannot load is one clear error, not one per shard.
-Loads are memoised per process: Ray reuses workers, actors call this once.
+A model-backed signal's actor pool loads it once per actor (``SignalUnit.setup``
+→ ``tasks.executor.UnitActor``) and waits for every actor's load before any unit
+runs, so a model that cannot load is one clear error, not one per shard;
+``check_backend`` is the same check in the calling process. Loads are memoised
+per process: Ray reuses workers, actors call this once.
 """
 
 from __future__ import annotations

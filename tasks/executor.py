@@ -1,22 +1,115 @@
 """Run a step's units on Ray: plain tasks (``run_tasks``, ``run_units``) or an actor pool
-(``run_on_actors``: one backend load per actor, reused across units), a bounded
-number in flight, with progress. Only units, paths and small summaries travel."""
+(``run_on_actors``: ``UnitActor`` loads ``Unit.setup()`` once and reuses it across units).
+
+One skip decision (``pending``: units finished for their current key are answered from
+their markers, nothing is shipped for them), one bounded fan-out loop (``_fan_out``: a
+bounded number in flight, progress, failures collected), one actor class. A failed
+unit is one line naming the step, the unit (dataset/shard) and the innermost cause; the
+full tracebacks go to ``_logs/<step>-<time>.log`` under the output root, which the
+error names. Only units, paths and small summaries travel."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from magicvl.storage.diskfull import DiskFullError
 from magicvl.tasks.resources import StepResources
+from magicvl.tasks.unit import Unit
 
 log = logging.getLogger("magicvl")
 
 
 class StepFailed(RuntimeError):
     """Some units of a step raised (not bad records: those are quarantined). Rerun resumes."""
+
+
+class UnitError(Exception):
+    """A unit's failure as it travels back from a worker: its innermost cause in one line (Python's
+    ``__cause__`` chain does not survive pickling) and the full traceback."""
+
+    def __init__(self, cause: str, trace: str) -> None:
+        super().__init__(cause, trace)
+        self.cause_line, self.trace = cause, trace
+
+    def __str__(self) -> str:
+        return self.cause_line
+
+
+def _traced(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` on a worker; an exception comes back as a ``UnitError`` (out of disk space as is)."""
+    try:
+        return fn(*args)
+    except DiskFullError:
+        raise
+    except Exception as e:
+        cause = root_cause(e)
+        lines = [x.strip() for x in str(cause).strip().splitlines() if x.strip()]
+        line = f"{type(cause).__name__}: {lines[0][:300] if lines else '(no message)'}"
+        raise UnitError(line, "".join(traceback.format_exception(e))) from None
+
+
+def root_cause(e: BaseException) -> BaseException:
+    """The innermost exception: through a Ray task error's ``cause`` and Python's ``__cause__``/``__context__``."""
+    seen = {id(e)}
+    while True:
+        nxt = getattr(e, "cause", None)
+        if not isinstance(nxt, BaseException):
+            nxt = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+        if nxt is None or id(nxt) in seen:
+            return e
+        seen.add(id(nxt))
+        e = nxt
+
+
+def failure_line(step: str, what: str, e: BaseException) -> str:
+    """``<step> <what>: <Type>: <message>`` in one line (``what``: the unit's dataset/shard, or its index)."""
+    cause = root_cause(e)
+    if isinstance(cause, UnitError):
+        return f"{step} {what}: {cause.cause_line}"
+    lines = [x.strip() for x in str(cause).strip().splitlines() if x.strip()]
+    return f"{step} {what}: {type(cause).__name__}: {lines[0][:300] if lines else '(no message)'}"
+
+
+def _unit_of(call: Any) -> Unit | None:
+    """The ``Unit`` a task call carries (a unit, or a tuple/list holding one), for naming a failure."""
+    items = call if isinstance(call, tuple | list) else (call,)
+    for x in items:
+        if isinstance(x, Unit):
+            return x
+        if isinstance(x, list | tuple) and x and isinstance(x[0], Unit):
+            return x[0]
+    return None
+
+
+def _write_failures(step: str, failures: list[tuple[str, str]], units: list[Unit | None]) -> str:
+    """The tracebacks behind ``failures`` in ``_logs/<step>-<time>.log`` under the units' output root,
+    else in the driver's log; returns where they went."""
+    text = "\n\n".join(f"== {line}\n{tb}" for line, tb in failures)
+    root = next((u.layout for u in units if u is not None), None)
+    if root is not None:
+        path = root.failure_log(step, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n", encoding="utf-8")
+            return f"full tracebacks in {path}"
+        except OSError as e:
+            log.warning("cannot write %s: %s", path, e)
+    log.error("%s: tracebacks of failed units:\n%s", step, text)
+    return "full tracebacks in the driver's log"
+
+
+def _raise_failures(step: str, total: int, failures: list[tuple[str, str]], units: list[Unit | None]) -> None:
+    if not failures:
+        return
+    where = _write_failures(step, failures, units)
+    lines = [line for line, _ in failures]
+    more = f"\n... and {len(lines) - 20} more" if len(lines) > 20 else ""
+    raise StepFailed(f"{len(lines)} of {total} {step} units failed ({where}):\n" + "\n".join(lines[:20]) + more)
 
 
 def _run_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -65,6 +158,59 @@ def _progress_reporter(name: str, total: int, cached_before: int = 0) -> Callabl
     return report
 
 
+def _fan_out(
+    name: str,
+    todo: Sequence[int],
+    submit: Callable[[int], tuple[Any, Any]],
+    has_room: Callable[[], bool],
+    release: Callable[[Any], None],
+    on_result: Callable[[int, Any], None],
+    label: Callable[[int], str],
+    report: Callable[[int, int], None],
+    side: dict[Any, Callable[[Any], None]] | None = None,
+) -> tuple[list[tuple[str, str]], OSError | None]:
+    """The one bounded fan-out loop: submit ``todo`` while ``has_room()``, hand each result to ``on_result``
+    as it arrives; a failed item becomes (one line, its traceback). Out of disk space: submit nothing more,
+    let the running ones finish and clean up, return the error. Returns (failures, disk-full error).
+    ``side``: other refs to wait on meanwhile (actors still loading), each handed to its callback when ready."""
+    import ray
+
+    failures: list[tuple[str, str]] = []
+    pending: dict[Any, tuple[int, Any]] = {}  # ref → (item index, slot)
+    next_item = done = cached = 0
+    disk_full: OSError | None = None
+    side = side if side is not None else {}
+    while (next_item < len(todo) and disk_full is None) or pending:
+        while next_item < len(todo) and disk_full is None and has_room():
+            ref, slot = submit(todo[next_item])
+            pending[ref] = (todo[next_item], slot)
+            next_item += 1
+        ready, _ = ray.wait(list(pending) + list(side), num_returns=1)
+        for ref in ready:
+            if ref in side:
+                side.pop(ref)(ref)
+                continue
+            i, slot = pending.pop(ref)
+            release(slot)
+            try:
+                res = ray.get(ref)
+                cached += bool(isinstance(res, dict) and res.get("cached"))
+                on_result(i, res)
+            except Exception as e:  # a unit failed as a whole: finish the rest, then say which
+                disk_full = disk_full or _disk_full(e)
+                cause = root_cause(e)
+                tb = cause.trace if isinstance(cause, UnitError) else "".join(traceback.format_exception(e))
+                failures.append((failure_line(name, label(i), e), tb))
+            done += 1
+            report(done, cached)
+    return failures, disk_full
+
+
+def _label(units: Sequence[Unit | None], i: int) -> str:
+    u = units[i]
+    return u.marker_name if u is not None else f"[{i}]"
+
+
 def run_tasks(
     fn: Callable[..., Any],
     calls: Sequence[tuple],
@@ -73,6 +219,7 @@ def run_tasks(
     max_in_flight: int | None = None,
     retries: int = 2,
     reduce: Callable[[Any], None] | None = None,
+    cached_before: int = 0,
 ) -> list[Any]:
     """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
 
@@ -90,37 +237,30 @@ def run_tasks(
     window = max_in_flight or max(2 * cpus, 2)
     check_fits(resources or StepResources(), name)
     opts = (resources or StepResources()).ray_options()
-    remote = ray.remote(fn).options(**opts, max_retries=retries, name=name)
-    report = _progress_reporter(name, len(calls))
+    remote = ray.remote(_traced).options(**opts, max_retries=retries, name=name)
     results: list[Any] = [None] * len(calls)
-    failures: list[str] = []
-    pending: dict[Any, int] = {}
-    next_call = 0
-    done = cached = 0
-    disk_full: OSError | None = None  # out of space: submit nothing more, let running tasks clean up
-    while (next_call < len(calls) and disk_full is None) or pending:
-        while next_call < len(calls) and len(pending) < window and disk_full is None:
-            pending[remote.remote(*calls[next_call])] = next_call
-            next_call += 1
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            i = pending.pop(ref)
-            try:
-                res = ray.get(ref)
-                cached += bool(isinstance(res, dict) and res.get("cached"))
-                if reduce is None:
-                    results[i] = res
-                else:
-                    reduce(res)
-            except Exception as e:  # a unit failed as a whole: finish the rest, then say which
-                disk_full = disk_full or _disk_full(e)
-                failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-            done += 1
-            report(done, cached)
+    in_flight = [0]
+
+    def submit(i: int) -> tuple[Any, Any]:
+        in_flight[0] += 1
+        return remote.remote(fn, *calls[i]), None
+
+    def release(_slot: Any) -> None:
+        in_flight[0] -= 1
+
+    def on_result(i: int, res: Any) -> None:
+        if reduce is None:
+            results[i] = res
+        else:
+            reduce(res)
+
+    units = [_unit_of(c) for c in calls]
+    failures, disk_full = _fan_out(name, range(len(calls)), submit, lambda: in_flight[0] < window, release,
+                                   on_result, lambda i: _label(units, i),
+                                   _progress_reporter(name, len(calls), cached_before))  # fmt: skip
     if disk_full is not None:
         raise disk_full  # one line naming the device and the path
-    if failures:
-        raise StepFailed(f"{len(failures)} of {len(calls)} {name} tasks failed:\n" + "\n".join(failures[:20]))
+    _raise_failures(name, len(calls), failures, units)
     return results if reduce is None else []
 
 
@@ -130,39 +270,55 @@ def _disk_full(e: BaseException) -> DiskFullError | None:
     return cause if isinstance(cause, DiskFullError) else None
 
 
-def _run_unit(unit: Any, force: bool) -> dict[str, Any]:
+def pending(units: Sequence[Unit], force: bool) -> tuple[list[dict[str, Any] | None], list[int]]:
+    """The one skip decision of a fan-out: (summaries with those of finished units filled in from their
+    markers, indices of the units that must run). ``force`` runs every unit."""
+    results: list[dict[str, Any] | None] = [None] * len(units)
+    if force:
+        return results, list(range(len(units)))
+    for i, u in enumerate(units):
+        results[i] = u.finished()
+    return results, [i for i, r in enumerate(results) if r is None]
+
+
+def _run_unit(unit: Unit, force: bool) -> dict[str, Any]:
     return unit.run(force)
 
 
 def run_units(
-    units: Sequence[Any],
+    units: Sequence[Unit],
     name: str,
     resources: StepResources | None = None,
     max_in_flight: int | None = None,
     retries: int = 2,
     force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run ``tasks.unit.Unit``s as plain Ray tasks (each loads what it needs itself); summaries in order."""
-    return run_tasks(_run_unit, [(u, force) for u in units], name, resources, max_in_flight, retries)
+    """Run ``tasks.unit.Unit``s as plain Ray tasks (each loads what it needs itself); summaries in order.
+    Finished units (``pending``) are answered from their markers without a task."""
+    results, todo = pending(units, force)
+    calls = [(units[i], force) for i in todo]
+    done = run_tasks(_run_unit, calls, name, resources, max_in_flight, retries, cached_before=len(units) - len(todo))
+    for i, r in zip(todo, done):
+        results[i] = r
+    return results
 
 
 class UnitActor:
-    """One loaded backend (``tasks.backends.load_backend``, called once here), reused for every unit."""
+    """The one actor class: ``Unit.setup()`` of the pool's first unit (its model or backend), loaded once
+    here and handed to every unit the actor runs (NeMo Curator's ``setup()`` per worker)."""
 
-    def __init__(self, signal: Any, params: Any) -> None:
-        from magicvl.tasks.backends import load_backend
-
-        self.backend = load_backend(signal, params)
+    def __init__(self, prototype: Unit) -> None:
+        self.backend = prototype.setup()
 
     def ready(self) -> bool:
         """Answered once the backend is loaded (an actor whose load failed raises here instead)."""
         return True
 
-    def run(self, unit: Any, force: bool) -> dict[str, Any]:
-        return unit.run(force=force, backend=self.backend)
+    def run(self, unit: Unit, force: bool) -> dict[str, Any]:
+        return _traced(unit.run, force, self.backend)
 
 
-def _await_loads(actors: list[Any], name: str, params: Any) -> tuple[list[int], dict[Any, int]]:
+def _await_loads(actors: list[Any], name: str, prototype: Unit) -> tuple[list[int], dict[Any, int]]:
     """Wait for the first actor's backend: (actors ready, still-loading ref → actor index).
 
     A first load that fails is one clear error (naming the model) before any unit runs. The other
@@ -178,8 +334,8 @@ def _await_loads(actors: list[Any], name: str, params: Any) -> tuple[list[int], 
     except Exception as e:
         for actor in actors:
             ray.kill(actor)
-        model = getattr(params, "model", None) or getattr(params, "tokenizer", None)
         cause = str(getattr(e, "cause", None) or e).strip().splitlines()
+        model = prototype.model_ref()
         which = f" (model {model!r})" if isinstance(model, str) else ""
         raise StepFailed(f"{name}: the backend failed to load{which}, no unit ran: "
                          f"{cause[-1][:300] if cause else type(e).__name__}") from None  # fmt: skip
@@ -234,73 +390,60 @@ def _pool_size(resources: StepResources, n_units: int, name: str = "step") -> in
 
 
 def run_on_actors(
-    units: Sequence[Any],
+    units: Sequence[Unit],
     name: str,
-    signal: Any,
-    params: Any,
     resources: StepResources | None = None,
     retries: int = 2,
     force: bool = False,
     per_actor: int = 2,
-    actor: type = UnitActor,
 ) -> list[dict[str, Any]]:
-    """Run units on a pool of ``actor``s (default ``UnitActor``) built for ``(signal, params)``; summaries in order.
+    """Run units on a pool of ``UnitActor``s (each loads ``units[0].setup()`` once); summaries in order.
 
     The pool has as many actors as the cluster's nodes hold (each reserving
     the step's CPUs/GPUs/memory; one actor's GPUs are always on one node),
-    capped by ``resources.concurrency``, spread over the nodes; at most ``per_actor`` units are queued on an actor at
-    once, so shards in flight stay bounded whatever the dataset size. A unit
-    that fails is reported after the others finish (``StepFailed``).
+    capped by ``resources.concurrency``, spread over the nodes; a unit starts
+    on each actor as soon as it has loaded. At most ``per_actor`` units are
+    queued on an actor at once, so shards in flight stay bounded whatever the
+    dataset size. Finished units (``pending``) start no actor and load no
+    model. A unit that fails is reported after the others finish (``StepFailed``).
     """
     import ray
 
-    results: list[Any] = [None] * len(units)
-    todo = list(range(len(units)))
-    if not force:  # finished units are answered from their markers: no actor (no model load) for them
-        for i in range(len(units)):
-            results[i] = units[i].finished()
-        todo = [i for i in todo if results[i] is None]
+    results, todo = pending(units, force)
     if not todo:
         return results
     resources = resources or StepResources()
     n = _pool_size(resources, len(todo), name)
-    cls = ray.remote(actor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries,
-                                    scheduling_strategy="SPREAD")  # fmt: skip  # over the nodes, not packed on one
-    actors = [cls.remote(signal, params) for _ in range(n)]
-    usable, loading = _await_loads(actors, name, params)
+    cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries,
+                                        scheduling_strategy="SPREAD")  # fmt: skip  # over the nodes, not packed
+    first = units[todo[0]]
+    actors = [cls.remote(first) for _ in range(n)]
+    usable, loading = _await_loads(actors, name, first)
     n_cached = len(units) - len(todo)
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
-    report = _progress_reporter(name, len(todo), n_cached)
-    failures: list[str] = []
     load = [0] * n
-    pending: dict[Any, tuple[int, int]] = {}  # ref → (unit index, actor index)
-    next_unit = done = 0
+
+    def submit(i: int) -> tuple[Any, Any]:
+        a = min(usable, key=lambda k: load[k])
+        load[a] += 1
+        return actors[a].run.remote(units[i], force), a
+
+    def release(a: Any) -> None:
+        load[a] -= 1
+
+    def on_result(i: int, res: Any) -> None:
+        results[i] = res
+
     try:
-        while next_unit < len(todo) or pending:
-            while next_unit < len(todo) and min(load[a] for a in usable) < per_actor:
-                a = min(usable, key=lambda k: load[k])
-                pending[actors[a].run.remote(units[todo[next_unit]], force)] = (todo[next_unit], a)
-                load[a] += 1
-                next_unit += 1
-            ready, _ = ray.wait(list(pending) + list(loading), num_returns=1)
-            for ref in ready:
-                if ref in loading:  # one more actor loaded; one whose load failed is left out
-                    _joined(ref, loading.pop(ref), usable, name)
-                    continue
-                i, a = pending.pop(ref)
-                load[a] -= 1
-                try:
-                    results[i] = ray.get(ref)
-                except Exception as e:
-                    if (full := _disk_full(e)) is not None:
-                        raise full from None  # one line naming the device and the path
-                    failures.append(f"{name}[{i}]: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                done += 1
-                report(done)
+        report = _progress_reporter(name, len(todo), n_cached)
+        side = {ref: (lambda r, k=k: _joined(r, k, usable, name)) for ref, k in loading.items()}
+        failures, disk_full = _fan_out(name, todo, submit, lambda: min(load[a] for a in usable) < per_actor,
+                                       release, on_result, lambda i: _label(units, i), report, side)  # fmt: skip
     finally:
         for actor in actors:
             ray.kill(actor)
-    if failures:
-        raise StepFailed(f"{len(failures)} of {len(todo)} {name} units failed:\n" + "\n".join(failures[:20]))
+    if disk_full is not None:
+        raise disk_full from None  # one line naming the device and the path
+    _raise_failures(name, len(todo), failures, list(units))
     return results

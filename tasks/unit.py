@@ -176,6 +176,19 @@ class Unit(ABC):
     def load_backend(self) -> Any:
         return None
 
+    def setup(self) -> Any:
+        """What an actor of a pool loads once and hands to every unit it runs (NeMo Curator's ``setup()``);
+        by default this unit's own backend."""
+        return self.load_backend()
+
+    def needs_setup(self, force: bool = False) -> bool:
+        """Whether running this unit needs ``setup()``'s backend (false: an actor step runs it as a plain task)."""
+        return True
+
+    def model_ref(self) -> str | None:
+        """The model path or id ``setup`` loads (named when it fails to load); None for model-free units."""
+        return None
+
     def marker(self) -> Path:
         return self.layout.marker(self.step, self.marker_name)
 

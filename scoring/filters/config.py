@@ -73,9 +73,12 @@ class Decisions:
         return dict(sorted(out.items()))
 
 
-def decide(columns: Columns, cfg: FiltersConfig) -> Decisions:
-    """Apply every enabled filter's thresholds to stored columns; no text is read."""
-    n = len(next(iter(columns.values()))) if columns else 0
+def decide(columns: Columns, cfg: FiltersConfig, n: int | None = None) -> Decisions:
+    """Apply every enabled filter's thresholds to stored columns; no text is read.
+
+    ``n`` is the number of samples: with every filter disabled there is no column to count them by."""
+    if n is None:
+        n = len(next(iter(columns.values()))) if columns else 0
     failures: list[list[Verdict]] = [[] for _ in range(n)]
     for name in cfg.enabled():
         for i, v in enumerate(FILTERS[name].apply(columns, cfg.of(name))):

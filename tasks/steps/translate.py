@@ -1,7 +1,7 @@
 """The optional translation step: English samples of chosen datasets → a new dataset ``<name>_<suffix>``.
 
 Runs after ingest (and the id dedup), before quality. One ``TranslateUnit``
-per source samples shard, on an actor pool (``GeneratorActor``: the LLM is
+per source samples shard, run by ``TranslateStep`` on an actor pool (the LLM is
 loaded once per actor, and a model that fails to load is one error before any
 shard runs). A unit writes ``samples/<name>_<suffix>/<shard>-NNN.parquet``
 (translated rows: new id, the source's image reference, ``source_key`` = the
@@ -14,7 +14,6 @@ runs through quality, signals and combine like any dataset.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +35,15 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, list_shards, read_table
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
+from magicvl.tasks.resources import StepResources
+from magicvl.tasks.shards import samples_shards
+from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
 from magicvl.tasks.steps.quality.units import ShardUnit
 from magicvl.tasks.unit import Outputs, UnitKey, sweep
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 TRANSLATE_VERSION = "1"
 QUARANTINE_PREFIX = "translate-"
@@ -68,6 +70,9 @@ class TranslateUnit(ShardUnit):
 
     def load_backend(self) -> Generator:
         return load_generator(self.cfg.backend, self.cfg.model, **self.cfg.load_options())
+
+    def model_ref(self) -> str | None:
+        return self.cfg.model
 
     def chosen(self) -> pa.Table:
         """The shard's rows to translate: first copies of an id, English, picked by the seeded draw."""
@@ -104,32 +109,41 @@ class TranslateUnit(ShardUnit):
                 "translated": len(ok), "failed": len(failed), "shards": shards}  # fmt: skip
 
 
+class TranslateStep(Step):
+    """``TranslateUnit``s of the chosen datasets on an actor pool (the LLM loaded once per actor)."""
+
+    name, pool = "translate", "actors"
+
+    def __init__(self, recipe: Recipe, force: bool = False) -> None:
+        super().__init__(recipe, force)
+        cfg: TranslateConfig = recipe.translate
+        if (local := recipe.path(cfg.model)) is not None and local.exists():  # a local folder: made absolute
+            cfg = cfg.model_copy(update={"model": str(local)})
+        self.cfg, self.layout = cfg, OutputLayout(recipe.output_root)
+
+    def resources(self) -> StepResources:
+        return self.recipe.resources.translate
+
+    def units(self) -> list[TranslateUnit]:
+        shards = samples_shards(self.recipe, self.cfg.datasets)
+        units = []
+        for ds in self.cfg.datasets:
+            qdir = self.layout.quarantine_dir(ds)
+            dups = tuple(str(p) for p in list_shards(qdir) if p.name.startswith(DEDUP_PREFIX))
+            units += [TranslateUnit(ds, s, self.cfg, dups, str(self.layout.root), self.recipe.storage)
+                      for s in sorted(shards[ds], key=lambda s: s["path"])]  # fmt: skip
+        return units
+
+    def finish(self, results: list[dict[str, Any]], stats: StepStats) -> dict[str, Any]:
+        totals = {ds: _finish_dataset(self.recipe, self.layout, self.cfg.target(ds),
+                                      [r for r in results if r["dataset"] == ds])
+                  for ds in self.cfg.datasets}  # fmt: skip
+        return {"units": stats.units, "cached": stats.cached, "datasets": totals, "seconds": stats.seconds}
+
+
 def translate(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Translate the recipe's chosen datasets (nothing when ``translate`` is not configured)."""
-    from magicvl.tasks.executor import run_on_actors
-    from magicvl.tasks.steps.ingest.step import samples_shards
-    from magicvl.tasks.steps.quality.step import GeneratorActor
-
-    if recipe.translate is None:
-        return {}
-    t0 = time.perf_counter()
-    cfg: TranslateConfig = recipe.translate
-    if (local := recipe.path(cfg.model)) is not None and local.exists():  # a local folder: made absolute
-        cfg = cfg.model_copy(update={"model": str(local)})
-    layout = OutputLayout(recipe.output_root)
-    shards = samples_shards(recipe, cfg.datasets)
-    units = []
-    for ds in cfg.datasets:
-        qdir = layout.quarantine_dir(ds)
-        dups = tuple(str(p) for p in list_shards(qdir) if p.name.startswith(DEDUP_PREFIX))
-        units += [TranslateUnit(ds, s, cfg, dups, str(layout.root), recipe.storage)
-                  for s in sorted(shards[ds], key=lambda s: s["path"])]  # fmt: skip
-    results = run_on_actors(units, "translate", cfg.backend, cfg, recipe.resources.translate,
-                            recipe.ray.task_retries, force, actor=GeneratorActor)  # fmt: skip
-    totals = {ds: _finish_dataset(recipe, layout, cfg.target(ds), [r for r in results if r["dataset"] == ds])
-              for ds in cfg.datasets}  # fmt: skip
-    return {"units": len(results), "cached": sum(r["cached"] for r in results), "datasets": totals,
-            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    return {} if recipe.translate is None else TranslateStep(recipe, force).run()
 
 
 def _finish_dataset(recipe: Recipe, layout: OutputLayout, target: str, results: list[dict]) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def test_three_vlms_give_s_task_and_a_beta_retune_loads_no_model(
 
     monkeypatch.setattr("magicvl.tasks.backends.load_backend", refuse)
     monkeypatch.setattr("magicvl.model.backends.vlm.load_vlm_backend", refuse)
-    monkeypatch.setattr("magicvl.tasks.steps.signals.step.run_on_actors", refuse)
+    monkeypatch.setattr("magicvl.tasks.step.run_on_actors", refuse)
     samples_before = {p: p.stat().st_mtime_ns for p in list_shards(out / "samples")}
     ratios = [r[cm.loss_metric("s")] / r[cm.loss_metric("m")] for r in first.values()]
     beta = float(np.median(ratios))  # about half the samples pass loss_s > β·loss_m: ranks change

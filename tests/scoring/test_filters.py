@@ -192,3 +192,13 @@ def test_config_is_strict_and_validated():
 def test_responses_of_takes_assistant_turns():
     conv = [{"from": "system", "value": "s"}, {"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
     assert responses_of([conv, conv[:2]]) == [["a"], []]
+
+
+def test_every_filter_disabled_keeps_every_sample():
+    """Issue 20, defect 1: with no filter enabled there are no columns, yet every sample gets a decision."""
+    off = {n: {"enabled": False} for n in ("response_length", "abnormal_chars", "synthetic_keywords", "repetition")}
+    cfg = FiltersConfig(**off)
+    columns = measure_all([["As an AI language model, " * 10], [""]], cfg)
+    assert columns == {}
+    d = decide(columns, cfg, n=2)
+    assert d.keep_mask().tolist() == [True, True] and d.counts() == {}

@@ -72,12 +72,12 @@ def test_actor_pool_loads_the_backend_once_per_actor(shards, tmp_path, tokenizer
     def units(root: str) -> list[SignalUnit]:
         return [SignalUnit(job, "d", sh, root, StorageOptions(), 10**8, 10**8) for sh in shards]
 
-    res = run_on_actors(units(str(tmp_path / "out")), "test", job.signal, job.params, StepResources(concurrency=2))
+    res = run_on_actors(units(str(tmp_path / "out")), "test", StepResources(concurrency=2))
     assert loads(counter) == 2  # two actors, nine shards
     assert len(res) == 9 and not any(r["cached"] for r in res) and sum(r["rows"] for r in res) == 25
     assert len({pid for pid in counter.read_text().split()}) == 2
 
-    again = run_on_actors(units(str(tmp_path / "out")), "test", job.signal, job.params, StepResources(concurrency=2))
+    again = run_on_actors(units(str(tmp_path / "out")), "test", StepResources(concurrency=2))
     assert all(r["cached"] for r in again) and loads(counter) == 2  # finished: no actor, no load
 
     per_task = run_units(units(str(tmp_path / "alt")), "test", StepResources())
@@ -96,5 +96,5 @@ def test_a_model_that_fails_to_load_is_one_error_before_any_unit_runs(shards, tm
     out = tmp_path / "out"
     units = [SignalUnit(job, "d", sh, str(out), StorageOptions(), 10**8, 10**8) for sh in shards]
     with pytest.raises(StepFailed, match=r"signal:vlm_loss@s: the backend failed to load \(model '.*no-such-vlm'\), no unit ran"):
-        run_on_actors(units, "signal:vlm_loss@s", job.signal, job.params, StepResources(concurrency=2), retries=0)
+        run_on_actors(units, "signal:vlm_loss@s", StepResources(concurrency=2), retries=0)
     assert not (out / "signals" / "vlm_loss@s").exists() and all(u.finished() is None for u in units)

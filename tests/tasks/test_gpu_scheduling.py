@@ -19,14 +19,12 @@ import pytest
 
 from magicvl.scoring.signals import get_signal
 from magicvl.storage.options import StorageOptions
+from magicvl.tasks.backends import load_backend
 from magicvl.tasks.executor import StepFailed, _pool_size, node_capacity, run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 pytestmark = pytest.mark.slow  # starts Ray clusters
-
-FREE = get_signal("image_entropy")  # model-free: the pool's actors load nothing
-
 
 class ProbeUnit(Unit):
     """Reports where it ran: node, CUDA_VISIBLE_DEVICES, Ray's GPU ids, pid, time span, model device.
@@ -36,9 +34,14 @@ class ProbeUnit(Unit):
 
     step = "test-probe"
 
-    def __init__(self, out_root: str, i: int, barrier: tuple[str, int] | None = None, hold: float = 0.0) -> None:
+    def __init__(self, out_root: str, i: int, barrier: tuple[str, int] | None = None, hold: float = 0.0,
+                 model: tuple[Any, Any] | None = None) -> None:  # fmt: skip
         super().__init__(out_root, StorageOptions())
-        self.i, self.barrier, self.hold = i, barrier, hold
+        self.i, self.barrier, self.hold, self.model = i, barrier, hold, model
+
+    def load_backend(self) -> Any:
+        """With ``model`` (signal, params): the signal's real backend, loaded by the pool's actor."""
+        return None if self.model is None else load_backend(*self.model)
 
     @property
     def marker_name(self) -> str:
@@ -75,9 +78,9 @@ def _wait_for(folder: Path, n: int, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def probes(root: Path, n: int, barrier: int | None = None, hold: float = 0.0) -> list[ProbeUnit]:
+def probes(root: Path, n: int, barrier: int | None = None, hold: float = 0.0, model=None) -> list[ProbeUnit]:
     b = (str(root / "barrier"), barrier) if barrier else None
-    return [ProbeUnit(str(root), i, b, hold) for i in range(n)]
+    return [ProbeUnit(str(root), i, b, hold, model) for i in range(n)]
 
 
 def idle_cluster(timeout: float = 60.0) -> None:
@@ -105,7 +108,7 @@ def test_a_gpu_step_on_a_cluster_without_gpus_fails_once_before_any_unit_runs(tm
     units = probes(tmp_path, 3)
     res = StepResources(num_gpus=1, num_cpus=0.5)
     with pytest.raises(StepFailed) as e:
-        run_on_actors(units, "signal:perplexity", FREE, FREE.params(), res, retries=0)
+        run_on_actors(units, "signal:perplexity", res, retries=0)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("signal:perplexity: each task/actor asks for 1 GPUs (resources num_gpus)")
     assert msg.endswith("(GPUs per node: [0]); no unit ran")
@@ -150,8 +153,7 @@ def test_pool_size_is_gpus_per_actor_capped_by_actors(two_nodes, tmp_path):
     with pytest.raises(StepFailed, match=r"asks for 3 GPUs .* \(GPUs per node: \[2, 2\]\); no unit ran"):
         _pool_size(StepResources(num_gpus=3, num_cpus=0.5), 100, "signal:vlm_loss@72b")
 
-    res = run_on_actors(probes(tmp_path / "a", 8, barrier=4), "probe", FREE, FREE.params(),
-                        StepResources(num_gpus=1, num_cpus=0.5))  # fmt: skip
+    res = run_on_actors(probes(tmp_path / "a", 8, barrier=4), "probe", StepResources(num_gpus=1, num_cpus=0.5))
     assert len({r["pid"] for r in res}) == 4  # four actors ran at once (the barrier needs all four)
     seats = {(r["node"], r["cvd"]) for r in res}
     assert len(seats) == 4 and all(r["cvd"] == ",".join(r["gpu_ids"]) for r in res)  # each its own GPU
@@ -160,8 +162,7 @@ def test_pool_size_is_gpus_per_actor_capped_by_actors(two_nodes, tmp_path):
 
 def test_a_two_gpu_actor_sees_two_gpus_of_one_node(two_nodes, tmp_path):
     idle_cluster()
-    res = run_on_actors(probes(tmp_path, 4, barrier=2), "probe", FREE, FREE.params(),
-                        StepResources(num_gpus=2, num_cpus=0.5))  # fmt: skip
+    res = run_on_actors(probes(tmp_path, 4, barrier=2), "probe", StepResources(num_gpus=2, num_cpus=0.5))
     by_actor = {r["pid"]: r for r in res}
     assert len(by_actor) == 2 and len({r["node"] for r in by_actor.values()}) == 2
     for r in by_actor.values():
@@ -174,7 +175,7 @@ def test_two_steps_sharing_the_gpus_never_oversubscribe_them(two_nodes, tmp_path
 
     def step(name: str) -> None:
         units = probes(tmp_path / name, 6, hold=0.4)
-        results[name] = run_on_actors(units, name, FREE, FREE.params(), StepResources(num_gpus=1, num_cpus=0.5))
+        results[name] = run_on_actors(units, name, StepResources(num_gpus=1, num_cpus=0.5))
 
     threads = [threading.Thread(target=step, args=(n,)) for n in ("first", "second")]
     for t in threads:
@@ -194,7 +195,7 @@ def test_a_model_step_spreads_over_both_nodes_and_runs_on_cpu_under_auto(two_nod
     idle_cluster()
     perplexity = get_signal("perplexity")
     params = perplexity.params(model=str(causal_lm_dir), device="auto", dtype="float32")
-    res = run_on_actors(probes(tmp_path, 4, barrier=2), "signal:perplexity", perplexity, params,
+    res = run_on_actors(probes(tmp_path, 4, barrier=2, model=(perplexity, params)), "signal:perplexity",
                         StepResources(num_gpus=1, num_cpus=0.5, concurrency=2))  # fmt: skip
     assert len({r["node"] for r in res}) == 2  # one actor per node, not both packed on one
     assert all(r["gpu_ids"] and r["device"] == "cpu" for r in res)  # Ray gave a GPU id; torch has no CUDA

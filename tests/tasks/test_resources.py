@@ -61,8 +61,6 @@ def test_resources_reach_ray_tasks_and_actors(tmp_path, ray_local):
     res = StepResources(num_cpus=0.5, memory=64 << 20)
     tasks = run_units([AssignedUnit(str(tmp_path / "t"), i) for i in range(3)], "t", res)
     assert [t["assigned"] for t in tasks] == [{"CPU": 0.5, "memory": float(64 << 20)}] * 3
-    from magicvl.scoring.signals import get_signal
-
-    s = get_signal("image_entropy")  # model-free: the actor's load_backend gives None, the pool still runs
-    actors = run_on_actors([AssignedUnit(str(tmp_path / "a"), i) for i in range(3)], "a", s, s.params(), res)
+    # model-free units: the actor's setup() gives None, the pool still runs
+    actors = run_on_actors([AssignedUnit(str(tmp_path / "a"), i) for i in range(3)], "a", res)
     assert [a["assigned"] for a in actors] == [{"CPU": 0.5, "memory": float(64 << 20)}] * 3

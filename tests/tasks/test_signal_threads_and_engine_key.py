@@ -55,36 +55,41 @@ def test_outside_ray_a_backend_gets_one_thread():
     assert not in_ray_worker() and worker_threads() == 1
 
 
-def _actor_threads(signal: str, params: dict, num_cpus: float) -> dict:
-    """Load the signal's backend in a Ray actor reserving ``num_cpus``; report the thread settings it got."""
+def _actor_threads(loads: list[tuple[str, dict]], num_cpus: float) -> list[dict]:
+    """In ONE Ray actor reserving ``num_cpus``, load each signal's backend in turn and report the thread
+    settings right after each load (one worker start per case instead of one per backend: the settings
+    are per process, and each load sets them again)."""
     import ray
 
     @ray.remote
     class Probe:
-        def __init__(self) -> None:
+        def load(self, signal: str, params: dict) -> dict:
+            import cv2
+            import torch
+
             from magicvl.tasks.backends import load_backend
 
             s = get_signal(signal)
             self.backend = load_backend(s, s.params(**params))
-
-        def threads(self) -> dict:
-            import cv2
-            import torch
-
             return {"worker": worker_threads(), "cv2": cv2.getNumThreads(), "torch": torch.get_num_threads()}
 
     probe = Probe.options(num_cpus=num_cpus).remote()
     try:
-        return ray.get(probe.threads.remote())
+        return [ray.get(probe.load.remote(signal, params)) for signal, params in loads]
     finally:
         ray.kill(probe)
 
 
 @pytest.mark.parametrize("num_cpus", [1, 2])
 def test_ocr_and_detector_threads_follow_the_steps_num_cpus(ray_local, tokenizer_dir, grounding_dino_dir, num_cpus):
-    ocr = _actor_threads("ocr_text_density", {"tokenizer": str(tokenizer_dir)}, num_cpus)
+    ocr, det, pinned = _actor_threads(
+        [
+            ("ocr_text_density", {"tokenizer": str(tokenizer_dir)}),
+            ("object_density", {"model": str(grounding_dino_dir)}),
+            ("ocr_text_density", {"tokenizer": str(tokenizer_dir), "threads": 1}),
+        ],
+        num_cpus,
+    )
     assert ocr["worker"] == num_cpus and ocr["cv2"] == num_cpus
-    det = _actor_threads("object_density", {"model": str(grounding_dino_dir)}, num_cpus)
     assert det["worker"] == num_cpus and det["torch"] == num_cpus
-    pinned = _actor_threads("ocr_text_density", {"tokenizer": str(tokenizer_dir), "threads": 1}, num_cpus)
     assert pinned["cv2"] == 1  # the signal's own `threads` wins over the reservation

@@ -27,7 +27,7 @@ from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards, read_table
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 NEW = "new"  # a sample no previous ledger holds
 OUT = 0  # not kept (dropped or quarantined)

@@ -19,18 +19,21 @@ from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import list_shards, num_rows
-from magicvl.tasks.executor import run_tasks, run_units
+from magicvl.tasks.executor import run_tasks
+from magicvl.tasks.resources import StepResources
+from magicvl.tasks.shards import samples_shards
+from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.combine import units as combine_tasks
 from magicvl.tasks.steps.combine.retune import transitions
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
-from magicvl.tasks.steps.ingest.step import samples_shards
 from magicvl.tasks.steps.quality.step import verdict_paths
 from magicvl.tasks.steps.signals.crossmodal import signal_jobs
-from magicvl.tasks.steps.signals.rows import dropped_mask, skip_key, skipping_jobs
+from magicvl.tasks.steps.signals.rows import dropped_mask, skip_key
+from magicvl.tasks.steps.signals.units import skipping_jobs
 from magicvl.tasks.unit import sweep
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:
+    from magicvl.tasks.recipe import Recipe
 
 
 def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
@@ -62,23 +65,36 @@ def combine_inputs(recipe: Recipe) -> list[combine_tasks.ShardInputs]:
     return inputs
 
 
+class CombineStep(Step):
+    """One ``CombineUnit`` per samples shard, given the population decision (``population_decision``:
+    statistics reduced in the driver after their map); finishing sweeps and writes the manifests."""
+
+    name = "combine:write"
+
+    def __init__(self, recipe: Recipe, cfg: CombineConfig, force: bool = False) -> None:
+        super().__init__(recipe, force)
+        self.cfg, self.t0 = cfg, time.perf_counter()
+
+    def resources(self) -> StepResources:
+        return self.recipe.resources.combine
+
+    def units(self) -> list[combine_tasks.CombineUnit]:
+        recipe, res = self.recipe, self.resources()
+        inputs = combine_inputs(recipe)
+        self.decision = population_decision(recipe, inputs, self.cfg)
+        costs, root = cost_model(recipe), str(recipe.output_root)
+        return [combine_tasks.CombineUnit(i, self.cfg, self.decision, recipe.storage, root, res.batch_size, costs)
+                for i in inputs]  # fmt: skip
+
+    def finish(self, results: list[dict[str, Any]], stats: StepStats) -> dict[str, Any]:
+        finish_combine(self.recipe, OutputLayout(self.recipe.output_root), results)
+        return {"decision": self.decision, "results": results, "transitions": transitions(results),
+                "seconds": round(time.perf_counter() - self.t0, 3)}  # fmt: skip
+
+
 def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = False) -> dict[str, Any]:
     """Normalise over the population (map-reduce of statistics), score, stage, write curated/."""
-    t0 = time.perf_counter()
-    cfg = cfg or recipe.combine
-    layout = OutputLayout(recipe.output_root)
-    inputs = combine_inputs(recipe)
-    decision = population_decision(recipe, inputs, cfg)
-    res = recipe.resources.combine
-    costs = cost_model(recipe)
-    units = [
-        combine_tasks.CombineUnit(i, cfg, decision, recipe.storage, str(layout.root), res.batch_size, costs)
-        for i in inputs
-    ]
-    results = run_units(units, "combine:write", res, recipe.ray.max_in_flight, recipe.ray.task_retries, force)
-    finish_combine(recipe, layout, results)
-    return {"decision": decision, "results": results, "transitions": transitions(results),
-            "seconds": round(time.perf_counter() - t0, 3)}  # fmt: skip
+    return CombineStep(recipe, cfg or recipe.combine, force).run()
 
 
 def cost_model(recipe: Recipe) -> CostModel:

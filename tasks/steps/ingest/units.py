@@ -22,7 +22,6 @@ import numpy as np
 
 from magicvl.scoring.batch import SampleBatch
 from magicvl.scoring.dedup import HASH_SIDE, hash_columns
-from magicvl.scoring.signals import get_signal
 from magicvl.storage.fs import ObjectStoreOptions
 from magicvl.storage.images import (
     ImageError,
@@ -38,6 +37,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.tasks.backends import load_backend
 from magicvl.tasks.steps.signals.units import FusedSignal, FusedSignalUnit, compute_rows
+from magicvl.tasks.steps.signals.units import fused_signals  # noqa: F401  (re-exported: its old home)
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 INGEST_VERSION = "4"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns; 4: hashes from hash_thumb
@@ -245,14 +245,3 @@ def _process(raw: RawRecord, cfg: DatasetConfig, image_step: _ImageStep):
         **image,
     }
     return row, vals, None
-
-
-def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
-    """The configured signals ingestion computes itself: per-image model-free ones, and text
-    signals that need at most a tokenizer. Model-backed signals run in their own step."""
-    fused = []
-    for name, params in names_params:
-        s = get_signal(name)
-        if s.per_image is not None or (s.reads == "text" and s.backend in (None, "tokenizer")):
-            fused.append(FusedSignal.of(s, params))
-    return fused

@@ -94,13 +94,13 @@ def filter_shard(path: str, cfg: FiltersConfig, batch_size: int = 1024) -> tuple
         parts.append(measure_all(responses_of(b["conversations"]), cfg))
     cols = {c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0) for c in schema.names[1:]}
     measures = pa.table({"sample_id": ids, **{c: list(v) for c, v in cols.items()}}, schema=schema)
-    return measures, decisions_table(ids, decide(cols, cfg))
+    return measures, decisions_table(ids, decide(cols, cfg, len(ids)))
 
 
 def decide_table(measures: pa.Table, cfg: FiltersConfig) -> pa.Table:
     """Re-apply thresholds to a stored ``filter_measures`` table (a threshold change reads no text)."""
     cols = {c: measures.column(c).to_numpy(zero_copy_only=False) for c in measures.column_names[1:]}
-    return decisions_table(measures.column("sample_id").to_pylist(), decide(cols, cfg))
+    return decisions_table(measures.column("sample_id").to_pylist(), decide(cols, cfg, measures.num_rows))
 
 
 def categorize_shard(

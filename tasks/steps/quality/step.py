@@ -3,7 +3,7 @@
 Runs after ingest (and the id dedup), before signals. The model-free parts of a
 shard (filter measures, label categories, dedup hashes) run as one plain Ray task
 (``shard_pass``); the VLM classifier and each judge run on an actor pool
-(``run_on_actors`` with ``GeneratorActor``: the model is loaded once per actor,
+(``run_on_actors``: the model is loaded once per actor (``Unit.setup``),
 and a model that fails to load is one error before any of its units runs), first.
 Dedup is a map (those per-shard hashes) and a reduce in the driver; verdicts follow.
 Every part is a cached unit: a threshold edit re-runs only the verdicts.
@@ -15,43 +15,28 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from magicvl.model.backends.generate import load_generator
 from magicvl.scoring.categorize import CategorizeConfig
 from magicvl.scoring.judge import JudgeConfig
 from magicvl.scoring.review import inspection_category, load_decision
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_folder_manifest, write_folder_manifest
 from magicvl.storage.outfs import as_path
-from magicvl.tasks.executor import run_on_actors, run_tasks, run_units
+from magicvl.tasks.executor import pending, run_tasks
+from magicvl.tasks.resources import StepResources
+from magicvl.tasks.shards import samples_shards
+from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.quality.dedup_near import shard_hashes
 from magicvl.tasks.steps.quality.units import CategorizeUnit, DuplicatesUnit, JudgeUnit, MeasureUnit
 from magicvl.tasks.steps.quality.verdicts import VerdictUnit
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 Shards = list[tuple[str, dict]]  # (dataset, samples shard entry) in recipe order
 
 
-class GeneratorActor:
-    """One generation model (``load_generator``, loaded once here), reused for every unit.
-
-    ``ref``: the step's model config (``scoring.judge.ModelRef``: model, dtype, device, tensor_parallel)."""
-
-    def __init__(self, kind: str, ref: Any) -> None:
-        self.backend = load_generator(kind, ref.model, **ref.load_options())
-
-    def ready(self) -> bool:
-        return True
-
-    def run(self, unit: Any, force: bool) -> dict[str, Any]:
-        return unit.run(force=force, backend=self.backend)
-
-
 def recipe_shards(recipe: Recipe) -> Shards:
     """Every samples shard, dataset order then source (path) order."""
-    from magicvl.tasks.steps.ingest.step import samples_shards
-
     by_ds = samples_shards(recipe)
     return [(cfg.name, s) for cfg in recipe.all_datasets for s in sorted(by_ds[cfg.name], key=lambda s: s["path"])]
 
@@ -66,8 +51,27 @@ def _summary(results: list[dict], executor: str) -> dict[str, Any]:
     return {"units": len(results), "cached": sum(r["cached"] for r in results), "executor": executor}
 
 
-def _on_models(units: list, name: str, kind: str, ref: Any, recipe: Recipe, res, force: bool) -> list[dict]:
-    return run_on_actors(units, name, kind, ref, res, recipe.ray.task_retries, force, actor=GeneratorActor)
+class ModelStep(Step):
+    """The units of one model (a judge, or the VLM classifier) over every shard, on its own actor pool."""
+
+    pool = "actors"
+
+    def __init__(self, recipe: Recipe, name: str, units: list, resources: StepResources, force: bool) -> None:
+        super().__init__(recipe, force)
+        self.name, self._units, self._resources = name, units, resources
+
+    def resources(self) -> StepResources:
+        return self._resources
+
+    def units(self) -> list:
+        return self._units
+
+    def finish(self, results: list[dict[str, Any]], stats: StepStats) -> list[dict[str, Any]]:
+        return results
+
+
+def _on_models(units: list, name: str, recipe: Recipe, res: StepResources, force: bool) -> list[dict]:
+    return ModelStep(recipe, name, units, res, force).run()
 
 
 def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
@@ -83,8 +87,7 @@ def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
 
 def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: bool = False) -> dict:
     """The VLM classifier over every shard (``categorize.method: vlm``), on its own actor pool."""
-    vlm = units[0].cfg.vlm
-    res = _on_models(units, "categorize", vlm.backend, vlm, recipe, recipe.resources.categorize, force)
+    res = _on_models(units, "categorize", recipe, recipe.resources.categorize, force)
     return _summary(res, "actors")
 
 
@@ -97,7 +100,7 @@ def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[st
             continue
         cfg = _model(recipe, cfg)
         units = [JudgeUnit(name, ds, s, cfg, str(recipe.output_root), recipe.storage) for ds, s in shards]
-        res = _on_models(units, f"judge:{name}", cfg.backend, cfg, recipe, recipe.resources.judge, force)
+        res = _on_models(units, f"judge:{name}", recipe, recipe.resources.judge, force)
         out[name] = units
         summary[name] = {**_summary(res, "actors"), "status": dict(sum((Counter(r["status"]) for r in res),
                                                                        Counter()))}  # fmt: skip
@@ -110,11 +113,10 @@ def _dup_unit(recipe: Recipe, shards: Shards) -> DuplicatesUnit:
 
 
 def _reduce_duplicates(unit: DuplicatesUnit, hashes: list | None, done: dict | None) -> dict:
-    """The duplicates table from the map's per-shard hashes, or ``done``: the unit found complete."""
+    """The duplicates table from the map's per-shard hashes (the reduce unit's backend), or ``done``:
+    the unit found complete (``tasks.executor.pending``)."""
     if hashes is not None:
-        unit.hashes = hashes
-        done = unit.run(force=True)
-        unit.hashes = None
+        done = unit.run(force=True, backend=hashes)
     return {k: done[k] for k in ("rows", "duplicates", "image_errors", "cached")}
 
 
@@ -133,8 +135,8 @@ def model_free(
     summaries or None, the duplicates unit, its summary)."""
     dup_unit = _dup_unit(recipe, shards)
     with_cats = not (cat_units and cat_units[0].uses_vlm)
-    done = None if force else dup_unit.finished()
-    need_hashes = done is None
+    (done,), todo = pending([dup_unit], force)  # the map runs only when the reduce must
+    need_hashes = bool(todo)
     hash_args = [(s["path"], recipe.dedup, recipe.ingest.max_image_bytes) if need_hashes else None for _, s in shards]
     calls = [([m, c] if with_cats else [m], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
     res = recipe.resources.quality
@@ -148,9 +150,9 @@ def model_free(
 def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     """Measures, categories, judges, duplicates → one verdict per sample (``quality/verdicts/``)."""
     t0 = time.perf_counter()
-    layout, root = OutputLayout(recipe.output_root), str(recipe.output_root)
+    root = str(recipe.output_root)
     shards = recipe_shards(recipe)
-    res, window, retries = recipe.resources.quality, recipe.ray.max_in_flight, recipe.ray.task_retries
+    res = recipe.resources.quality
     judge_units, judge_summary = judges(recipe, shards, force)  # models first: a bad one fails before the rest
     cat_units = categorize_units(recipe, shards)
     cat_summary: dict = {}
@@ -168,11 +170,7 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
                     (str(dup_unit.path(ds, m.stem)), dup_key), root, recipe.storage)  # fmt: skip
         for i, ((ds, s), m, c) in enumerate(zip(shards, measure_units, cat_units))
     ]
-    verdicts = run_units(verdict_units, "verdicts", res, window, retries, force)
-    for cfg in recipe.all_datasets:
-        folder = layout.quality_dir("verdicts", cfg.name)
-        mine = [o for r in verdicts for o in r["outputs"] if as_path(o["path"]).parent == folder]
-        write_folder_manifest(folder, mine, recipe.digest(), {"dataset": cfg.name})
+    verdicts = VerdictsStep(recipe, verdict_units, force).run()
     dropped = sum((Counter(r["dropped"]) for r in verdicts), Counter())
     sources = sum((Counter(r["sources"]) for r in verdicts), Counter())
     return {
@@ -184,6 +182,30 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         "dropped_by_rule": dict(dropped.most_common()),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+class VerdictsStep(Step):
+    """One ``VerdictUnit`` per shard (plain tasks); finishing writes the verdicts folders' manifests."""
+
+    name = "verdicts"
+
+    def __init__(self, recipe: Recipe, units: list[VerdictUnit], force: bool) -> None:
+        super().__init__(recipe, force)
+        self._units = units
+
+    def resources(self) -> StepResources:
+        return self.recipe.resources.quality
+
+    def units(self) -> list[VerdictUnit]:
+        return self._units
+
+    def finish(self, results: list[dict[str, Any]], stats: StepStats) -> list[dict[str, Any]]:
+        layout = OutputLayout(self.recipe.output_root)
+        for cfg in self.recipe.all_datasets:
+            folder = layout.quality_dir("verdicts", cfg.name)
+            mine = [o for r in results for o in r["outputs"] if as_path(o["path"]).parent == folder]
+            write_folder_manifest(folder, mine, self.recipe.digest(), {"dataset": cfg.name})
+        return results
 
 
 def summary_line(q: dict[str, Any]) -> str:

@@ -103,6 +103,9 @@ class CategorizeUnit(ShardUnit):
         vlm = self.cfg.vlm
         return load_generator(vlm.backend, vlm.model, **vlm.load_options()) if self.uses_vlm else None
 
+    def model_ref(self) -> str | None:
+        return self.cfg.vlm.model if self.uses_vlm else None
+
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = categorize_shard(self.shard["path"], self.cfg, self.inspection, backend)
         out.table(self.path(), t, f"{self.stem}.")
@@ -134,6 +137,9 @@ class JudgeUnit(ShardUnit):
 
     def load_backend(self) -> Generator:
         return load_generator(self.cfg.backend, self.cfg.model, **self.cfg.load_options())
+
+    def model_ref(self) -> str | None:
+        return self.cfg.model
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         t = judge_shard(self.shard["path"], self.name, backend, self.cfg, self.cfg.batch_size)
@@ -169,8 +175,8 @@ class DuplicatesUnit(Unit):
     bounded per shard, not per run).
 
     ``shards`` are (dataset, shard) in recipe order (dataset order, then source
-    order); ``hashes`` (the map's results, same order) are handed in by the
-    step, else computed here.
+    order); the map's per-shard hashes (same order) are handed in as ``run(backend=...)``
+    (``tasks.step.reduce_after_map``), else computed here.
     """
 
     step = "duplicates"
@@ -180,7 +186,6 @@ class DuplicatesUnit(Unit):
                  storage: StorageOptions) -> None:  # fmt: skip
         super().__init__(out_root, storage)
         self.shards, self.cfg, self.max_image_bytes = shards, cfg, max_image_bytes
-        self.hashes: list[ShardHashes] | None = None
 
     def key(self) -> UnitKey:
         shas = [(ds, shard_stem(s["path"]), s["sha256"]) for ds, s in self.shards]
@@ -193,7 +198,7 @@ class DuplicatesUnit(Unit):
         return self.layout.quality_dir("duplicates", dataset) / f"{stem}.parquet"
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
-        hashes = self.hashes
+        hashes: list[ShardHashes] | None = backend
         if hashes is None:
             hashes = [shard_hashes(s["path"], self.cfg, self.max_image_bytes) for _, s in self.shards]
         firsts = first_ids_only(hashes)

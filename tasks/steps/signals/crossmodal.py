@@ -19,7 +19,7 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.steps.signals.units import SignalJob
 
 if TYPE_CHECKING:
-    from magicvl.flows.recipe import Recipe
+    from magicvl.tasks.recipe import Recipe
 
 
 def signal_jobs(recipe: Recipe) -> list[SignalJob]:

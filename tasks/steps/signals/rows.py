@@ -102,11 +102,3 @@ def previous_values(folder: Path, stem: str, base_key: str, ids: list[str], colu
         values = {c: np.array(t.column(c).to_pylist(), dtype=object) for c in columns}
         return Previous(str(p), values, errors, computed)
     return None
-
-
-def skipping_jobs(names_params: list[tuple[str, object]]) -> set[str]:
-    """Names of the configured signals that skip dropped rows: all but those ingestion computes."""
-    from magicvl.tasks.steps.ingest.units import fused_signals
-
-    fused = {f.name for f in fused_signals(names_params)}
-    return {name for name, _ in names_params if name not in fused}

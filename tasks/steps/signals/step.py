@@ -1,8 +1,8 @@
 """The signals step over a recipe: each configured signal over every samples shard (``SignalUnit``).
 
-Model-backed signals run on an actor pool (one model load per actor), the others
-as plain tasks; outputs the recipe no longer produces are swept and the folder
-manifests written.
+One ``SignalStep`` per configured signal: model-backed signals run on an actor
+pool (one model load per actor), the others as plain tasks; outputs the recipe
+no longer produces are swept and the folder manifests written.
 """
 
 from __future__ import annotations
@@ -13,17 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import write_folder_manifest
-from magicvl.tasks.executor import run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
-from magicvl.tasks.steps.ingest.step import samples_shards
+from magicvl.tasks.shards import samples_shards
+from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.quality.step import verdict_paths
 from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
-from magicvl.tasks.steps.signals.rows import skipping_jobs
-from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
+from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit, skipping_jobs
 from magicvl.tasks.unit import sweep
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows; nothing here imports flows at run time
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:
+    from magicvl.tasks.recipe import Recipe
 
 
 def signals(
@@ -38,24 +37,7 @@ def signals(
     for job in jobs:
         if only and job.name not in only:
             continue
-        results = _run_signal(recipe, job, shards, force)
-        for ds in shards:
-            mine = [r for r in results if r["dataset"] == ds]
-            files = [o for r in mine for o in r["outputs"]]
-            sweep(layout.signal_dir(job.name, ds), {f["path"] for f in files})
-            write_folder_manifest(
-                layout.signal_dir(job.name, ds), files, recipe.digest(), {"signal": job.identity(), "dataset": ds}
-            )
-        out[job.name] = {
-            "shards": len(results),
-            "cached": sum(r["cached"] for r in results),
-            "rows": sum(r["rows"] for r in results),
-            "errors": sum(r["errors"] for r in results),
-            "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
-            "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
-            "executor": "actors" if job.model_backed else "tasks",
-            "results": results,
-        }
+        out[job.name] = SignalStep(recipe, job, shards, force).run()
     if not only and not datasets:  # signals no longer in the recipe: their values are stale
         names = {j.name for j in jobs}
         for folder in sorted(p for p in layout.signals.glob("*") if p.is_dir() and p.name not in names):
@@ -64,27 +46,47 @@ def signals(
     return out
 
 
-def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool) -> list[dict]:
-    """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
-    res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
-    root, ing = str(recipe.output_root), recipe.ingest
-    verdicts = _skip_verdicts(recipe, job)
-    units = [
-        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
-                   verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
-        for ds, shs in shards.items()
-        for sh in shs
-    ]
-    name, retries = f"signal:{job.name}", recipe.ray.task_retries
-    if job.model_backed:  # units whose rows are all skipped or reused run as plain tasks: no model load
-        light = [] if force else [i for i, u in enumerate(units) if u.finished() is None and not u.needs_model()]
-        done = run_units([units[i] for i in light], f"{name}:reuse", StepResources(), recipe.ray.max_in_flight,
-                         retries)  # fmt: skip
-        results = run_on_actors(units, name, job.signal, job.params, res, retries, force)
-        for i, r in zip(light, done):
-            results[i] = r
-        return results
-    return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
+class SignalStep(Step):
+    """One configured signal over every samples shard: model-backed signals on an actor pool (one load
+    per actor; units whose rows are all skipped or reused run as plain tasks), the others as plain tasks."""
+
+    def __init__(self, recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool = False) -> None:
+        super().__init__(recipe, force)
+        self.job, self.shards = job, shards
+        self.name, self.pool = f"signal:{job.name}", "actors" if job.model_backed else "tasks"
+
+    def resources(self) -> StepResources:
+        return crossmodal_resources(self.recipe).get(self.job.name) or self.recipe.resources.signal(self.job.name)
+
+    def units(self) -> list[SignalUnit]:
+        recipe, job = self.recipe, self.job
+        root, ing, batch = str(recipe.output_root), recipe.ingest, self.resources().batch_size
+        verdicts = _skip_verdicts(recipe, job)
+        return [
+            SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, batch,
+                       verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
+            for ds, shs in self.shards.items()
+            for sh in shs
+        ]
+
+    def finish(self, results: list[dict[str, Any]], stats: StepStats) -> dict[str, Any]:
+        layout, job = OutputLayout(self.recipe.output_root), self.job
+        for ds in self.shards:
+            files = [o for r in results if r["dataset"] == ds for o in r["outputs"]]
+            sweep(layout.signal_dir(job.name, ds), {f["path"] for f in files})
+            write_folder_manifest(
+                layout.signal_dir(job.name, ds), files, self.recipe.digest(), {"signal": job.identity(), "dataset": ds}
+            )
+        return {
+            "shards": stats.units,
+            "cached": stats.cached,
+            "rows": sum(r["rows"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
+            "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
+            "executor": self.pool,
+            "results": results,
+        }
 
 
 def _skip_verdicts(recipe: Recipe, job: SignalJob) -> dict[tuple[str, str], str]:

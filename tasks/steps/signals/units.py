@@ -212,6 +212,17 @@ class SignalUnit(Unit):
         """The signal's backend, or None when every row to compute is skipped or reused (no model load)."""
         return load_backend(self.job.signal, self.job.params) if self.needs_model() else None
 
+    def setup(self) -> Any:
+        """An actor's backend for every unit of the pool (loaded whatever this unit needs)."""
+        return load_backend(self.job.signal, self.job.params)
+
+    def model_ref(self) -> str | None:
+        return self.job.signal.model_ref(self.job.params)
+
+    def needs_setup(self, force: bool = False) -> bool:
+        """Forced, or some row to compute is neither skipped nor reused from an earlier file."""
+        return force or self.needs_model()
+
     def run(self, force: bool = False, backend: Any = NOT_LOADED) -> dict[str, Any]:
         self.reuse = not force
         return super().run(force, backend)
@@ -307,3 +318,20 @@ class FusedSignalUnit(SignalUnit):
 
     def compute(self, out: Outputs, backend: Any) -> dict[str, Any]:
         return self.write(out, self.ids, self.values, self.errors)
+
+
+def fused_signals(names_params: list[tuple[str, Any]]) -> list[FusedSignal]:
+    """The configured signals ingestion computes itself: per-image model-free ones, and text
+    signals that need at most a tokenizer. Model-backed signals run in their own step."""
+    fused = []
+    for name, params in names_params:
+        s = get_signal(name)
+        if s.per_image is not None or (s.reads == "text" and s.backend in (None, "tokenizer")):
+            fused.append(FusedSignal.of(s, params))
+    return fused
+
+
+def skipping_jobs(names_params: list[tuple[str, object]]) -> set[str]:
+    """Names of the configured signals that skip dropped rows: all but those ingestion computes."""
+    fused = {f.name for f in fused_signals(names_params)}
+    return {name for name, _ in names_params if name not in fused}
