@@ -73,7 +73,8 @@ def test_actor_step_loads_once_skips_finished_and_keeps_order(tmp_path, ray_loca
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    recipe = parse_recipe({"output": "out", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}]},
+    recipe = parse_recipe({"output": "out", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
+                           "signals": {"image_entropy": {}}},
                           tmp_path)  # fmt: skip
     results, stats = CountedStep(recipe, tmp_path).run()
     assert [r["i"] for r in results] == [0, 1, 2, 3]
