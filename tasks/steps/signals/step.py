@@ -18,6 +18,8 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.steps.ingest.step import samples_shards
 from magicvl.tasks.steps.quality.step import verdict_paths
 from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
+from magicvl.tasks.steps.signals.images import ImageReuseUnit
+from magicvl.tasks.steps.signals.per_image import run_per_image
 from magicvl.tasks.steps.signals.rows import skipping_jobs
 from magicvl.tasks.steps.signals.units import SignalJob, SignalUnit
 from magicvl.tasks.unit import sweep
@@ -38,7 +40,7 @@ def signals(
     for job in jobs:
         if only and job.name not in only:
             continue
-        results = _run_signal(recipe, job, shards, force)
+        results, images = _run_signal(recipe, job, shards, force)
         for ds in shards:
             mine = [r for r in results if r["dataset"] == ds]
             files = [o for r in mine for o in r["outputs"]]
@@ -54,6 +56,7 @@ def signals(
             "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
             "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
             "executor": "actors" if job.model_backed else "tasks",
+            **images,  # image-only signals: distinct images, computed, reused from the per-image store
             "results": results,
         }
     if not only and not datasets:  # signals no longer in the recipe: their values are stale
@@ -64,18 +67,24 @@ def signals(
     return out
 
 
-def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool) -> list[dict]:
-    """Model-backed signals on an actor pool (one load per actor), the others as plain tasks."""
+def _run_signal(
+    recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], force: bool
+) -> tuple[list[dict], dict[str, int]]:
+    """Image-only signals once per distinct image; other model-backed signals on an actor pool (one
+    load per actor), the rest as plain tasks. Returns the per-shard summaries and the image counts."""
     res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
     root, ing = str(recipe.output_root), recipe.ingest
     verdicts = _skip_verdicts(recipe, job)
+    cls = ImageReuseUnit if job.signal.image_only else SignalUnit
     units = [
-        SignalUnit(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
-                   verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
+        cls(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
+            verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
         for ds, shs in shards.items()
         for sh in shs
     ]
     name, retries = f"signal:{job.name}", recipe.ray.task_retries
+    if job.signal.image_only:
+        return run_per_image(units, res, recipe.ray.max_in_flight, retries, force)
     if job.model_backed:  # units whose rows are all skipped or reused run as plain tasks: no model load
         light = [] if force else [i for i, u in enumerate(units) if u.finished() is None and not u.needs_model()]
         done = run_units([units[i] for i in light], f"{name}:reuse", StepResources(), recipe.ray.max_in_flight,
@@ -83,8 +92,8 @@ def _run_signal(recipe: Recipe, job: SignalJob, shards: dict[str, list[dict]], f
         results = run_on_actors(units, name, job.signal, job.params, res, retries, force)
         for i, r in zip(light, done):
             results[i] = r
-        return results
-    return run_units(units, name, res, recipe.ray.max_in_flight, retries, force)
+        return results, {}
+    return run_units(units, name, res, recipe.ray.max_in_flight, retries, force), {}
 
 
 def _skip_verdicts(recipe: Recipe, job: SignalJob) -> dict[tuple[str, str], str]:
