@@ -62,7 +62,7 @@ def run_per_image(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Per-sample summaries in unit order, and the image accounting (distinct, computed, reused)."""
     if not units:
-        return [], {"images": 0, "images_computed": 0, "images_reused": 0}
+        return [], {"images": 0, "images_computed": 0, "images_reused": 0, "images_seconds": 0.0}
     job, name = units[0].job, f"signal:{units[0].job.name}"
     plan = plan_images(units, force)
     log = _run_logger()
@@ -92,6 +92,7 @@ def run_per_image(
     written = run_units([units[i] for i in plan.todo], f"{name}:reuse", StepResources(), max_in_flight, retries, force)
     for i, r in zip(plan.todo, written):
         results[i] = r
-    stats = {"images": plan.needed, "images_computed": computed, "images_reused": plan.needed - computed}
+    stats = {"images": plan.needed, "images_computed": computed, "images_reused": plan.needed - computed,
+             "images_seconds": round(sum(r["seconds"] for r in done_a if not r["cached"]), 3)}  # fmt: skip
     log.info("%s: images computed %d, reused %d (of %d distinct)", name, computed, plan.needed - computed, plan.needed)
     return [r for r in results if r is not None], stats

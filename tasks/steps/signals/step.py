@@ -40,7 +40,9 @@ def signals(
     for job in jobs:
         if only and job.name not in only:
             continue
+        t1 = time.perf_counter()
         results, images = _run_signal(recipe, job, shards, force)
+        wall = time.perf_counter() - t1
         for ds in shards:
             mine = [r for r in results if r["dataset"] == ds]
             files = [o for r in mine for o in r["outputs"]]
@@ -54,8 +56,10 @@ def signals(
             "rows": sum(r["rows"] for r in results),
             "errors": sum(r["errors"] for r in results),
             "skipped": sum(r.get("skipped", 0) for r in results if not r["cached"]),  # dropped by quality
-            "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3),
+            "seconds": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"])
+                             + images.get("images_seconds", 0.0), 3),  # fmt: skip
             "executor": "actors" if job.model_backed else "tasks",
+            "wall_s": round(wall, 3),
             **images,  # image-only signals: distinct images, computed, reused from the per-image store
             "results": results,
         }
