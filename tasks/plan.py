@@ -127,8 +127,15 @@ def project(
         rows.append(project_step(cost, r, resources.get(cost.step, StepResources()), cal_res, cal, target))
     total = {k: round(sum(x[k] for x in rows), 4) for k in ("wall_s", "cpu_hours", "gpu_hours", "bytes")}
     bottleneck = max(rows, key=lambda x: x["wall_s"])["step"] if rows else None
-    return {"records": records, "cluster": asdict(target), "calibration_records": calibration["records"],
-            "calibration_cluster": calibration["cluster"], "steps": rows, "total": total, "bottleneck": bottleneck}  # fmt: skip
+    return {
+        "records": records,
+        "cluster": asdict(target),
+        "calibration_records": calibration["records"],
+        "calibration_cluster": calibration["cluster"],
+        "steps": rows,
+        "total": total,
+        "bottleneck": bottleneck,
+    }
 
 
 def _duration(s: float) -> str:
