@@ -47,7 +47,7 @@ def make_plan(
     recipe = load_recipe(recipe_path)
     costs, run_dir = read_calibration(Path(calibration) if calibration else Path(OutputLayout(recipe.output_root).root))
     target = Cluster.parse(cluster) if cluster else Cluster(**costs["cluster"])
-    plan = project(costs, records, target, step_resources(recipe))
+    plan = project(costs, records, target, step_resources(recipe), recipe.ingest.chunk_records)
     plan["recipe"] = str(Path(recipe_path).resolve())
     plan["calibration"] = str(run_dir)
     plan["calibration_cached_units"] = costs.get("cached_units", 0)

@@ -7,7 +7,7 @@ number of units, the pool that ran them and the bytes written.
 
 Projection, per step, with r = N / calibration records:
 
-    parallel  = worker_s · r / slots(N)      slots = min(units · r, pool on the target cluster)
+    parallel  = worker_s · r / slots(N)      slots = min(units(N), pool on the target cluster)
     fixed     = max(0, wall − worker_s / slots₀)   (start-up, model loads, driver work: kept as measured)
     wall(N)   = fixed + parallel
     CPU-hours = worker_s · r · num_cpus / 3600;  GPU-hours = worker_s · r · num_gpus / 3600
@@ -88,12 +88,14 @@ def pool(res: StepResources, cluster: Cluster, actors: bool) -> int:
 
 
 def project_step(
-    cost: StepCost, r: float, res: StepResources, cal_res: StepResources, cal: Cluster, target: Cluster
-) -> dict[str, Any]:
-    """One step's projection at ``r`` times the calibration's records (see the module docstring)."""
+    cost: StepCost, r: float, res: StepResources, cal_res: StepResources, cal: Cluster, target: Cluster,
+    units: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One step's projection at ``r`` times the calibration's records (see the module docstring);
+    ``units``: the step's units at the target size (default: the calibration's times ``r``)."""
     slots0 = max(1, min(cost.units, pool(cal_res, cal, cost.actors)))
     fixed = max(0.0, cost.wall_s - cost.worker_s / slots0)
-    units = max(1, math.ceil(cost.units * r))
+    units = units or max(1, math.ceil(cost.units * r))
     slots = max(1, min(units, pool(res, target, cost.actors)))
     work = cost.worker_s * r
     return {
@@ -113,10 +115,14 @@ def project(
     records: int,
     target: Cluster,
     resources: dict[str, StepResources],
+    unit_records: int | None = None,
 ) -> dict[str, Any]:
     """The plan: per step (calibration order) wall, CPU- and GPU-hours at ``records``; totals; bottleneck.
 
-    ``resources``: step → the target recipe's resources (missing: the defaults).
+    ``resources``: step → the target recipe's resources (missing: the defaults). ``unit_records``:
+    records per unit at the target (the recipe's ``ingest.chunk_records``: samples shards follow
+    the chunks), so a step of several units has max(its calibration units, ⌈records / unit_records⌉);
+    default: the calibration's units times r. A one-unit step (driver work) stays one unit.
     """
     r = records / calibration["records"]
     cal = Cluster(**calibration["cluster"])
@@ -124,7 +130,8 @@ def project(
     for d in calibration["steps"]:
         cost = StepCost.of(d)
         cal_res = StepResources(**d.get("resources", {}))
-        rows.append(project_step(cost, r, resources.get(cost.step, StepResources()), cal_res, cal, target))
+        units = max(cost.units, math.ceil(records / unit_records)) if unit_records and cost.units > 1 else None
+        rows.append(project_step(cost, r, resources.get(cost.step, StepResources()), cal_res, cal, target, units))
     total = {k: round(sum(x[k] for x in rows), 4) for k in ("wall_s", "cpu_hours", "gpu_hours", "bytes")}
     bottleneck = max(rows, key=lambda x: x["wall_s"])["step"] if rows else None
     return {
@@ -153,7 +160,7 @@ def format_plan(plan: dict[str, Any]) -> str:
     c = plan["cluster"]
     head = (f"plan: {plan['records']:,} records on {c['nodes']} node(s) × {c['cpus']:g} CPUs, {c['gpus']:g} GPUs "
             f"(calibration: {plan['calibration_records']:,} records)")  # fmt: skip
-    cols = ("step", "wall", "fixed s", "units", "slots", "CPU-h", "GPU-h", "GB written", "")
+    cols = ("step", "wall", "fixed s", "units", "slots", "CPU-h", "GPU-h", "GB written", "note")
     lines = [[r["step"], _duration(r["wall_s"]), f"{r['fixed_s']:.1f}", str(r["units"]), str(r["slots"]),
               f"{r['cpu_hours']:.4g}", f"{r['gpu_hours']:.4g}", f"{r['bytes'] / 1e9:.3g}",
               "← bottleneck" if r["step"] == plan["bottleneck"] else ""] for r in plan["steps"]]  # fmt: skip

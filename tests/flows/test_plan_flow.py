@@ -39,7 +39,7 @@ def test_a_curate_run_records_its_costs_and_plans_from_them(
     assert "3,000 records on 2 node(s) × 8 CPUs, 0 GPUs (calibration: 30 records)" in printed
     written = json.loads((tmp_path / "out" / manifest["run_dir"] / "plan-3000.json").read_text())
     rows = {r["step"]: r for r in written["steps"]}
-    assert rows["ingest"]["units"] == 500 and rows["ingest"]["slots"] == 16
+    assert rows["ingest"]["units"] == 429 and rows["ingest"]["slots"] == 16  # ⌈3000 / chunk_records 7⌉
     assert written["bottleneck"] in rows and "← bottleneck" in printed
     assert all(r["wall_s"] >= r["fixed_s"] for r in rows.values())
 

@@ -47,6 +47,13 @@ def test_fewer_units_than_slots_limit_the_parallelism():
     assert (ingest["units"], ingest["slots"], ingest["wall_s"]) == (2, 2, 2.0 + 8.0 / 2)
 
 
+def test_units_follow_the_chunk_size_when_given():
+    plan = project(CALIBRATION, 10_000, Cluster(1, 2, 0), {}, unit_records=250)
+    assert [r["units"] for r in plan["steps"]] == [40, 40, 40]
+    ocr = CALIBRATION["steps"][1]  # 2 calibration units; 40 at the target, still 2 CPUs: same wall as before
+    assert plan["steps"][1]["wall_s"] == 30.0 - ocr["worker_s"] / 2 + ocr["worker_s"] * 10 / 2
+
+
 def test_pool_honours_concurrency_cpus_and_gpus():
     c = Cluster(nodes=2, cpus=16, gpus=4)
     assert pool(StepResources(concurrency=3), c, actors=True) == 3
