@@ -95,7 +95,7 @@ def project_step(
     ``units``: the step's units at the target size (default: the calibration's times ``r``)."""
     slots0 = max(1, min(cost.units, pool(cal_res, cal, cost.actors)))
     fixed = max(0.0, cost.wall_s - cost.worker_s / slots0)
-    units = units or max(1, math.ceil(cost.units * r))
+    units = units or (1 if cost.units <= 1 else math.ceil(cost.units * r))  # one unit: driver work
     slots = max(1, min(units, pool(res, target, cost.actors)))
     work = cost.worker_s * r
     return {

@@ -50,6 +50,8 @@ def test_fewer_units_than_slots_limit_the_parallelism():
 def test_units_follow_the_chunk_size_when_given():
     plan = project(CALIBRATION, 10_000, Cluster(1, 2, 0), {}, unit_records=250)
     assert [r["units"] for r in plan["steps"]] == [40, 40, 40]
+    driver = {**CALIBRATION, "steps": [{"step": "signals:other", "wall_s": 0.1, "worker_s": 0.0, "units": 1}]}
+    assert project(driver, 10_000, Cluster(1, 2, 0), {}, unit_records=250)["steps"][0]["units"] == 1
     ocr = CALIBRATION["steps"][1]  # 2 calibration units; 40 at the target, still 2 CPUs: same wall as before
     assert plan["steps"][1]["wall_s"] == 30.0 - ocr["worker_s"] / 2 + ocr["worker_s"] * 10 / 2
 
