@@ -89,7 +89,7 @@ def run_per_image(
         done_a = run_units(phase_a, f"{name}:images", resources, max_in_flight, retries, force)
     computed = sum(r["images"] for r in done_a if not r["cached"])
     results: list[dict[str, Any] | None] = [None if i in plan.todo else units[i].finished() for i in range(len(units))]
-    written = run_units([units[i] for i in plan.todo], f"{name}:reuse", StepResources(), max_in_flight, retries, force)
+    written = run_units([units[i] for i in plan.todo], name, StepResources(), max_in_flight, retries, force)
     for i, r in zip(plan.todo, written):
         results[i] = r
     stats = {"images": plan.needed, "images_computed": computed, "images_reused": plan.needed - computed,

@@ -79,7 +79,8 @@ def _run_signal(
     res = crossmodal_resources(recipe).get(job.name) or recipe.resources.signal(job.name)
     root, ing = str(recipe.output_root), recipe.ingest
     verdicts = _skip_verdicts(recipe, job)
-    cls = ImageReuseUnit if job.signal.image_only else SignalUnit
+    per_image = _per_image(recipe, job)
+    cls = ImageReuseUnit if per_image else SignalUnit
     units = [
         cls(job, ds, sh, root, recipe.storage, ing.max_pixels, ing.max_image_bytes, res.batch_size,
             verdicts.get((ds, Path(sh["path"]).name.removesuffix(".parquet"))))  # fmt: skip
@@ -87,7 +88,7 @@ def _run_signal(
         for sh in shs
     ]
     name, retries = f"signal:{job.name}", recipe.ray.task_retries
-    if job.signal.image_only:
+    if per_image:
         return run_per_image(units, res, recipe.ray.max_in_flight, retries, force)
     if job.model_backed:  # units whose rows are all skipped or reused run as plain tasks: no model load
         light = [] if force else [i for i, u in enumerate(units) if u.finished() is None and not u.needs_model()]
@@ -98,6 +99,13 @@ def _run_signal(
             results[i] = r
         return results, {}
     return run_units(units, name, res, recipe.ray.max_in_flight, retries, force), {}
+
+
+def _per_image(recipe: Recipe, job: SignalJob) -> bool:
+    """Once per distinct image (``tasks.steps.signals.per_image``): an image-only signal that ingestion
+    does not compute itself (a fused one, e.g. image_entropy, costs nothing beside ingestion's decode
+    and keeps its per-sample tables, also when forced here)."""
+    return job.signal.image_only and job.name in skipping_jobs([(j.name, j.params) for j in signal_jobs(recipe)])
 
 
 def _skip_verdicts(recipe: Recipe, job: SignalJob) -> dict[tuple[str, str], str]:
