@@ -125,6 +125,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Project a run's wall time, CPU- and GPU-hours per step at N records from a finished calibration run."""
+    from magicvl.flows.plan import make_plan, plan_text
+
+    print(plan_text(make_plan(str(args.recipe), args.records, args.cluster, args.calibration)))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a recipe and print it with every default filled in; GPUs per step are checked against
     the cluster's nodes (``--offline``: the recipe alone)."""
@@ -290,6 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     r = add("report", cmd_report)
     r.add_argument("run", type=_out_path, help="a run's output root (or its recipe YAML)")
     r.add_argument("--out", help="folder to write into (default <root>/report/)")
+    pl = add("plan", cmd_plan)
+    pl.add_argument("recipe", type=Path, help="recipe YAML file (its resources are the target's)")
+    pl.add_argument("--records", type=int, required=True, help="records of the run to plan")
+    pl.add_argument("--cluster", help="nodes=N,cpus=N,gpus=N (per node; default: the calibration run's cluster)")
+    pl.add_argument("--calibration", help="a curate run's manifest or output root (default: the recipe's output)")
     v = add("validate", cmd_validate)
     v.add_argument("recipe", type=Path, help="recipe YAML file")
     v.add_argument("--offline", action="store_true", help="check the recipe only, not the GPUs of its cluster")

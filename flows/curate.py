@@ -28,6 +28,7 @@ from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality, summary_line
 from magicvl.tasks.steps.signals import step as signals_step
+from magicvl.tasks.costs import ray_cluster, step_costs
 from magicvl.tasks.steps.translate import translate
 
 log = logging.getLogger("magicvl")
@@ -96,12 +97,15 @@ def finish(
     step_info: dict[str, Any],
     combine_res: dict[str, Any],
     step: str = "curate",
+    costs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check accounting, write the run manifest, report and artifacts, print the summary."""
     layout = OutputLayout(recipe.output_root)
     acc = accounting.accounting(layout, [d.name for d in recipe.all_datasets], combine_res["results"])
     acc["stage_shares"] = achieved_shares(kept_counts(acc), recipe.combine.stages)  # target vs achieved, per split
-    manifest = accounting.write_run_manifest(layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id())
+    manifest = accounting.write_run_manifest(
+        layout, recipe_path, recipe.digest(), started, step_info, acc, _run_id(), costs
+    )
     accounting.publish_artifact(acc, layout, step)
     plots = finish_report(step, read_json(manifest), layout)
     notes = [reuse_line(step_info)] if reuse_line(step_info) else []
@@ -137,11 +141,12 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
+        costs = step_costs(recipe, ing, qual, sig, comb, ray_cluster())  # calibration for `magicvl plan`
     info = {"ingest": accounting.ingest_stats(ing), "quality": qual, "signals": accounting.slim(sig),
             "combine": accounting.slim(comb)}  # fmt: skip
     if trans:
         info["translate"] = trans
-    return finish(recipe, recipe_path, started, info, comb)
+    return finish(recipe, recipe_path, started, info, comb, costs=costs)
 
 
 @flow(name="score", log_prints=True, flow_run_name=flow_run_name)

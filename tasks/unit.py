@@ -114,7 +114,7 @@ def forget_datasets(layout: OutputLayout, keep: set[str]) -> list[str]:
     removed: set[str] = set()
     for parent in parents:
         for folder in sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []:
-            if folder.name in keep:
+            if folder.name in keep or folder.name.startswith("_"):  # signals/<name>/_images: not a dataset
                 continue
             removed.add(folder.name)
             sweep(folder, set())

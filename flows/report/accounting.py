@@ -149,8 +149,10 @@ def write_run_manifest(
     steps: dict[str, Any],
     acc: dict[str, Any],
     run_id: str | None,
+    costs: dict[str, Any] | None = None,
 ) -> Path:
-    """The run manifest: inputs, config hash, code version, per-step counts and timings, accounting."""
+    """The run manifest: inputs, config hash, code version, per-step counts and timings, accounting, and
+    (a ``curate`` run) each step's costs, the calibration of ``magicvl plan`` (``tasks.costs``)."""
     body = {
         "run_id": run_id,
         "recipe": str(Path(recipe_path).resolve()),
@@ -160,6 +162,7 @@ def write_run_manifest(
         "finished": dt.datetime.now(dt.UTC).isoformat(),
         "steps": steps,
         "accounting": acc,
+        **({"costs": costs} if costs else {}),
         "outputs": {
             name: str(getattr(layout, name))
             for name in ("samples", "quarantine", "signals", "scores", "dropped", "curated")

@@ -32,6 +32,11 @@ def reuse_line(steps: dict[str, Any]) -> str:
             parts.append(
                 f"signals: {sum(v['cached'] for v in shards)} of {sum(v['shards'] for v in shards)} shards cached"
             )
+        images = {k: v for k, v in sig.items() if isinstance(v, dict) and v.get("images")}
+        parts += [
+            f"{k}: {v['images_computed']} images computed, {v['images_reused']} reused"
+            for k, v in images.items()
+        ]
     return "; ".join(parts)
 
 

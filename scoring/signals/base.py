@@ -63,6 +63,13 @@ class Signal:
         if not self.columns or self.columns[0] != self.name:
             raise ValueError(f"signal {self.name!r}: columns[0] must be the signal name")
 
+    @property
+    def image_only(self) -> bool:
+        """Reads only the image: one value per distinct image, reused by every sample that carries it
+        (``tasks.steps.signals.images``). A signal whose value depends on anything but the image
+        bytes and its parameters must read ``"both"``."""
+        return self.reads == "image"
+
     def model_ref(self, params: SignalParams) -> str | None:
         """The model/tokenizer path or id this signal's values depend on (part of the cache key)."""
         for attr in ("model", "tokenizer"):

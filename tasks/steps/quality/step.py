@@ -48,7 +48,8 @@ def _model(recipe: Recipe, ref: Any) -> Any:
 
 
 def _summary(results: list[dict], executor: str) -> dict[str, Any]:
-    return {"units": len(results), "cached": sum(r["cached"] for r in results), "executor": executor}
+    return {"units": len(results), "cached": sum(r["cached"] for r in results), "executor": executor,
+            "worker_s": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3)}  # fmt: skip
 
 
 class ModelStep(Step):
@@ -120,11 +121,14 @@ def _reduce_duplicates(unit: DuplicatesUnit, hashes: list | None, done: dict | N
     return {k: done[k] for k in ("rows", "duplicates", "image_errors", "cached")}
 
 
-def shard_pass(units: list[Any], hash_args: tuple | None, force: bool) -> tuple[list[dict], Any]:
+def shard_pass(units: list[Any], hash_args: tuple | None, force: bool) -> tuple[list[dict], Any, float]:
     """One Ray task per samples shard for the model-free parts of the quality step: its units
-    (filter measures, label categories) one after another, then its dedup hashes when asked.
-    One fan-out instead of three: the parts are tiny and each fan-out costs a round of task latency."""
-    return [u.run(force) for u in units], (shard_hashes(*hash_args) if hash_args is not None else None)
+    (filter measures, label categories) one after another, then its dedup hashes when asked; and
+    the task's seconds. One fan-out instead of three: the parts are tiny and each fan-out costs a
+    round of task latency."""
+    t0 = time.perf_counter()
+    done = [u.run(force) for u in units]
+    return done, (shard_hashes(*hash_args) if hash_args is not None else None), time.perf_counter() - t0
 
 
 def model_free(
@@ -144,6 +148,7 @@ def model_free(
     measured = [r[0][0] for r in out]
     cats = [r[0][1] for r in out] if with_cats else None
     dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None, done)
+    dup_summary["map_worker_s"] = round(sum(r[2] for r in out), 3)  # measures, categories and hashes per shard
     return measured, cats, dup_unit, dup_summary
 
 
