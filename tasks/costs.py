@@ -15,8 +15,8 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.steps.ingest.units import fused_signals
 from magicvl.tasks.steps.signals.crossmodal import crossmodal_resources, signal_jobs
 
-if TYPE_CHECKING:  # the recipe is handed down by the flows
-    from magicvl.flows.recipe import Recipe
+if TYPE_CHECKING:  # the recipe (tasks.recipe) is handed down by the flows
+    from magicvl.tasks.recipe import Recipe
 
 
 def step_resources(recipe: Recipe) -> dict[str, StepResources]:

@@ -192,7 +192,8 @@ def test_llm_judge_runs_on_actors_and_its_policy_decides(tmp_path, tokenizer_dir
 
 def test_a_judge_model_that_fails_to_load_is_one_error_before_any_shard(tmp_path, tokenizer_dir, ray_local):
     make_data(tmp_path)
-    recipe = recipe_of(tmp_path, tokenizer_dir, judge={"coherence": {"model": str(tmp_path / "no-such-model")}})
+    (tmp_path / "not-a-model").mkdir()  # an existing folder (validation accepts it) that holds no model
+    recipe = recipe_of(tmp_path, tokenizer_dir, judge={"coherence": {"model": str(tmp_path / "not-a-model")}})
     ingest_step.ingest(recipe)
     with pytest.raises(StepFailed, match=r"judge:coherence: the backend failed to load( \(model '.*'\))?, no unit ran"):
         quality(recipe)

@@ -154,7 +154,8 @@ def test_translation_end_to_end_with_a_tiny_lm(tmp_path, tokenizer_dir, tiny_lm_
 def test_a_translation_model_that_fails_to_load_is_one_error_before_any_shard(tmp_path, tokenizer_dir, ray_local):
     make_data(tmp_path)
     (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(r) for r in C_ROWS) + "\n")
-    recipe = _recipe(tmp_path, tokenizer_dir, str(tmp_path / "no-such-model"))
+    (tmp_path / "not-a-model").mkdir()  # an existing folder (validation accepts it) that holds no model
+    recipe = _recipe(tmp_path, tokenizer_dir, str(tmp_path / "not-a-model"))
     ingest_step.ingest(recipe)
     with pytest.raises(StepFailed, match=r"translate: the backend failed to load.*no unit ran"):
         translate(recipe)
