@@ -234,6 +234,17 @@ def cmd_train_curriculum(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare_orders(args: argparse.Namespace) -> int:
+    """The paper's Table 4: train every order from the same start, seed and token budget; compare on eval."""
+    from magicvl.flows.compare_orders import compare_orders
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.train import train_section
+
+    train_section(load_recipe(args.recipe))
+    compare_orders(str(args.recipe), args.orders)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained stage's final checkpoint on the held-out split (curated/eval/): per category NLL and
     next-token accuracy, written to `<stage>/eval.json`."""
@@ -342,6 +353,9 @@ def _parser() -> argparse.ArgumentParser:
     ev = add("evaluate", cmd_evaluate)
     ev.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     ev.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to evaluate")
+    co = add("compare-orders", cmd_compare_orders)
+    co.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section (after curation)")
+    co.add_argument("--orders", nargs="+", choices=["all_at_once", "categorized", "curriculum"], help="default: all")
     from magicvl.flows.export_cli import add_parser as add_export
 
     add_export(add)
