@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prefect import flow
+
 FULL_RECIPE = "demo-full.yaml"
 
 
@@ -51,15 +53,16 @@ def curate_step_seconds(output_root: Path) -> dict[str, float]:
     return {name: float(s["seconds"]) for name, s in steps.items() if isinstance(s, dict) and "seconds" in s}
 
 
-def train_and_evaluate(recipe_path: Path, timings: dict[str, float]) -> dict[int, dict[str, Any]]:
-    """Stages in order, each from the previous final weights, each evaluated; wall seconds into ``timings``."""
+@flow(name="demo-train-evaluate", log_prints=True)
+def train_and_evaluate(recipe_path: Path) -> tuple[dict[int, dict[str, Any]], dict[str, float]]:
+    """Stages in order, each from the previous final weights, each evaluated; and the wall seconds of each."""
     from magicvl.flows.evaluate import evaluate_folder
     from magicvl.flows.recipe import load_recipe
     from magicvl.flows.train import stage_dir, train_section, train_stage
 
     recipe = load_recipe(recipe_path)
     train = train_section(recipe)
-    init, evals = train.model, {}
+    init, evals, timings = train.model, {}, {}
     for stage in train.stage_plan():
         t = time.perf_counter()
         init = train_stage(str(recipe_path), stage, init_from=init)
@@ -68,7 +71,7 @@ def train_and_evaluate(recipe_path: Path, timings: dict[str, float]) -> dict[int
         folder = stage_dir(train, stage)
         evals[stage] = evaluate_folder(stage, folder, Path(recipe.output_root), train.packing.max_tokens, False) or {}
         timings[f"evaluate stage {stage}"] = time.perf_counter() - t
-    return evals
+    return evals, timings
 
 
 def eval_table(evals: dict[int, dict[str, Any]]) -> str:
@@ -112,7 +115,8 @@ def run_full_demo(work: Path, records: int | None = None) -> dict[str, Any]:
         for name, s in steps.items():
             timings[f"curate: {name}"] = s
         timings["curate: other"] = max(0.0, curate_s - sum(steps.values()))
-        evals = train_and_evaluate(recipe, timings)
+        evals, train_timings = train_and_evaluate(recipe)
+        timings.update(train_timings)
     total = time.perf_counter() - t0
     print("\n".join(["", *notes, "", "held-out evaluation per stage (mean response NLL / next-token accuracy):",
                      eval_table(evals), "", "wall time per step:", timing_table(timings, total),
