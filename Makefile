@@ -26,11 +26,11 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt | $(BIN)/python
 
 install: $(VENV)/.installed  ## create .venv and install the project with its test tools
 
-demo: install  ## build tiny models + sample data, run the curate flow, print the summary
+demo: install  ## the whole DAG: tiny models + sample data, curate (six signals + S_task), train and evaluate each stage
 	mkdir -p $(PREFECT_HOME)
 	$(BIN)/magicvl demo --work $(WORK)
 
-demo-train: demo  ## then a few steps of each training stage on the tiny model (CPU, DeepSpeed + gloo)
+demo-train: demo  ## train-curriculum on the demo recipe (stages the demo trained are skipped: same key)
 	$(BIN)/magicvl train-curriculum $(WORK)/recipe.yaml
 
 test: install  ## check the import layers (pyproject [tool.importlinter]), then run the test suite (CPU, minutes)

@@ -207,13 +207,18 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded default: tiny models + sample data + the curate flow + summary."""
+    """The main job: the whole DAG (curate with every signal, train and evaluate each stage); --quick: curate only."""
     from magicvl.flows.demo import run_demo
     from magicvl.flows.interrupt import stop_on_interrupt
 
     with stop_on_interrupt(_resume_hint()):
-        recipe_name = "demo-models.yaml" if args.all_signals else "demo.yaml"
-        run_demo(Path(args.work), records=args.records, recipe_name=recipe_name)
+        if args.quick or args.all_signals:
+            recipe_name = "demo-models.yaml" if args.all_signals else "demo.yaml"
+            run_demo(Path(args.work), records=args.records, recipe_name=recipe_name)
+        else:  # the whole DAG: every signal, S_task, eval split, training and evaluation of every stage
+            from magicvl.flows.demo_full import run_full_demo
+
+            run_full_demo(Path(args.work), records=args.records)
     return 0
 
 
@@ -234,6 +239,17 @@ def cmd_train_curriculum(args: argparse.Namespace) -> int:
 
     train_section(load_recipe(args.recipe))
     print("\n".join(train_curriculum(str(args.recipe))))
+    return 0
+
+
+def cmd_compare_orders(args: argparse.Namespace) -> int:
+    """The paper's Table 4: train every order from the same start, seed and token budget; compare on eval."""
+    from magicvl.flows.compare_orders import compare_orders
+    from magicvl.flows.recipe import load_recipe
+    from magicvl.flows.train import train_section
+
+    train_section(load_recipe(args.recipe))
+    compare_orders(str(args.recipe), args.orders)
     return 0
 
 
@@ -333,7 +349,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--all-signals",
         action="store_true",
-        help="all six signals incl. OCR and detection (recipes/demo-models.yaml; minutes on a CPU)",
+        help="curate only, with all six signals incl. OCR and detection (recipes/demo-models.yaml)",
+    )
+    e.add_argument(
+        "--quick",
+        action="store_true",
+        help="the model-free data side only: L, T, P, E and curate (recipes/demo.yaml); no training",
     )
     ts = add("train-stage", cmd_train_stage)
     ts.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
@@ -345,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
     ev = add("evaluate", cmd_evaluate)
     ev.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section")
     ev.add_argument("--stage", type=int, required=True, choices=[1, 2, 3, 4], help="stage to evaluate")
+    co = add("compare-orders", cmd_compare_orders)
+    co.add_argument("recipe", type=Path, help="recipe YAML file with a `train:` section (after curation)")
+    co.add_argument("--orders", nargs="+", choices=["all_at_once", "categorized", "curriculum"], help="default: all")
     from magicvl.flows.export_cli import add_parser as add_export
 
     add_export(add)

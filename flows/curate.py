@@ -86,8 +86,9 @@ def combine_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
 
 
 def kept_counts(acc: dict[str, Any]) -> dict[tuple[str, int], int]:
-    """The accounting's kept samples as (category, stage) → n (its keys are "stage|category")."""
-    return {(k.split("|", 1)[1], int(k.split("|", 1)[0])): n for k, n in acc["kept_by_stage_category"].items()}
+    """The accounting's kept samples as (category, stage) → n (its keys are "stage|category"; eval rows left out)."""
+    items = [(k.split("|", 1), n) for k, n in acc["kept_by_stage_category"].items() if not k.startswith("eval|")]
+    return {(cat, int(stage)): n for (stage, cat), n in items}
 
 
 def finish(

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from magicvl.scoring.crossmodal import TaskRule
+from magicvl.scoring.eval_split import EvalSplit
 from magicvl.scoring.normalize import Method
 from magicvl.scoring.stages import StageRule
 from magicvl.storage.schema import CATEGORIES
@@ -73,6 +74,10 @@ class CombineConfig(BaseModel):
     stages: StageRule = Field(default_factory=StageRule)
     task: TaskRule = Field(
         default_factory=TaskRule, description="Cross-modal C(Ms, Ml): β, δ, model pairs (see scoring.crossmodal)."
+    )
+    eval: EvalSplit | None = Field(
+        default=None,
+        description="Held-out eval split per category (curated/eval/; see scoring.eval_split); none if unset.",
     )
 
     @field_validator("weights")

@@ -84,6 +84,7 @@ def accounting(layout: OutputLayout, datasets: list[str], combine_results: list[
         "quarantined": n_q,
         "samples_after_ingest": n_samples,
         "kept_by_stage_category": {k: kept[k] for k in sorted(kept)},
+        "eval_split": sum(v for k, v in kept.items() if k.startswith("eval|")),  # kept, held out (curated/eval/)
         "dropped_by_reason": dict(dropped.most_common()),
         "drop_examples": examples,
         "quarantined_by_error": dict(q_kinds.most_common()),
@@ -173,23 +174,21 @@ def write_run_manifest(
 
 def stage_table(acc: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of kept samples: one per category, a column per stage (for the artifact and the printout)."""
-    counts = Counter()
+    counts: Counter = Counter()
     for key, n in acc["kept_by_stage_category"].items():
         stage, cat = key.split("|", 1)
-        counts[(cat, int(stage))] += n
-    cats = [c for c in CATEGORIES if any(counts[(c, k)] for k in (1, 2, 3, 4))]
+        counts[(cat, stage if stage == "eval" else int(stage))] += n
+    cols = [1, 2, 3, 4] + (["eval"] if any(k == "eval" for _, k in counts) else [])  # eval: the held-out split
+    name = lambda k: k if k == "eval" else f"stage {k}"  # noqa: E731
+    cats = [c for c in CATEGORIES if any(counts[(c, k)] for k in cols)]
     rows = [
-        {
-            "category": c,
-            **{f"stage {k}": counts[(c, k)] for k in (1, 2, 3, 4)},
-            "total": sum(counts[(c, k)] for k in (1, 2, 3, 4)),
-        }
+        {"category": c, **{name(k): counts[(c, k)] for k in cols}, "total": sum(counts[(c, k)] for k in cols)}
         for c in cats
     ]
     rows.append(
         {
             "category": "total",
-            **{f"stage {k}": sum(counts[(c, k)] for c in cats) for k in (1, 2, 3, 4)},
+            **{name(k): sum(counts[(c, k)] for c in cats) for k in cols},
             "total": sum(r["total"] for r in rows),
         }
     )
@@ -231,11 +230,18 @@ def format_summary(acc: dict[str, Any], layout: OutputLayout, notes: list[str], 
     out += [
         "",
         f"curriculum shards: {layout.curated}/stage-<1..4>/   (manifest: {layout.folder_manifest(layout.curated)})",
+        *_eval_line(acc, layout),
         f"quarantine:        {layout.quarantine}/<dataset>/",
         f"per-sample scores: {layout.scores}/   run manifest: {layout.manifest}",
         f"inspect with:      magicvl inspect {layout.curated}   (or {layout.quarantine}, {layout.scores}, ...)",
     ]
     return "\n".join(out)
+
+
+def _eval_line(acc: dict[str, Any], layout: OutputLayout) -> list[str]:
+    """Where the held-out split is and its size (nothing when the recipe carves none)."""
+    n = sum(v for k, v in acc["kept_by_stage_category"].items() if k.startswith("eval|"))
+    return [f"eval split:        {layout.curated}/eval/   ({n} kept samples held out, in no stage)"] if n else []
 
 
 def publish_artifact(acc: dict[str, Any], layout: OutputLayout, step: str = "curate") -> None:

@@ -24,6 +24,7 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.combine import units as combine_tasks
+from magicvl.tasks.steps.combine.eval_split import eval_dir, eval_thresholds
 from magicvl.tasks.steps.combine.retune import transitions
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
 from magicvl.tasks.steps.quality.step import verdict_paths
@@ -132,7 +133,10 @@ def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs],
         calls = [(i, cfg, decision.to_dict()) for i in inputs]
         run_tasks(combine_tasks.shard_histograms, calls, "combine:histograms", res, window, retries, add_hists)
         decision.cutoffs = cutoffs(hists, cfg)
-    return decision.to_dict()
+    out = decision.to_dict()
+    if cfg.eval is not None:  # per category, the id-hash threshold of the held-out split
+        out["eval"] = eval_thresholds(recipe, inputs, cfg, out)
+    return out
 
 
 def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) -> None:
@@ -148,11 +152,15 @@ def finish_combine(recipe: Recipe, layout: OutputLayout, results: list[dict]) ->
     for k in (1, 2, 3, 4):
         d = layout.stage_dir(k)
         write_folder_manifest(d, [o for o in produced if as_path(o["path"]).parent == d], recipe.digest(), {"stage": k})
+    ev = eval_dir(layout)
+    if any(as_path(o["path"]).parent == ev for o in produced) or ev.exists():
+        held = [o for o in produced if as_path(o["path"]).parent == ev]
+        write_folder_manifest(ev, held, recipe.digest(), {"stage": "eval"})
     write_folder_manifest(
         layout.curated,
         [o for o in produced if layout.curated in as_path(o["path"]).parents],
         recipe.digest(),
-        {"what": "curriculum, stage-1..4"},
+        {"what": "curriculum, stage-1..4 (+ eval/)"},
     )
     for folder in (layout.scores, layout.dropped):
         write_folder_manifest(folder, [o for o in produced if folder in as_path(o["path"]).parents], recipe.digest())

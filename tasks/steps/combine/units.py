@@ -32,6 +32,7 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import as_path
 from magicvl.storage.readers import column_values, iter_batches, read_table
 from magicvl.storage.schema import CURATED_SCHEMA, DROPPED_SCHEMA, QUARANTINE_SCHEMA, SAMPLE_SCHEMA, scores_schema
+from magicvl.tasks.steps.combine.eval_split import apply_eval, eval_dir
 from magicvl.tasks.steps.combine.retune import moves, previous_stages
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
@@ -201,15 +202,17 @@ class CombineUnit(Unit):
         stem = f"{inp.dataset}-{inp.stem}"
         c = load_columns(inp)
         rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, self.cfg, _decision(self.decision))
+        is_eval = apply_eval(rows, c.sample_ids, c.categories, self.decision)  # held out: curated/eval/
         before = previous_stages(layout.scores_dir(inp.dataset), f"{stem}-")  # read before the ledger is replaced
-        for k in (1, 2, 3, 4):  # every stage folder holds this shard's rows or none
-            out.own(layout.stage_dir(k), f"{stem}-")
+        for d in (*(layout.stage_dir(k) for k in (1, 2, 3, 4)), eval_dir(layout)):  # this shard's rows or none
+            out.own(d, f"{stem}-")
         for d in (layout.scores_dir(inp.dataset), layout.dropped_dir(inp.dataset)):
             out.own(d, f"{stem}-")
         out.own(layout.quarantine_dir(inp.dataset), f"combine-{stem}-")
-        _write_ledger(out, layout, inp, stem, c, rows)
-        _write_curated(out, layout, inp, stem, c, rows, self.batch_size, self.costs)
-        kept = Counter(f"{rows.stage[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
+        _write_ledger(out, layout, inp, stem, c, rows, is_eval)
+        _write_curated(out, layout, inp, stem, c, rows, self.batch_size, self.costs, is_eval)
+        label = ["eval" if e else str(s) for s, e in zip(rows.stage, is_eval)]  # eval rows: "eval|<category>"
+        kept = Counter(f"{label[i]}|{c.categories[i]}" for i, f in enumerate(rows.fate) if f == "kept")
         dropped = Counter(r for f, r in zip(rows.fate, rows.reason) if f == "dropped")
         dropped.update(d["rule"] for d in c.pre_dropped)
         return {
@@ -224,7 +227,7 @@ class CombineUnit(Unit):
         }
 
 
-def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows) -> None:
+def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, is_eval) -> None:
     metrics = tuple(c.metrics)
     ledger = {
         "sample_id": c.sample_ids,
@@ -233,7 +236,7 @@ def _write_ledger(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCol
         "category_source": c.category_sources,
         "fate": rows.fate,
         "reason": rows.reason,
-        "stage": [int(s) if s else None for s in rows.stage],
+        "stage": [int(s) if s and not e else None for s, e in zip(rows.stage, is_eval)],  # eval rows: no stage
         "complexity": _opt(rows.complexity),
         "s_text": _opt(rows.axes["text"]),
         "s_image": _opt(rows.axes["image"]),
@@ -286,13 +289,16 @@ def _opt(a: np.ndarray) -> pa.Array:
 
 
 def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardColumns, rows, batch_size: int,
-                   costs: CostModel) -> None:  # fmt: skip
+                   costs: CostModel, is_eval: np.ndarray | None = None) -> None:  # fmt: skip
     """Write kept samples' rows into their stage folders, in shard order: metadata, conversations, scores
     and packing costs, with a reference to the image (samples shard + row) instead of its bytes (re-tune
     copies no image)."""
     n_all = c.n_rows
     stage_all = np.zeros(n_all, dtype=np.int8)  # 0: not kept (dropped, quarantined, later duplicate)
     stage_all[c.index] = [int(s) if s else 0 for s in rows.stage]
+    eval_all = np.zeros(n_all, dtype=bool)  # held-out rows: curated/eval/ (with the stage S gave them), no stage folder
+    if is_eval is not None:
+        eval_all[c.index] = is_eval
     category_all: list[str | None] = [None] * n_all
     source_all: list[str | None] = [None] * n_all
     for j, i in enumerate(c.index):
@@ -319,11 +325,12 @@ def _write_curated(out: Outputs, layout, inp: ShardInputs, stem: str, c: ShardCo
         table = table.append_column("samples_shard", pa.array([shard_ref] * n, pa.string()))
         table = table.append_column("samples_row", pa.array(np.arange(offset, offset + n), pa.int64()))
         table = _append_costs(table, costs, np.flatnonzero(stage > 0))
-        for k in (1, 2, 3, 4):
-            mask = stage == k
+        held = eval_all[offset : offset + n]
+        for k in (1, 2, 3, 4, 0):  # 0: the eval split
+            mask = held & (stage > 0) if k == 0 else (stage == k) & ~held
             if mask.any():
                 if k not in writers:
-                    writers[k] = out.writer(layout.stage_dir(k), stem, CURATED_SCHEMA)
+                    writers[k] = out.writer(layout.stage_dir(k) if k else eval_dir(layout), stem, CURATED_SCHEMA)
                 writers[k].write(table.filter(pa.array(mask)))
         offset += n
 
