@@ -13,6 +13,7 @@ import numpy as np
 
 from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.eval_split import merge_candidates, thresholds
 from magicvl.scoring.score import PopulationStats, cutoffs, decide
 from magicvl.storage.fingerprint import sha256_file, stable_hash
 from magicvl.storage.layout import OutputLayout
@@ -24,7 +25,7 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.shards import samples_shards
 from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.combine import units as combine_tasks
-from magicvl.tasks.steps.combine.eval_split import eval_dir, eval_thresholds
+from magicvl.tasks.steps.combine.eval_split import eval_dir
 from magicvl.tasks.steps.combine.retune import transitions
 from magicvl.tasks.steps.ingest.dedup import DEDUP_PREFIX
 from magicvl.tasks.steps.quality.step import verdict_paths
@@ -176,3 +177,19 @@ def _infos(paths: list[Path], known: list[dict]) -> list[dict]:
             info = {"path": str(p), "rows": num_rows(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
         out.append(info)
     return out
+
+
+def eval_thresholds(
+    recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig, decision: dict[str, Any]
+) -> dict[str, str]:
+    """Per category, the largest id hash in the split (decimal strings: JSON-safe 64-bit); {} without ``eval``."""
+    if cfg.eval is None:
+        return {}
+    res = recipe.resources.combine
+    parts: list[dict] = []
+    calls = [(i, cfg, decision) for i in inputs]
+    ray = recipe.ray
+    run_tasks(combine_tasks.shard_eval_candidates, calls, "combine:eval", res, ray.max_in_flight, ray.task_retries,
+              parts.append)  # fmt: skip
+    merged = merge_candidates(parts, cfg.eval.max_per_category)
+    return {c: str(h) for c, h in thresholds(merged, cfg.eval).items()}

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from magicvl.model.costs import CostModel
 from magicvl.scoring.combine import CombineConfig
+from magicvl.scoring.eval_split import id_hashes, shard_candidates
 from magicvl.scoring.score import Decision, gather_stats, score_rows, split_histograms
 from magicvl.scoring.signals import base_name
 from magicvl.storage.fingerprint import stable_hash
@@ -168,6 +169,15 @@ def _decision(d: dict[str, Any]) -> Decision:
         d["units"],
         list(d["absent_axes"]),
     )
+
+
+def shard_eval_candidates(inp: ShardInputs, cfg: CombineConfig, decision: dict[str, Any]) -> dict:
+    """One shard's kept rows per category: count and smallest ``max_per_category`` id hashes."""
+    c = load_columns(inp)
+    rows = score_rows(c.datasets, c.categories, c.metrics, c.errors, cfg, _decision(decision))
+    kept = np.array([f == "kept" for f in rows.fate], dtype=bool)
+    assert cfg.eval is not None
+    return shard_candidates(c.categories, kept, id_hashes(c.sample_ids), cfg.eval.max_per_category)
 
 
 class CombineUnit(Unit):
