@@ -88,12 +88,25 @@ class CategorizeConfig(BaseModel):
         default=False, description="Drop samples without a label or inspection decision instead of classifying them."
     )
     vlm: ClassifierConfig | None = Field(default=None, description="The VLM classifier (required by method vlm).")
+    vlm_datasets: list[str] | None = Field(
+        default=None,
+        description="With method vlm: the (mixed, unlabelled) datasets the VLM classifies; the others use rules. "
+        "Unset: every dataset.",
+    )
 
     @model_validator(mode="after")
     def _vlm_configured(self) -> CategorizeConfig:
         if self.method == "vlm" and self.vlm is None:
             raise ValueError("method 'vlm' needs a `vlm:` classifier (backend, model)")
+        if self.vlm_datasets is not None and self.method != "vlm":
+            raise ValueError("vlm_datasets applies to method 'vlm' only")
         return self
+
+    def for_dataset(self, name: str) -> CategorizeConfig:
+        """The configuration one dataset is categorized with: rules where ``vlm_datasets`` leaves it out."""
+        if self.method != "vlm" or self.vlm_datasets is None or name in self.vlm_datasets:
+            return self
+        return CategorizeConfig(method="rules", drop_uncategorized=self.drop_uncategorized)
 
 
 def rule_category(conversation: list[dict[str, str]], has_image: bool) -> str:

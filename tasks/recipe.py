@@ -188,6 +188,13 @@ class Recipe(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _vlm_datasets_known(self) -> Recipe:
+        names = {d.name for d in self.all_datasets}
+        if unknown := [n for n in self.categorize.vlm_datasets or [] if n not in names]:
+            raise ValueError(f"categorize.vlm_datasets: {unknown} are not datasets of this recipe ({sorted(names)})")
+        return self
+
+    @model_validator(mode="after")
     def _some_signal(self) -> Recipe:
         if not self.signals and self.cross_modal is None:
             raise ValueError(

@@ -24,6 +24,8 @@ def test_the_full_demo_recipe_has_every_signal_the_task_axis_an_eval_split_and_t
     assert recipe.combine.eval is not None and recipe.combine.eval.min_per_category >= 1
     assert [d.name for d in recipe.datasets] == ["captions", "instruct", "docs", "charts", "flagged"]
     assert next(d for d in recipe.datasets if d.name == "charts").label_field is None  # categorized by rules
+    assert recipe.categorize.method == "vlm" and recipe.categorize.vlm_datasets == ["flagged"]  # the VLM's one
+    assert recipe.categorize.for_dataset("charts").method == "rules" and recipe.categorize.for_dataset("flagged").vlm
     assert recipe.train is not None and sorted(recipe.train.stages) == [1, 2, 3, 4]
 
 

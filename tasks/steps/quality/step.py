@@ -83,7 +83,7 @@ def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
     inspection = {d.name: inspection_category(load_decision(recipe.path(d.review))) if d.review else None
                   for d in recipe.all_datasets}  # fmt: skip
     root = str(recipe.output_root)
-    return [CategorizeUnit(ds, s, cfg, inspection[ds], root, recipe.storage) for ds, s in shards]
+    return [CategorizeUnit(ds, s, cfg.for_dataset(ds), inspection[ds], root, recipe.storage) for ds, s in shards]
 
 
 def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: bool = False) -> dict:
@@ -134,19 +134,18 @@ def shard_pass(units: list[Any], hash_args: tuple | None, force: bool) -> tuple[
 def model_free(
     recipe: Recipe, shards: Shards, measure_units: list[MeasureUnit], cat_units: list[CategorizeUnit], force: bool
 ) -> tuple[list[dict], list[dict] | None, DuplicatesUnit, dict]:
-    """Filter measures, categories (unless a VLM assigns them: ``categorize_on_models``) and the
-    dedup map in one fan-out, then the dedup reduce. Returns (measure summaries, category
-    summaries or None, the duplicates unit, its summary)."""
+    """Filter measures, categories (of the shards no VLM categorizes: ``categorize_on_models``) and
+    the dedup map in one fan-out, then the dedup reduce. Returns (measure summaries, those category
+    summaries, the duplicates unit, its summary)."""
     dup_unit = _dup_unit(recipe, shards)
-    with_cats = not (cat_units and cat_units[0].uses_vlm)
     (done,), todo = pending([dup_unit], force)  # the map runs only when the reduce must
     need_hashes = bool(todo)
     hash_args = [(s["path"], recipe.dedup, recipe.ingest.max_image_bytes) if need_hashes else None for _, s in shards]
-    calls = [([m, c] if with_cats else [m], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
+    calls = [([m] if c.uses_vlm else [m, c], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
     res = recipe.resources.quality
     out = run_tasks(shard_pass, calls, "quality:model-free", res, recipe.ray.max_in_flight, recipe.ray.task_retries)
     measured = [r[0][0] for r in out]
-    cats = [r[0][1] for r in out] if with_cats else None
+    cats = [r[0][1] for r in out if len(r[0]) > 1]  # shards the rules (or labels) categorize
     dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None, done)
     dup_summary["map_worker_s"] = round(sum(r[2] for r in out), 3)  # measures, categories and hashes per shard
     return measured, cats, dup_unit, dup_summary
@@ -161,12 +160,14 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     judge_units, judge_summary = judges(recipe, shards, force)  # models first: a bad one fails before the rest
     cat_units = categorize_units(recipe, shards)
     cat_summary: dict = {}
-    if cat_units and cat_units[0].uses_vlm:  # a VLM assigns categories: its own actor pool, models first
-        cat_summary = categorize_on_models(recipe, cat_units, force)
+    if vlm_units := [u for u in cat_units if u.uses_vlm]:  # a VLM categorizes these: its own actor pool, models first
+        cat_summary = categorize_on_models(recipe, vlm_units, force)
     measure_units = [MeasureUnit(ds, s, recipe.filters, root, recipe.storage, res.batch_size) for ds, s in shards]
     measured, cats, dup_unit, dup_summary = model_free(recipe, shards, measure_units, cat_units, force)
-    if cats is not None:
-        cat_summary = _summary(cats, "tasks")
+    if cats:
+        by_rules = _summary(cats, "tasks")
+        cat_summary = by_rules if not cat_summary else {
+            **{k: cat_summary[k] + by_rules[k] for k in ("units", "cached", "worker_s")}, "executor": "actors+tasks"}
     dup_key = dup_unit.key().digest()
     verdict_units = [
         VerdictUnit(ds, s, recipe.filters, recipe.categorize.drop_uncategorized,

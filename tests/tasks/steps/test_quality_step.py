@@ -200,6 +200,19 @@ def test_a_judge_model_that_fails_to_load_is_one_error_before_any_shard(tmp_path
     assert not (tmp_path / "out" / "quality" / "judge-coherence").exists()
 
 
+def test_vlm_classifier_only_for_the_datasets_it_is_given(tmp_path, tokenizer_dir, tiny_vlm_dir, ray_local):
+    make_data(tmp_path)
+    vlm = {"backend": "magicvl", "model": str(tiny_vlm_dir), "max_new_tokens": 6}
+    q, acc = run(recipe_of(tmp_path, tokenizer_dir, categorize={"method": "vlm", "vlm": vlm, "vlm_datasets": ["b"]}))
+    assert acc["balanced"] and q["categorize"]["executor"] == "actors+tasks"
+    assert q["categorize"]["units"] == 2  # one shard per dataset: b on the VLM's actors, a by labels/rules
+    cats = {r["sample_id"]: r for r in rows(tmp_path / "out" / "quality" / "categories")}
+    assert all(cats[s]["vlm_error"] for s in ("b-chart", "b-text"))  # the VLM was asked about b's samples
+    assert all(cats[s]["vlm_error"] is None and cats[s]["category_source"] == "rules" for s in ("a1", "a2", "a3"))
+    with pytest.raises(Exception, match=r"categorize.vlm_datasets: \['c'\] are not datasets of this recipe"):
+        recipe_of(tmp_path, tokenizer_dir, categorize={"method": "vlm", "vlm": vlm, "vlm_datasets": ["c"]})
+
+
 def test_vlm_classifier_on_actors_records_its_answers_and_falls_back_to_rules(
     tmp_path, tokenizer_dir, tiny_vlm_dir, ray_local
 ):
