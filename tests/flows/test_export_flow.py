@@ -36,7 +36,8 @@ def test_export_flow_writes_under_the_recipe_output(tmp_path, prefect_harness):
     write_export_curated(tmp_path / "run", n_per_stage=2)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        yaml.safe_dump({"output": "run", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}]})
+        yaml.safe_dump({"output": "run", "datasets": [{"name": "d", "format": "jsonl", "path": "d.jsonl"}],
+                        "signals": {"image_entropy": {}}})
     )
     manifest = export(str(recipe), format="internvl", stages=[2, 4])
     out = tmp_path / "run" / "export" / "internvl"
