@@ -89,7 +89,8 @@ def categorize_units(recipe: Recipe, shards: Shards) -> list[CategorizeUnit]:
 def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: bool = False) -> dict:
     """The VLM classifier over every shard (``categorize.method: vlm``), on its own actor pool."""
     res = _on_models(units, "categorize", recipe, recipe.resources.categorize, force)
-    return _summary(res, "actors")
+    return {**_summary(res, "actors"), "vlm_datasets": sorted({r["dataset"] for r in res}),
+            "vlm_unparsed": sum(r.get("vlm_errors", 0) for r in res)}  # fmt: skip
 
 
 def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[str, list[JudgeUnit]], dict]:
@@ -166,8 +167,9 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
     measured, cats, dup_unit, dup_summary = model_free(recipe, shards, measure_units, cat_units, force)
     if cats:
         by_rules = _summary(cats, "tasks")
-        cat_summary = by_rules if not cat_summary else {
-            **{k: cat_summary[k] + by_rules[k] for k in ("units", "cached", "worker_s")}, "executor": "actors+tasks"}
+        cat_summary = by_rules if not cat_summary else {**cat_summary, "executor": "actors+tasks",
+                                                         **{k: cat_summary[k] + by_rules[k] for k in by_rules
+                                                            if k != "executor"}}  # fmt: skip
     dup_key = dup_unit.key().digest()
     verdict_units = [
         VerdictUnit(ds, s, recipe.filters, recipe.categorize.drop_uncategorized,
@@ -216,7 +218,10 @@ class VerdictsStep(Step):
 
 def summary_line(q: dict[str, Any]) -> str:
     """One line for the run summary: where categories came from, drops per rule, cache reuse."""
-    src = ", ".join(f"{k} {n}" for k, n in sorted(q["categorize"]["sources"].items())) or "none"
+    cat = q["categorize"]
+    src = ", ".join(f"{k} {n}" for k, n in sorted(cat["sources"].items())) or "none"
+    if cat.get("vlm_datasets"):  # the VLM classifier ran: where, and how many answers fell back to the rules
+        src += f" (VLM classifier on {', '.join(cat['vlm_datasets'])}: {cat['vlm_unparsed']} answers unparsed → rules)"
     drops = ", ".join(f"{k} {n}" for k, n in q["dropped_by_rule"].items()) or "none"
     return (f"quality: categories from {src}; dropped by filters/dedup/judges: {drops}; "
             f"filter measures {q['measures']['cached']} of {q['measures']['units']} shards cached")  # fmt: skip

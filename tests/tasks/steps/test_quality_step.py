@@ -207,6 +207,9 @@ def test_vlm_classifier_only_for_the_datasets_it_is_given(tmp_path, tokenizer_di
     assert acc["balanced"] and q["categorize"]["executor"] == "actors+tasks"
     assert q["categorize"]["units"] == 2  # one shard per dataset: b on the VLM's actors, a by labels/rules
     cats = {r["sample_id"]: r for r in rows(tmp_path / "out" / "quality" / "categories")}
+    unparsed = sum(bool(r["vlm_error"]) for r in cats.values())  # all in b: a's rows are never asked
+    assert q["categorize"]["vlm_datasets"] == ["b"] and q["categorize"]["vlm_unparsed"] == unparsed >= 2
+    assert f"(VLM classifier on b: {unparsed} answers unparsed → rules)" in summary_line(q)
     assert all(cats[s]["vlm_error"] for s in ("b-chart", "b-text"))  # the VLM was asked about b's samples
     assert all(cats[s]["vlm_error"] is None and cats[s]["category_source"] == "rules" for s in ("a1", "a2", "a3"))
     with pytest.raises(Exception, match=r"categorize.vlm_datasets: \['c'\] are not datasets of this recipe"):
