@@ -34,7 +34,8 @@ def write_report(root: str | Path, out: str | Path | None = None) -> OutPath:
     rep = gather(root)
     rep.plots = draw_plots(rep, folder)
     page = render(rep, folder)
-    if write_train_page(root, folder):  # the training page (flows.report.train_report), linked from the top
+    trained = not isinstance(root, S3Path)  # training refuses s3:// roots: no stages to show there
+    if trained and write_train_page(root, folder):  # the training page (flows.report.train_report), linked on top
         page = page.replace("<body>", "<body>" + link_html(), 1)
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")

@@ -99,7 +99,7 @@ def test_warm_modules_are_the_task_modules_and_import() -> None:
 def _recipe(tmp_path: Path) -> Path:
     path = tmp_path / "recipe.yaml"
     path.write_text(
-        "datasets:\n  - {name: d, format: jsonl, path: d.jsonl, category: ocr}\nsignals: {}\n"
+        "datasets:\n  - {name: d, format: jsonl, path: d.jsonl, category: ocr}\nsignals: {image_entropy: {}}\n"
         "ray: {address: local, num_cpus: 2}\n"
     )
     return path
