@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,7 @@ class ImageFolder:
         return rel
 
 
-class FormatWriter:
+class FormatWriter(ABC):
     """Base of a format: subclasses fill ``open_stage``, ``write``, ``close_stage`` (and ``check``/``finish``)."""
 
     name = ""
@@ -214,16 +215,17 @@ class FormatWriter:
         """Why this format cannot hold ``rec`` (the sample is skipped and reported), or None."""
         return None
 
+    @abstractmethod
     def open_stage(self, stage: int) -> None:
-        raise NotImplementedError
+        """Start writing one stage."""
 
+    @abstractmethod
     def write(self, rec: ExportRecord, image_path: str | None) -> None:
         """Write one record; ``image_path`` is its image under the export root (folder formats)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close_stage(self) -> list[str]:
         """Finish the stage; its files relative to the export root."""
-        raise NotImplementedError
 
     def abort(self) -> None:
         """Drop the temporaries of an unfinished stage."""
@@ -234,3 +236,17 @@ class FormatWriter:
 
     def stage_name(self, stage: int) -> str:
         return f"{self.options.name}_stage_{stage}"
+
+
+class JsonStageWriter(FormatWriter):
+    """A format with one annotation file per stage (``self._file``, a ``JsonLines`` opened in ``open_stage``)."""
+
+    _file: JsonLines | None = None
+
+    def close_stage(self) -> list[str]:
+        return [Path(self._file.close()).relative_to(self.out).as_posix()]
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.abort()
+

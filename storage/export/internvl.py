@@ -11,13 +11,12 @@ with ``root`` the export root (absolute), for ``--meta_path``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from magicvl.storage.export.base import (
     ExportRecord,
-    FormatWriter,
     JsonLines,
+    JsonStageWriter,
     StageSummary,
     alternation_error,
     image_placed_first,
@@ -25,7 +24,7 @@ from magicvl.storage.export.base import (
 from magicvl.storage.manifest import write_json
 
 
-class InternVLWriter(FormatWriter):
+class InternVLWriter(JsonStageWriter):
     name = "internvl"
     shared_images = True
 
@@ -42,13 +41,6 @@ class InternVLWriter(FormatWriter):
         obj["conversations"] = image_placed_first(rec.conversations, image_path is not None)
         obj.update({k: v for k, v in rec.meta().items() if k != "sample_id"})
         self._file.write(obj)
-
-    def close_stage(self) -> list[str]:
-        return [Path(self._file.close()).relative_to(self.out).as_posix()]
-
-    def abort(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.abort()
 
     def finish(self, stages: list[StageSummary], info: dict[str, Any]) -> list[str]:
         """One meta file per stage (a curriculum trains the stages one after another)."""

@@ -10,18 +10,16 @@ sample with a system turn is skipped and reported. The curriculum fields
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from magicvl.storage.export.base import (
     ExportRecord,
-    FormatWriter,
     JsonLines,
+    JsonStageWriter,
     alternation_error,
     image_placed_first,
 )
 
 
-class LlavaWriter(FormatWriter):
+class LlavaWriter(JsonStageWriter):
     name = "llava"
     shared_images = True
 
@@ -39,9 +37,3 @@ class LlavaWriter(FormatWriter):
         obj.update({k: v for k, v in rec.meta().items() if k != "sample_id"})
         self._file.write(obj)
 
-    def close_stage(self) -> list[str]:
-        return [Path(self._file.close()).relative_to(self.out).as_posix()]
-
-    def abort(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.abort()

@@ -11,14 +11,13 @@ magicvl_stage_1`` trains on stage 1.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from magicvl.storage.export.base import (
     IMAGE_TOKEN,
     ExportRecord,
-    FormatWriter,
     JsonLines,
+    JsonStageWriter,
     StageSummary,
     alternation_error,
 )
@@ -38,7 +37,7 @@ def messages(rec: ExportRecord, has_image: bool) -> tuple[str | None, list[dict[
     return system, msgs
 
 
-class ShareGPTWriter(FormatWriter):
+class ShareGPTWriter(JsonStageWriter):
     name = "sharegpt"
     shared_images = True
 
@@ -59,13 +58,6 @@ class ShareGPTWriter(FormatWriter):
             obj["system"] = system
         obj.update(rec.meta())
         self._file.write(obj)
-
-    def close_stage(self) -> list[str]:
-        return [Path(self._file.close()).relative_to(self.out).as_posix()]
-
-    def abort(self) -> None:
-        if getattr(self, "_file", None) is not None:
-            self._file.abort()
 
     def finish(self, stages: list[StageSummary], info: dict[str, Any]) -> list[str]:
         """``dataset_info.json``: one entry per stage, in stage order."""
