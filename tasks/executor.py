@@ -404,8 +404,11 @@ def run_on_actors(
     capped by ``resources.concurrency``, spread over the nodes; a unit starts
     on each actor as soon as it has loaded. At most ``per_actor`` units are
     queued on an actor at once, so shards in flight stay bounded whatever the
-    dataset size. Finished units (``pending``) start no actor and load no
-    model. A unit that fails is reported after the others finish (``StepFailed``).
+    dataset size, except at the tail: once no more units wait than there are
+    usable actors, a unit goes only to an idle actor (a unit queued behind a
+    long one would wait while another actor idles). Finished units
+    (``pending``) start no actor and load no model. A unit that fails is
+    reported after the others finish (``StepFailed``).
     """
     import ray
 
@@ -423,11 +426,17 @@ def run_on_actors(
     if n_cached:
         _run_logger().info("%s: %d of %d units cached", name, n_cached, len(units))
     load = [0] * n
+    waiting = [len(todo)]  # units not yet submitted
 
     def submit(i: int) -> tuple[Any, Any]:
         a = min(usable, key=lambda k: load[k])
         load[a] += 1
+        waiting[0] -= 1
         return actors[a].run.remote(units[i], force), a
+
+    def has_room() -> bool:
+        least = min(load[a] for a in usable)
+        return least == 0 or (least < per_actor and waiting[0] > len(usable))
 
     def release(a: Any) -> None:
         load[a] -= 1
@@ -438,8 +447,8 @@ def run_on_actors(
     try:
         report = _progress_reporter(name, len(todo), n_cached)
         side = {ref: (lambda r, k=k: _joined(r, k, usable, name)) for ref, k in loading.items()}
-        failures, disk_full = _fan_out(name, todo, submit, lambda: min(load[a] for a in usable) < per_actor,
-                                       release, on_result, lambda i: _label(units, i), report, side)  # fmt: skip
+        failures, disk_full = _fan_out(name, todo, submit, has_room, release, on_result,
+                                       lambda i: _label(units, i), report, side)  # fmt: skip
     finally:
         for actor in actors:
             ray.kill(actor)

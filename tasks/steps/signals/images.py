@@ -11,9 +11,10 @@ The *image key* is the unit key without an input fingerprint: signal name,
 version, keyed parameters and model identity. A changed parameter or model is
 another key, so another folder, so every image is computed again.
 
-* ``ImageValuesUnit`` (phase A): one owner samples shard computes the values of
-  the distinct digests assigned to it (each decoded once) and writes one store
-  file (atomic write, then its marker: a killed run resumes exactly).
+* ``ImageValuesUnit`` (phase A): one piece of the distinct digests assigned to an
+  owner samples shard (each decoded once; an owner's digests are split into
+  pieces so the pool's workers stay busy to the end); one store file per piece
+  (atomic write, then its marker: a killed run resumes exactly).
 * ``ImageReuseUnit`` (phase B): the per-sample table of one samples shard, one
   row per sample, filled from the store by digest. Same key, path and marker as
   the standalone ``SignalUnit``, so readers, ``combine`` and fused tables do not
@@ -114,7 +115,7 @@ class ImageValuesUnit(Unit):
 
     @property
     def marker_name(self) -> str:
-        return f"{self.job.name}/{self.dataset}/{self.stem}"
+        return f"{self.job.name}/{self.dataset}/{self.stem}-{self.assignment[:16]}"  # an owner runs ≥ 1 pieces
 
     def key(self) -> UnitKey:
         base = image_key(self.job)

@@ -4,8 +4,11 @@ Plan (driver, reads only the ``image_digest`` column of the shards still to do):
 the distinct digests those shards need, minus the digests the store already
 holds (all of them under ``force``), each missing one assigned to the first
 shard that carries it (datasets in recipe order, shards in order). Phase A
-computes the assignments (an actor pool for a model-backed signal); phase B
-writes every unfinished per-sample table from the store (plain tasks, no model).
+computes the assignments, each owner's split into pieces (``pieces``: about
+``PIECES_PER_WORKER`` per worker of the pool, at least ``MIN_PIECE`` images each,
+so no worker idles through a long last shard), on an actor pool for a
+model-backed signal; phase B writes every unfinished per-sample table from the
+store (plain tasks, no model).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from magicvl.storage.readers import read_table
-from magicvl.tasks.executor import _run_logger, run_on_actors, run_units
+from magicvl.tasks.executor import _pool_size, _run_logger, run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.steps.signals.images import ImageReuseUnit, ImageValuesUnit, store_dir, stored_digests
 
@@ -53,6 +56,23 @@ def plan_images(units: list[ImageReuseUnit], force: bool) -> ImagePlan:
     return ImagePlan(todo, len(needed), owners)
 
 
+PIECES_PER_WORKER = 4  # phase-A units per worker of the pool (the last ones are short: little idle tail)
+MIN_PIECE = 8  # images: below this a unit's fixed cost (reading its shard) outweighs the balance
+
+
+def pieces(owners: dict[int, list[bytes]], workers: int) -> list[tuple[int, list[bytes]]]:
+    """Each owner's digests cut into near-equal pieces of at most ⌈missing / (workers · PIECES_PER_WORKER)⌉
+    (≥ ``MIN_PIECE``) images, in owner order: (owner unit index, digests)."""
+    missing = sum(len(d) for d in owners.values())
+    size = max(MIN_PIECE, -(-missing // max(1, workers * PIECES_PER_WORKER)))
+    out: list[tuple[int, list[bytes]]] = []
+    for i, digests in owners.items():
+        ds = sorted(digests)
+        k = -(-len(ds) // size)
+        out += [(i, ds[j * len(ds) // k : (j + 1) * len(ds) // k]) for j in range(k)]
+    return out
+
+
 def run_per_image(
     units: list[ImageReuseUnit],
     resources: StepResources,
@@ -68,20 +88,11 @@ def run_per_image(
     log = _run_logger()
     log.info("%s: %d distinct images in %d shards to write, %d to compute, %d reused from the store",
              name, plan.needed, len(plan.todo), plan.missing, plan.needed - plan.missing)  # fmt: skip
+    workers = _pool_size(resources, max(1, plan.missing), name) if plan.missing else 1
     phase_a = [
-        ImageValuesUnit(
-            job,
-            u.dataset,
-            u.shard,
-            plan.owners[i],
-            str(u.layout.root),
-            u.storage,
-            u.max_pixels,
-            u.max_image_bytes,
-            u.batch_size,
-        )  # fmt: skip
-        for i, u in enumerate(units)
-        if i in plan.owners
+        ImageValuesUnit(job, units[i].dataset, units[i].shard, digests, str(units[i].layout.root), units[i].storage,
+                        units[i].max_pixels, units[i].max_image_bytes, units[i].batch_size)  # fmt: skip
+        for i, digests in pieces(plan.owners, workers)
     ]
     if job.model_backed:
         done_a = run_on_actors(phase_a, f"{name}:images", resources, retries, force)

@@ -164,3 +164,16 @@ def _layout(out: Path):
     from magicvl.storage.layout import OutputLayout
 
     return OutputLayout(out)
+
+
+def test_pieces_cover_every_owner_digest_once_in_near_equal_parts():
+    from magicvl.tasks.steps.signals.per_image import MIN_PIECE, pieces
+
+    owners = {0: [bytes([i]) for i in range(100)], 3: [bytes([i]) for i in range(100, 110)], 5: [b"\xff"]}
+    got = pieces(owners, workers=2)  # 111 missing, 8 pieces wanted: at most 14 images each, near-equal
+    assert [i for i, _ in got] == [0] * 8 + [3] + [5]  # owner order; 100 → 8 pieces of 12-13
+    assert sorted(d for _, ds in got for d in ds) == sorted(d for ds in owners.values() for d in ds)
+    assert {len(ds) for i, ds in got if i == 0} == {12, 13}
+    many = [ds for i, ds in pieces(owners, workers=64) if i == 0]  # pieces of ~MIN_PIECE images, not 1
+    assert len(many) == 13 and {len(ds) for ds in many} == {MIN_PIECE - 1, MIN_PIECE}
+    assert len(pieces({0: owners[0]}, workers=1)) == 4 and pieces({}, workers=2) == []
