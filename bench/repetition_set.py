@@ -4,13 +4,15 @@
 
 Real texts ("real"): ~900-character passages no one here wrote, cut at line ends
 from files installed on this machine (their paths are recorded per text):
-Vim's tutor in 19 languages (lines that are only separators such as ``~~~~`` and the
-``--->`` practice lines, which repeat words on purpose, are left out), the CJK
-test texts of CPython's codec tests, software licences, package READMEs
-(wheel METADATA), docstrings of installed libraries, and documentation that quotes
-tracebacks. Bad texts ("bad"): degenerate generations planted from real texts
-(a phrase or sentence looped, a passage repeated, a tail stuck in a loop, CJK loops).
-The file is shipped; this script documents and reproduces it where the sources exist.
+Vim's tutor in 19 languages (the longest run of unchanged lines in each window, a run ending at a separator such as
+``~~~~`` or a ``--->`` practice line, which repeats words on purpose), the CJK
+test texts of CPython's codec tests, the licence texts whose own terms allow excerpts and
+changes (Apache-2.0, CC0-1.0, BSD), package READMEs (wheel METADATA), docstrings of
+installed libraries, and documentation that quotes tracebacks. Bad texts ("bad"):
+degenerate generations planted from the real texts that may be modified (not Vim's: see
+bench/data/NOTICE.md) — a phrase or sentence looped, a passage repeated, a tail stuck in a
+loop, CJK loops. The file is shipped with its NOTICE and licence texts
+(``bench.repetition_notice``); this script documents and reproduces it where the sources exist.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ CHARS = 900
 
 TUTORS = ("zh_cn", "zh_tw", "ja", "ko", "ru", "uk", "bg", "el", "vi", "fr", "de", "es", "it", "pl", "tr", "cs",
           "sr", "hu", "nl")  # fmt: skip
-CJK_FILES = ("gb2312-utf8.txt", "gbk-utf8.txt", "big5-utf8.txt", "euc_jp-utf8.txt", "shift_jis-utf8.txt")
-LICENSE_FILES = ("GPL-3", "Apache-2.0", "MPL-2.0", "LGPL-2.1", "Artistic", "BSD", "GFDL-1.3", "CC0-1.0")
+CJK_FILES = ("gb2312-utf8.txt", "gbk-utf8.txt", "big5-utf8.txt", "euc_jp-utf8.txt", "shift_jis-utf8.txt",
+             "euc_kr-utf8.txt")  # fmt: skip
+# licence texts that may be excerpted and changed (the GNU texts, MPL-2.0 and Artistic may not: NOTICE.md)
+LICENSE_PASSAGES = (("Apache-2.0", 0.1), ("Apache-2.0", 0.4), ("Apache-2.0", 0.7),
+                    ("CC0-1.0", 0.1), ("CC0-1.0", 0.4), ("CC0-1.0", 0.7), ("BSD", 0.4))  # fmt: skip
 READMES = ("pydantic", "polars", "httpx", "fastapi", "prefect", "numpy", "pandas", "networkx", "rich", "requests",
            "datasets", "boto3", "matplotlib", "pytest", "sympy")  # fmt: skip
 DOCSTRINGS = ("numpy.linspace", "numpy.einsum", "json.dumps", "polars.DataFrame.join", "pandas.DataFrame.merge",
@@ -41,15 +46,38 @@ DOCSTRINGS = ("numpy.linspace", "numpy.einsum", "json.dumps", "polars.DataFrame.
               "networkx.shortest_path", "jinja2.Environment", "click.option", "fsspec.open")  # fmt: skip
 TRACEBACK_DOCS = (
     SITE / "numpy" / "ma" / "API_CHANGES.txt",
-    Path("/usr/share/doc/python3-lazr.restfulclient/retry.standalone.rst"),
+    next(SITE.glob("beartype-*.dist-info/METADATA"), SITE / "beartype.dist-info" / "METADATA"),
 )
 _SEPARATOR = re.compile(r"^\s*([~=\-*#_.])\1{5,}\s*$")
+
+
+def _skipped(line: str) -> bool:
+    return bool(_SEPARATOR.match(line)) or line.lstrip().startswith("--->")
+
+
+def verbatim_passage(text: str, start: float, chars: int = CHARS) -> str:
+    """The longest run of consecutive, unchanged lines inside the window ``passage`` would cut at ``start``
+    (runs end at a separator or ``--->`` line). For sources whose licence allows unmodified parts only (Vim's)."""
+    lines = text.splitlines()
+    kept = [i for i, ln in enumerate(lines) if not _skipped(ln)]  # ``start`` is a fraction of these lines' text
+    kept_text = "\n".join(lines[i] for i in kept)
+    i = kept[min(kept_text[: int(len(kept_text) * start)].count("\n"), len(kept) - 1)]
+    runs: list[list[str]] = [[]]
+    used = 0
+    while i < len(lines) and used + len(lines[i]) < chars:
+        if _skipped(lines[i]):
+            runs.append([])
+        else:
+            runs[-1].append(lines[i])
+            used += len(lines[i]) + 1
+        i += 1
+    return max(("\n".join(r).strip() for r in runs), key=len)
 
 
 def passage(text: str, start: float, chars: int = CHARS) -> str:
     """About ``chars`` characters from ``start`` (a fraction of the text), cut at line ends; separator-only
     and ``--->`` practice lines dropped, runs of blank lines collapsed."""
-    lines = [ln.rstrip() for ln in text.splitlines() if not _SEPARATOR.match(ln) and not ln.lstrip().startswith("--->")]
+    lines = [ln.rstrip() for ln in text.splitlines() if not _skipped(ln)]
     clean = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
     i = clean.rfind("\n", 0, int(len(clean) * start)) + 1
     out = clean[i : i + chars]
@@ -69,8 +97,8 @@ def real_texts() -> list[dict]:
             out.append({"kind": f"vim tutor {lang}", "source": str(p), "at": start})
     for name in CJK_FILES:
         out.append({"kind": f"CPython codec test {name}", "source": str(CJK_TESTS / name), "at": 0.0})
-    for name in LICENSE_FILES:
-        out.append({"kind": f"licence {name}", "source": str(LICENSES / name), "at": 0.4})
+    for name, at in LICENSE_PASSAGES:
+        out.append({"kind": f"licence {name}", "source": str(LICENSES / name), "at": at})
     for pkg in READMES:
         meta = next(SITE.glob(f"{pkg}-*.dist-info/METADATA"))
         out.append({"kind": f"README {pkg}", "source": str(meta), "at": 0.25})
@@ -82,7 +110,8 @@ def real_texts() -> list[dict]:
             text = text.split("\n\n", 1)[1]  # the long description, not the metadata header
         if item["kind"] == "docs quoting a traceback":
             item["at"] = round(max(text.find("Traceback") - 500, 0) / len(text), 3)
-        item["text"] = passage(text, item["at"])
+        cut = verbatim_passage if item["kind"].startswith("vim tutor") else passage
+        item["text"] = cut(text, item["at"])
         item["source"] = _where(Path(item["source"]))
     for dotted in DOCSTRINGS:
         mod, _, rest = dotted.partition(".")
@@ -100,11 +129,13 @@ def real_texts() -> list[dict]:
     return keep
 
 
-def bad_texts(real: list[dict], seed: int = 0) -> list[dict]:
-    """Degenerate generations, each built from a real text (its source recorded)."""
+def bad_texts(real: list[dict], seed: int = 0, planted: int = 26) -> list[dict]:
+    """Degenerate generations, each built from a real text that may be modified (its source recorded):
+    ``planted`` of them, spread evenly over those texts, then four CJK loops."""
     rng = random.Random(seed)
+    pool = [r for r in real if not r["kind"].startswith("vim tutor")]  # Vim's licence: unmodified parts only
     out = []
-    for i, r in enumerate(real[::3]):
+    for i, r in enumerate(pool[round(k * len(pool) / planted)] for k in range(planted)):
         text = r["text"]
         sentences = [s for s in re.split(r"(?<=[.!?。！？])\s*", text) if len(s) > 15] or [text[:80]]
         words = text.split()
@@ -156,3 +187,6 @@ if __name__ == "__main__":
     DATA.parent.mkdir(parents=True, exist_ok=True)
     DATA.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"{DATA}: {sum(r['label'] == 'real' for r in rows)} real, {sum(r['label'] == 'bad' for r in rows)} bad")
+    from bench.repetition_notice import write  # the NOTICE and licence texts that ship with the set
+
+    write(rows)
