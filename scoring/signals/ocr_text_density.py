@@ -53,8 +53,8 @@ class OcrTextDensityParams(SignalParams):
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
-        description="auto: CUDA when Ray assigned the worker a GPU and provider onnxruntime has its CUDA provider,"
-        " else CPU.",
+        description="auto: with provider onnxruntime, cuda when the step's resources ask for GPUs (num_gpus > 0)"
+        " else cpu (resolved from the recipe, so the cache key names the device); with openvino, the CPU.",
     )
     precision: Literal["f32", "bf16"] = Field(
         default="bf16", description="Inference precision; bf16 needs provider openvino (f32 where the CPU lacks bf16)."

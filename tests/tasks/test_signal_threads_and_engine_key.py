@@ -93,3 +93,23 @@ def test_ocr_and_detector_threads_follow_the_steps_num_cpus(ray_local, tokenizer
     assert ocr["worker"] == num_cpus and ocr["cv2"] == num_cpus
     assert det["worker"] == num_cpus and det["torch"] == num_cpus
     assert pinned["cv2"] == 1  # the signal's own `threads` wins over the reservation
+
+
+def test_onnxruntime_auto_device_is_keyed_as_the_device_the_step_gets():
+    """`device: auto` on onnxruntime runs CUDA only where the step holds GPUs: the recipe resolves it, so a CPU
+    run and a GPU run never share a cache key; openvino's `auto` (always the CPU) keeps its key."""
+    from pathlib import Path
+
+    from magicvl.flows.recipe import load_recipe
+
+    paper = load_recipe(Path(__file__).resolve().parents[2] / "flows" / "recipes" / "paper.yaml")
+    ocr = paper.signals["ocr_text_density"]
+    ocr["device"] = "auto"
+    assert paper.resources.signal("ocr_text_density").num_gpus == 0.25
+    assert paper.signal_params("ocr_text_density").device == "cuda"
+    res = paper.resources.signals["ocr_text_density"]
+    paper.resources.signals["ocr_text_density"] = res.model_copy(update={"num_gpus": 0.0})
+    on_cpu = paper.signal_params("ocr_text_density")
+    assert on_cpu.device == "cpu" and "device=cpu" in SignalJob.of(get_signal("ocr_text_density"), on_cpu).engine
+    ocr.update(provider="openvino", precision="bf16")
+    assert paper.signal_params("ocr_text_density").device == "auto"  # the default key is unchanged
