@@ -84,7 +84,7 @@ def main() -> None:
                sum(v[2] or 0.0 for v in r[0].values())) for r in rounds]  # fmt: skip
     rows.append(_row("steps total", totals))
     c, smp = rounds[0][1]["cluster"], rounds[0][1].get("calibration_sample") or {}
-    print(f"plan from a chunk sample of the data (every {smp.get('every')}th chunk of each dataset: "
+    print(f"plan from a chunk sample of the data (1 chunk in {smp.get('every')} of each dataset: "
           f"{smp.get('chunks_kept')} of {smp.get('chunks_planned')} chunks, {rounds[0][1]['calibration_records']:,} "
           f"records read) vs a measured {args.records:,}-record run "
           f"({'all six signals' if args.all_signals else 'model-free demo recipe'}; "

@@ -18,7 +18,7 @@ from magicvl.tasks.steps.ingest.sample import sample_every
 
 
 def _kind(every: int | None) -> str:
-    return "full (unsampled)" if every is None else f"--sample-chunks (every {every}th chunk)"
+    return "full (unsampled)" if every is None else f"--sample-chunks (1 chunk in {every})"
 
 
 def sample_root_problem(recipe_path: str, recipe: Recipe, sample: float | None) -> str | None:

@@ -190,7 +190,7 @@ def format_plan(plan: dict[str, Any]) -> str:
     """The plan as a table (one line per step, the bottleneck marked, then the totals)."""
     c = plan["cluster"]
     smp = plan.get("calibration_sample")
-    of = f", a chunk sample (every {smp['every']}th) of ~{smp['records_estimated']:,.0f}" if smp else ""
+    of = f", a sample of 1 chunk in {smp['every']} of ~{smp['records_estimated']:,.0f}" if smp else ""
     head = (f"plan: {plan['records']:,} records on {c['nodes']} node(s) × {c['cpus']:g} CPUs, {c['gpus']:g} GPUs "
             f"(calibration: {plan['calibration_records']:,} records{of})")  # fmt: skip
     cols = ("step", "wall", "fixed s", "units", "slots", "CPU-h", "GPU-h", "GB written", "work", "note")
