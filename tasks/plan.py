@@ -159,7 +159,8 @@ def project(
         else:
             units = math.ceil(full * r - 1e-9)
         work = step_work(d, r, units, sample)
-        rows.append(project_step(cost, r, resources.get(cost.step, StepResources()), cal_res, cal, target, units,
+        read = records / calibration["records"]  # bytes: per record the calibration read
+        rows.append(project_step(cost, read, resources.get(cost.step, StepResources()), cal_res, cal, target, units,
                                  work))  # fmt: skip
     total = {k: round(sum(x[k] for x in rows), 4) for k in ("wall_s", "cpu_hours", "gpu_hours", "bytes")}
     bottleneck = max(rows, key=lambda x: x["wall_s"])["step"] if rows else None

@@ -60,12 +60,13 @@ def step_work(d: dict[str, Any], s: float, units: int, sample: dict[str, Any] | 
     """Worker-seconds of calibration step ``d`` at ``s`` times the records its calibration stands for, on
     ``units`` units; and the rule used: ``a+b·n`` (the fit), ``proportional`` (no per-unit data, or
     fewer than ``MIN_SIZES`` sizes). The step's worker time outside its fitted units (ingest's id
-    dedup, an image signal's per-sample tables) scales with the records."""
+    dedup, an image signal's per-sample tables) scales with the records (those the calibration read)."""
+    read = s * (sample["records_estimated"] / sample["records_read"] if sample else 1.0)  # per record read
     rows = d.get("unit_costs")
     if not rows:  # a manifest from before per-unit costs: today's rule
-        return d["worker_s"] * s, "proportional"
+        return d["worker_s"] * read, "proportional"
     wu, wr = dataset_weights(sample)
-    rest = max(0.0, d["worker_s"] - sum(r[0] for r in rows)) * s
+    rest = max(0.0, d["worker_s"] - sum(r[0] for r in rows)) * read
     fit = fit_units([(r[0], r[1], wu.get(r[2], 1.0)) for r in rows])
     if fit is None:
         return sum(r[0] * wr.get(r[2], 1.0) for r in rows) * s + rest, "proportional"

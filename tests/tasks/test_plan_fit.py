@@ -98,7 +98,7 @@ def test_a_sampled_fit_counts_each_unit_as_the_units_it_stands_for():
     sample = {**SAMPLE, "datasets": {**SAMPLE["datasets"], "small": {"chunks_planned": 2, "chunks_kept": 2,
                                                                      "records_read": 150,
                                                                      "records_estimated": 150.0}}}  # fmt: skip
-    sample["records_estimated"] = 2650.0
+    sample |= {"records_estimated": 2650.0, "records_read": 400}
     rows = [[6.0, 250, "big"], [3.0, 100, "small"], [2.0, 50, "small"]]
     step = {"step": "combine", "wall_s": 4.0, "worker_s": 11.0, "units": 3, "units_full": 12.0, "unit_costs": rows}
     work, rule = step_work(step, 1.0, 12, sample)
