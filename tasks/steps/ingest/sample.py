@@ -9,7 +9,8 @@ records it read. ``sample_info`` says what the sample stands for, per dataset:
 chunks planned and kept, records read and the records the whole dataset is
 estimated to hold (the records a chunk holds are known from the next chunk's
 ``first_record`` in the same file; a file's last chunk and WebDataset tars count
-their records as read, or, unread, the mean of the dataset's read chunks).
+their records as read, or, unread, from their bytes at the file's records per byte
+(JSON Lines, LLaVA JSON), else as the mean of the dataset's read chunks).
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ def known_records(chunks: list[Chunk]) -> list[int | None]:
     return out
 
 
+def _by_bytes(ch: Chunk, chunks: list[Chunk], known: list[int | None], mean: float) -> float:
+    """Records of an unread chunk whose count the plan does not tell (a file's last): its bytes at the
+    records per byte of the file's counted chunks (JSON Lines, LLaVA JSON: byte ranges), else ``mean``."""
+    pairs = [(c.end - c.start, n) for c, n in zip(chunks, known) if n is not None and c.path == ch.path]
+    nbytes = sum(b for b, _ in pairs)
+    if ch.format not in ("jsonl", "llava_json") or ch.end < ch.start or nbytes <= 0:
+        return mean
+    return min(max(n for _, n in pairs), (ch.end - ch.start) * sum(n for _, n in pairs) / nbytes)  # ≤ a chunk
+
+
 def sample_info(
     fraction: float, every: int, planned: list[tuple[DatasetConfig, Chunk]], results: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -52,9 +63,12 @@ def sample_info(
         chunks = [ch for cfg, ch in planned if cfg.name == name]
         got = [read[(name, ch.index)] for ch in chunks if (name, ch.index) in read]
         mean = sum(got) / len(got) if got else 0.0
+        known = known_records(chunks)
         est = 0.0
-        for ch, n in zip(chunks, known_records(chunks)):
-            est += n if n is not None else read.get((name, ch.index), mean)
+        for ch, n in zip(chunks, known):
+            if n is None:
+                n = read.get((name, ch.index))
+            est += n if n is not None else _by_bytes(ch, chunks, known, mean)
         datasets[name] = {"chunks_planned": len(chunks), "chunks_kept": len(got), "records_read": sum(got),
                           "records_estimated": round(est, 1)}  # fmt: skip
     kept = sum(d["chunks_kept"] for d in datasets.values())

@@ -36,8 +36,8 @@ def test_what_the_sample_stands_for():
     # a.jsonl: 7 chunks of 100 records known from the next chunk's first record, the last unknown
     assert known_records([ch for _, ch in PLANNED[:7]]) == [100] * 6 + [None]
     assert known_records([ch for _, ch in PLANNED[7:]]) == [None] * 3  # tars do not number their records
-    results = [{"dataset": "a", "chunk": 0, "records_in": 100}, {"dataset": "a", "chunk": 3, "records_in": 100},
-               {"dataset": "a", "chunk": 6, "records_in": 40}, {"dataset": "b", "chunk": 0, "records_in": 30}]  # fmt: skip
+    read = [("a", 0, 100), ("a", 3, 100), ("a", 6, 40), ("b", 0, 30)]
+    results = [{"dataset": d, "chunk": i, "records_in": n} for d, i, n in read]
     info = sample_info(0.34, 3, PLANNED, results)
     assert info["datasets"] == {
         "a": {"chunks_planned": 7, "chunks_kept": 3, "records_read": 240, "records_estimated": 640.0},
@@ -45,6 +45,17 @@ def test_what_the_sample_stands_for():
     }
     assert (info["chunks_planned"], info["chunks_kept"], info["records_read"], info["records_estimated"]) == (
         10, 4, 270, 730.0)  # fmt: skip
+
+
+def test_an_unread_last_chunk_counts_by_its_bytes():
+    c = DatasetConfig(name="c", format="jsonl", path="c.jsonl")
+    planned = [(c, Chunk("c", "jsonl", "c.jsonl", 0, 0, 1000, 0, "fp")),
+               (c, Chunk("c", "jsonl", "c.jsonl", 1, 1000, 2000, 100, "fp")),
+               (c, Chunk("c", "jsonl", "c.jsonl", 2, 2000, 2300, 200, "fp"))]  # fmt: skip
+    info = sample_info(0.5, 2, planned, [{"dataset": "c", "chunk": 0, "records_in": 100}])
+    assert info["datasets"]["c"]["records_estimated"] == 230.0  # 100 + 100 known + 300 bytes at 0.1 a byte
+    wide = [*planned[:2], (c, Chunk("c", "jsonl", "c.jsonl", 2, 2000, 5000, 200, "fp"))]
+    assert sample_info(0.5, 2, wide, [{"dataset": "c", "chunk": 0, "records_in": 100}])["records_estimated"] == 300.0
 
 
 def test_a_sampled_ingest_reads_only_its_chunks_and_balances(tmp_path, ray_local):
@@ -63,7 +74,7 @@ def test_a_sampled_ingest_reads_only_its_chunks_and_balances(tmp_path, ray_local
     assert read == 21 and res["sample"]["records_read"] == read  # three full chunks of 7
     assert res["sample"]["datasets"]["d"] == {"chunks_planned": 6, "chunks_kept": 3, "records_read": 21,
                                               "records_estimated": 42.0}  # fmt: skip
-    # 5 chunks of 7 known from the plan, the unread last one (5 records) taken as the read chunks' mean, 7
+    # 5 chunks of 7 known from the plan; the unread last one (5 longer lines) by its bytes, at most 7
     kept = sum(c["kept"] for c in chunks)
     quarantined = sum(n for c in chunks for n in c["quarantined"].values())
     assert read == kept + quarantined  # every record read ends somewhere; unread ones are not counted
