@@ -146,11 +146,11 @@ class RssSampler:
         return out
 
 
-def run_curate(recipe: Path, output: Path, warm: bool = True) -> dict:
+def run_curate(recipe: Path, output: Path, warm: bool = True, extra: tuple[str, ...] = ()) -> dict:
     """Run ``magicvl curate`` in a fresh process; its wall time, peak RSS, start-up record and run manifest.
 
     ``warm=False`` sets ``MAGICVL_WARM_START=0``: Prefect API, Ray and worker
-    imports one after another, as before the concurrent start-up.
+    imports one after another, as before the concurrent start-up. ``extra``: more curate arguments.
     """
     env = {**os.environ, "PREFECT_HOME": str(REPO / "work" / ".prefect"), "MAGICVL_WARM_START": "1" if warm else "0"}
     if output.exists():
@@ -159,7 +159,7 @@ def run_curate(recipe: Path, output: Path, warm: bool = True) -> dict:
         shutil.rmtree(output)
     t = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER, "curate", str(recipe), "--output", str(output)],
+        [sys.executable, "-c", _RUNNER, "curate", str(recipe), "--output", str(output), *extra],
         cwd=REPO,
         env=env,
         capture_output=True,

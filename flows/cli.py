@@ -45,14 +45,23 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from magicvl.flows.preflight import check_run, cli_path
 
     output = cli_path(args.output)
-    check_run(args.recipe, output)
+    recipe = check_run(args.recipe, output)
+    from magicvl.flows.preflight import UsageError
+    from magicvl.flows.sample_run import sample_root_problem
+
+    try:  # a bad fraction, or a sample into the full run's root, is refused before anything starts
+        problem = sample_root_problem(str(args.recipe), recipe, args.sample_chunks)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if problem:
+        raise UsageError(problem)
     force = forced_steps(args.force)
     from magicvl.flows.interrupt import stop_on_interrupt
 
     with stop_on_interrupt(_resume_hint()), warm_start(args.recipe, output, FLOW_MODULES):
         from magicvl.flows.curate import curate  # imported by warm_start (after the API is known)
 
-        curate(str(args.recipe.resolve()), output=output, force=force)
+        curate(str(args.recipe.resolve()), output=output, force=force, sample_chunks=args.sample_chunks)
     return 0
 
 
@@ -293,6 +302,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="STEP",
         help="recompute these steps even where outputs exist (ingest, translate, quality, signals, combine); "
         "--force alone recomputes every step",
+    )
+    c.add_argument(
+        "--sample-chunks",
+        type=float,
+        metavar="F",
+        help="a calibration run for `magicvl plan`: only every round(1/F)-th chunk of each dataset (0 < F ≤ 1), "
+        "into an --output root apart from the full run's",
     )
     _verify_flag(c)
     s = add("score", cmd_score)

@@ -19,6 +19,7 @@ from magicvl.flows.report import accounting
 from magicvl.flows.report.run_summary import finish_report, reuse_line
 from magicvl.flows.report.runs import flow_run_name
 from magicvl.flows.runtime import ray_session
+from magicvl.flows.sample_run import check_sample_root
 from magicvl.scoring.stages import achieved_shares, share_warnings
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.lock import lock_output, lock_part
@@ -54,9 +55,9 @@ def _logger():
 
 
 @task(name="ingest", cache_policy=NO_CACHE)
-def ingest_task(recipe: Recipe, force: bool = False) -> dict[str, Any]:
+def ingest_task(recipe: Recipe, force: bool = False, sample: float | None = None) -> dict[str, Any]:
     """Read, check and store every source record (or quarantine it); then deduplicate ids."""
-    return ingest_step.ingest(recipe, force=force)
+    return ingest_step.ingest(recipe, force=force, sample=sample)
 
 
 @task(name="translate", cache_policy=NO_CACHE)
@@ -121,10 +122,14 @@ def finish(
 
 
 @flow(name="curate", log_prints=True, flow_run_name=flow_run_name)
-def curate(recipe_path: str, output: str | None = None, force: list[str] | None = None) -> dict[str, Any]:
+def curate(
+    recipe_path: str, output: str | None = None, force: list[str] | None = None, sample_chunks: float | None = None
+) -> dict[str, Any]:
     """The main job: ingest → signals → combine → curriculum shards by stage, with accounting.
 
     ``force`` names steps to recompute even where outputs exist (ingest, signals, combine).
+    ``sample_chunks``: a calibration run for ``magicvl plan`` on every k-th chunk of each dataset
+    (k = round(1 / sample_chunks)), into an output root apart from the full run's (``flows.sample_run``).
     """
     started = dt.datetime.now(dt.UTC)
     force = force or []
@@ -137,13 +142,14 @@ def curate(recipe_path: str, output: str | None = None, force: list[str] | None 
         lock_output(recipe.output_root, "curate", exclusive=True),
         ray_session(recipe.ray.address, recipe.ray.num_cpus),
     ):
-        ing = ingest_task(recipe, force="ingest" in force)
+        check_sample_root(recipe_path, recipe, sample_chunks)
+        ing = ingest_task(recipe, force="ingest" in force, sample=sample_chunks)
         trans = translate_task(recipe, force="translate" in force)
         qual = quality_task(recipe, force="quality" in force)
         sig = signals_task(recipe, force="signals" in force)
         comb = combine_task(recipe, force="combine" in force)
         costs = step_costs(recipe, ing, qual, sig, comb, ray_cluster())  # calibration for `magicvl plan`
-    info = {"ingest": accounting.ingest_stats(ing), "quality": qual, "signals": accounting.slim(sig),
+    info = {"ingest": accounting.ingest_stats(ing), "quality": accounting.slim(qual), "signals": accounting.slim(sig),
             "combine": accounting.slim(comb)}  # fmt: skip
     if trans:
         info["translate"] = trans
@@ -174,7 +180,7 @@ def score(
             comb = combine_task(recipe) if then_combine else None
     if comb is None:
         return {"signals": accounting.slim(sig)}
-    info = {"signals": accounting.slim(sig), "quality": qual, "combine": accounting.slim(comb)}
+    info = {"signals": accounting.slim(sig), "quality": accounting.slim(qual), "combine": accounting.slim(comb)}
     return finish(recipe, recipe_path, started, info, comb, "score")
 
 
@@ -193,5 +199,6 @@ def combine(recipe_path: str, output: str | None = None, force: bool = False) ->
     print("changed since the previous run: " + ("; ".join(changed) if changed else "nothing (or no run recorded)"))
     print(retune.format_transitions(comb["transitions"]))
     retune.publish(comb["transitions"], changed)
-    res = finish(recipe, recipe_path, started, {"quality": qual, "combine": accounting.slim(comb)}, comb, "combine")
+    info = {"quality": accounting.slim(qual), "combine": accounting.slim(comb)}
+    res = finish(recipe, recipe_path, started, info, comb, "combine")
     return {**res, "changed": changed, "transitions": comb["transitions"]}

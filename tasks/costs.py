@@ -5,6 +5,13 @@ step's units spent, summed; cached units spent none), units, bytes written and
 whether an actor pool ran it. Each signal is a step of its own
 (``signal:<name>``; one that ingestion computes, fused, costs nothing here: its work is
 ingest's); ``signals:other`` is the signal step's time outside them.
+
+What ``tasks.plan_fit`` fits on: ``unit_costs``, one ``[seconds, size, dataset]`` per unit
+that ran (not cached): ingest chunks by ``records_in``, quality, combine and per-shard signal
+units by their shard's rows, an image-only signal's image units by the images they computed
+(``unit_of: images``). A sampled run (``curate --sample-chunks``) adds its ``sample`` block
+(``tasks.steps.ingest.sample``) and, per step, ``units_full``: the units the whole data would
+have (each unit counts chunks planned / chunks kept of its dataset).
 """
 
 from __future__ import annotations
@@ -42,6 +49,19 @@ def _cost(step: str, wall: float, worker: float, units: int, cached: int, nbytes
             "bytes": nbytes, "actors": actors}  # fmt: skip
 
 
+def unit_costs(results: list[dict], size: str, sample: dict[str, Any] | None, of: str = "records") -> dict[str, Any]:
+    """A step's per-unit fields: ``unit_costs`` of the units that ran, ``unit_of``, and for a sample ``units_full``."""
+    out: dict[str, Any] = {"unit_costs": [[round(r.get("seconds", 0.0), 3), int(r[size]), r["dataset"]]
+                                          for r in results if not r.get("cached")]}  # fmt: skip
+    if of != "records":
+        out["unit_of"] = of
+    if sample:
+        ds = sample["datasets"]
+        w = {d: v["chunks_planned"] / v["chunks_kept"] if v["chunks_kept"] else 1.0 for d, v in ds.items()}
+        out["units_full"] = round(sum(w.get(r["dataset"], 1.0) for r in results), 3)
+    return out
+
+
 def _quality(q: dict[str, Any]) -> float:
     """Worker-seconds of the quality step: the per-shard pass, verdicts, judges and a VLM classifier."""
     worker = q["dedup"].get("map_worker_s", 0.0) + q["verdicts"].get("worker_s", 0.0)
@@ -59,11 +79,13 @@ def step_costs(
     chunks = [s for ss in ing["datasets"].values() for s in ss]
     ing_worker = _fresh_s(chunks) + _fresh_s(ing["dedup"])
     records = sum(s["records_in"] for s in chunks)
+    sample = ing.get("sample")
     steps = [_cost("ingest", ing["seconds"], ing_worker, len(chunks), sum(bool(s.get("cached")) for s in chunks),
                    sum(int(sh.get("bytes", 0)) for s in chunks if not s.get("cached") for sh in s["shards"]),
-                   False)]  # fmt: skip
+                   False) | unit_costs(chunks, "records_in", sample)]  # fmt: skip
     v = qual["verdicts"]
-    steps.append(_cost("quality", qual["seconds"], _quality(qual), v["units"], v["cached"], 0, False))
+    steps.append(_cost("quality", qual["seconds"], _quality(qual), v["units"], v["cached"], 0, False)
+                 | unit_costs(qual.get("results", []), "rows", sample))  # fmt: skip
     inner = 0.0
     fused = {f.name for f in fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])}
     for name, s in sig.items():
@@ -71,17 +93,23 @@ def step_costs(
             continue
         inner += s.get("wall_s", 0.0)
         cached = 0 if name in fused else s["cached"]  # a fused signal's tables are ingestion's work, not reuse
+        per_image = "image_results" in s  # its work: the images its image units computed
+        units = unit_costs(s["image_results"], "images", sample, "images") if per_image else \
+            unit_costs(s["results"], "rows", sample)  # fmt: skip
+        if per_image and sample:
+            units["units_full"] = unit_costs(s["results"], "rows", sample)["units_full"]
         steps.append(_cost(f"signal:{name}", s.get("wall_s", 0.0), s["seconds"], s["shards"], cached,
-                           _bytes(s["results"]), s["executor"] == "actors"))  # fmt: skip
+                           _bytes(s["results"]), s["executor"] == "actors") | units)  # fmt: skip
     steps.append(_cost("signals:other", max(0.0, sig["seconds"] - inner), 0.0, 1, 0, 0, False))
     res = comb["results"]
     steps.append(_cost("combine", comb["seconds"], _fresh_s(res), len(res), sum(bool(r.get("cached")) for r in res),
-                       _bytes(res), False))  # fmt: skip
+                       _bytes(res), False) | unit_costs(res, "rows", sample))  # fmt: skip
     resources = step_resources(recipe)
     for s in steps:
         if s["step"] in resources:
             s["resources"] = resources[s["step"]].model_dump(exclude_none=True)
-    return {"records": records, "cluster": cluster, "steps": steps, "cached_units": sum(s["cached"] for s in steps)}
+    out = {"records": records, "cluster": cluster, "steps": steps, "cached_units": sum(s["cached"] for s in steps)}
+    return out | ({"sample": sample} if sample else {})
 
 
 def ray_cluster() -> dict[str, float]:

@@ -99,8 +99,8 @@ def slim(step: dict[str, Any]) -> dict[str, Any]:
     """A step result without its per-unit lists (for the run manifest)."""
     out = {k: v for k, v in step.items() if k not in ("results", "datasets")}
     for k, v in list(out.items()):
-        if isinstance(v, dict) and "results" in v:
-            out[k] = {kk: vv for kk, vv in v.items() if kk != "results"}
+        if isinstance(v, dict) and ("results" in v or "image_results" in v):
+            out[k] = {kk: vv for kk, vv in v.items() if kk not in ("results", "image_results")}
     return out
 
 
@@ -115,6 +115,7 @@ def ingest_stats(res: dict[str, Any]) -> dict[str, Any]:
         "kept": sum(s["kept"] for s in chunks) - dups,
         "duplicates": dups,
         "seconds": res["seconds"],
+        **({"sample": res["sample"]} if res.get("sample") else {}),  # curate --sample-chunks: what it stands for
     }
 
 

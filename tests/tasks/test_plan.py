@@ -26,7 +26,8 @@ def test_projection_golden_values():
     rows = {r["step"]: r for r in plan["steps"]}
     # ingest: 2 slots measured → fixed 10 − 16/2 = 2 s; 40 units on 16 CPUs: 2 + 160/16
     assert rows["ingest"] == {"step": "ingest", "wall_s": 12.0, "fixed_s": 2.0, "units": 40, "slots": 16,
-                              "cpu_hours": round(160 / 3600, 4), "gpu_hours": 0.0, "bytes": 10_000}  # fmt: skip
+                              "cpu_hours": round(160 / 3600, 4), "gpu_hours": 0.0, "bytes": 10_000,
+                              "rule": "proportional"}  # fmt: skip  (no unit costs: an old manifest plans as before)
     # OCR: fixed 30 − 50/2 = 5 s; 2 GPUs hold 2 actors of 1 GPU: 5 + 500/2
     ocr = rows["signal:ocr"]
     assert (ocr["wall_s"], ocr["slots"], ocr["units"]) == (255.0, 2, 20)

@@ -18,6 +18,7 @@ from magicvl.tasks.resources import StepResources
 from magicvl.tasks.shards import samples_shards  # noqa: F401  (re-exported: its old home)
 from magicvl.tasks.step import Step, StepStats
 from magicvl.tasks.steps.ingest.dedup import DedupUnit
+from magicvl.tasks.steps.ingest.sample import keep_chunks, sample_every, sample_info
 from magicvl.tasks.steps.ingest.units import IngestUnit, fused_signals
 from magicvl.tasks.steps.signals.crossmodal import signal_jobs
 from magicvl.tasks.unit import forget_datasets, sweep
@@ -48,6 +49,11 @@ class IngestStep(Step):
 
     name = "ingest"
 
+    def __init__(self, recipe: Recipe, force: bool = False, sample: float | None = None) -> None:
+        super().__init__(recipe, force)
+        self.sample = sample  # ``curate --sample-chunks``: every k-th chunk of each dataset (ingest.sample)
+        self.every = sample_every(sample) if sample is not None else 1
+
     def resources(self) -> StepResources:
         return self.recipe.resources.ingest
 
@@ -55,7 +61,8 @@ class IngestStep(Step):
         recipe, batch = self.recipe, self.resources().batch_size
         fused = fused_signals([(j.name, j.params) for j in signal_jobs(recipe)])
         root, base = str(recipe.output_root), str(recipe.base_dir)
-        self.chunks = plan_chunks(recipe)
+        self.planned = plan_chunks(recipe)
+        self.chunks = keep_chunks(self.planned, self.every) if self.sample is not None else self.planned
         return [IngestUnit(ch, cfg, recipe.ingest, recipe.storage, root, base, fused, batch) for cfg, ch in self.chunks]
 
     def finish(self, results: list[dict[str, Any]], stats: StepStats) -> dict[str, Any]:
@@ -78,8 +85,11 @@ class IngestStep(Step):
             }
             shards = [sh for s in ss for sh in s["shards"]]
             write_folder_manifest(layout.samples_dir(ds), shards, recipe.digest(), {"dataset": ds, "ingest": totals})
-        return {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(self.chunks), "forgotten": forgotten,
-                "seconds": round(time.perf_counter() - self.t0, 3)}  # fmt: skip
+        out = {"datasets": by_ds, "dedup": list(dedup.values()), "chunks": len(self.chunks), "forgotten": forgotten,
+               "seconds": round(time.perf_counter() - self.t0, 3)}  # fmt: skip
+        if self.sample is not None:
+            out["sample"] = sample_info(self.sample, self.every, self.planned, results)
+        return out
 
     def run(self) -> dict[str, Any]:
         self.t0 = time.perf_counter()  # the step's seconds include planning and the id dedup
@@ -106,9 +116,10 @@ class DedupStep(Step):
         return {r["dataset"]: r for r in results}
 
 
-def ingest(recipe: Recipe, force: bool = False) -> dict[str, Any]:
-    """Ingest every chunk, then deduplicate ids per dataset; writes the samples manifests."""
-    return IngestStep(recipe, force).run()
+def ingest(recipe: Recipe, force: bool = False, sample: float | None = None) -> dict[str, Any]:
+    """Ingest every chunk (``sample``: every k-th of each dataset, ``tasks.steps.ingest.sample``), then
+    deduplicate ids per dataset; writes the samples manifests."""
+    return IngestStep(recipe, force, sample).run()
 
 
 def dedup_step(recipe: Recipe, by_ds: dict[str, list[dict]], force: bool = False) -> dict[str, dict]:

@@ -52,6 +52,28 @@ def _summary(results: list[dict], executor: str) -> dict[str, Any]:
             "worker_s": round(sum(r.get("seconds", 0.0) for r in results if not r["cached"]), 3)}  # fmt: skip
 
 
+def _fresh_by_shard(results: list[dict]) -> dict[tuple[str, str], float]:
+    """(dataset, shard) → seconds of its units that ran (cached ones spent none)."""
+    out: dict[tuple[str, str], float] = {}
+    for r in results:
+        if not r["cached"]:
+            out[(r["dataset"], r["shard"])] = out.get((r["dataset"], r["shard"]), 0.0) + r.get("seconds", 0.0)
+    return out
+
+
+def shard_costs(verdicts: list[dict], measured: list[dict], models: list[dict]) -> list[dict[str, Any]]:
+    """Per samples shard, the worker-seconds the quality step spent on it (its model-free pass, judges, VLM
+    classifier and verdicts) and its rows; ``cached`` when its verdicts were reused (``tasks.costs``)."""
+    extra = _fresh_by_shard(models)
+    out = []
+    for v, m in zip(verdicts, measured):
+        key = (v["dataset"], v["shard"])
+        seconds = m.get("pass_s", 0.0) + extra.get(key, 0.0) + (0.0 if v["cached"] else v.get("seconds", 0.0))
+        out.append({"dataset": key[0], "shard": key[1], "rows": v["rows"], "seconds": round(seconds, 3),
+                    "cached": v["cached"]})  # fmt: skip
+    return out
+
+
 class ModelStep(Step):
     """The units of one model (a judge, or the VLM classifier) over every shard, on its own actor pool."""
 
@@ -90,7 +112,7 @@ def categorize_on_models(recipe: Recipe, units: list[CategorizeUnit], force: boo
     """The VLM classifier over every shard (``categorize.method: vlm``), on its own actor pool."""
     res = _on_models(units, "categorize", recipe, recipe.resources.categorize, force)
     return {**_summary(res, "actors"), "vlm_datasets": sorted({r["dataset"] for r in res}),
-            "vlm_unparsed": sum(r.get("vlm_errors", 0) for r in res)}  # fmt: skip
+            "vlm_unparsed": sum(r.get("vlm_errors", 0) for r in res), "results": res}  # fmt: skip
 
 
 def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[str, list[JudgeUnit]], dict]:
@@ -105,7 +127,7 @@ def judges(recipe: Recipe, shards: Shards, force: bool = False) -> tuple[dict[st
         res = _on_models(units, f"judge:{name}", recipe, recipe.resources.judge, force)
         out[name] = units
         summary[name] = {**_summary(res, "actors"), "status": dict(sum((Counter(r["status"]) for r in res),
-                                                                       Counter()))}  # fmt: skip
+                                                                       Counter())), "results": res}  # fmt: skip
     return out, summary
 
 
@@ -145,7 +167,7 @@ def model_free(
     calls = [([m] if c.uses_vlm else [m, c], h, force) for m, c, h in zip(measure_units, cat_units, hash_args)]
     res = recipe.resources.quality
     out = run_tasks(shard_pass, calls, "quality:model-free", res, recipe.ray.max_in_flight, recipe.ray.task_retries)
-    measured = [r[0][0] for r in out]
+    measured = [{**r[0][0], "pass_s": round(r[2], 3)} for r in out]  # the shard's model-free pass seconds
     cats = [r[0][1] for r in out if len(r[0]) > 1]  # shards the rules (or labels) categorize
     dup_summary = _reduce_duplicates(dup_unit, [r[1] for r in out] if need_hashes else None, done)
     dup_summary["map_worker_s"] = round(sum(r[2] for r in out), 3)  # measures, categories and hashes per shard
@@ -179,6 +201,7 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         for i, ((ds, s), m, c) in enumerate(zip(shards, measure_units, cat_units))
     ]
     verdicts = VerdictsStep(recipe, verdict_units, force).run()
+    models = [r for j in judge_summary.values() for r in j.pop("results")] + cat_summary.pop("results", [])
     dropped = sum((Counter(r["dropped"]) for r in verdicts), Counter())
     sources = sum((Counter(r["sources"]) for r in verdicts), Counter())
     return {
@@ -189,6 +212,7 @@ def quality(recipe: Recipe, force: bool = False) -> dict[str, Any]:
         "verdicts": _summary(verdicts, "tasks"),
         "dropped_by_rule": dict(dropped.most_common()),
         "seconds": round(time.perf_counter() - t0, 3),
+        "results": shard_costs(verdicts, measured, models),  # per shard, for the run's costs (not the manifest)
     }
 
 

@@ -104,6 +104,7 @@ def run_per_image(
     for i, r in zip(plan.todo, written):
         results[i] = r
     stats = {"images": plan.needed, "images_computed": computed, "images_reused": plan.needed - computed,
-             "images_seconds": round(sum(r["seconds"] for r in done_a if not r["cached"]), 3)}  # fmt: skip
+             "images_seconds": round(sum(r["seconds"] for r in done_a if not r["cached"]), 3),
+             "image_results": done_a}  # fmt: skip  (per image unit, for the run's costs; not in the manifest)
     log.info("%s: images computed %d, reused %d (of %d distinct)", name, computed, plan.needed - computed, plan.needed)
     return [r for r in results if r is not None], stats

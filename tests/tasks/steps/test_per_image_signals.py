@@ -97,6 +97,8 @@ def test_shared_images_are_computed_once_with_the_per_sample_values(two, tmp_pat
     results, stats = run(job, shards, out)
     assert calls(counter) == len(images)  # each distinct image once, not once per sample
     assert stats["images_seconds"] > 0
+    units = stats.pop("image_results")  # per image unit (seconds, images): the run's costs fit on them
+    assert sum(u["images"] for u in units) == len(images) and all(u["seconds"] >= 0 for u in units)
     assert stats | {"images_seconds": 0} == {"images": len(images), "images_computed": len(images), "images_reused": 0,
                                              "images_seconds": 0}  # fmt: skip
     assert sum(r["rows"] for r in results) == 2 * sum(sh["rows"] for sh in shards["a"])
