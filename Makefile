@@ -33,8 +33,9 @@ demo: install  ## the whole DAG: tiny models + sample data, curate (six signals 
 demo-train: demo  ## train-curriculum on the demo recipe (stages the demo trained are skipped: same key)
 	$(BIN)/magicvl train-curriculum $(WORK)/recipe.yaml
 
-test: install  ## check the import layers (pyproject [tool.importlinter]), then run the test suite (CPU, minutes)
+test: install  ## lint (ruff), check the import layers (pyproject [tool.importlinter]), then run the test suite (CPU, minutes)
 	mkdir -p $(PREFECT_HOME)
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests
 

@@ -5,9 +5,10 @@ and peak memory (RSS of the whole process) of the reduce at 100k and 1M records.
 
 Hashing runs ``shard_hashes`` on a samples shard of sample-like rows with small JPEGs and no
 hash columns, so every image is decoded and hashed here (ingestion normally fills the hash columns
-from its own decode, and then this map reads none of the images). The reduce runs ``resolve`` on synthetic per-shard hashes (5% exact copies,
-3% re-encoded images, 3% near-identical texts) in a fresh process per size; peak RSS is the
-process high-water mark (inputs + resolution), printed beside the RSS after imports.
+from its own decode, and then this map reads none of the images). The reduce runs ``resolve`` on
+synthetic per-shard hashes (5% exact copies, 3% re-encoded images, 3% near-identical texts) in a
+fresh process per size; peak RSS is the process high-water mark (inputs + resolution), printed
+beside the RSS after imports.
 """
 
 from __future__ import annotations

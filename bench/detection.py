@@ -56,8 +56,9 @@ def direct(
 ) -> Callable[[], tuple[float, float]]:
     """transformers Grounding DINO loaded here; each call is one pass, one image at a time, on one core."""
     import torch
-    from magicvl.model.backends.detector import query_text
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+    from magicvl.model.backends.detector import query_text
 
     with one_core():
         processor = AutoProcessor.from_pretrained(model_dir)

@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from magicvl.storage.layout import stage_folder
-from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
 from PIL import Image
 
 from bench.common import REPO, table
+from magicvl.storage.layout import stage_folder
+from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
 
 SHARD_ROWS, ROW_GROUP = 5_000, 1_000
 CHILD = """

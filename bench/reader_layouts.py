@@ -49,7 +49,11 @@ def readers(folder: Path, cache: Path):
     yield "polars glob", None, lambda: pl.scan_parquet(f"{folder}/**/*.parquet").collect()
     sql = f"select * from read_parquet('{folder}/**/*.parquet', hive_partitioning=true)"
     yield "duckdb hive", None, lambda: duckdb.sql(sql).fetch_arrow_table()
-    yield "datasets data_dir", None, lambda: load_dataset("parquet", data_dir=str(folder), split="train", cache_dir=str(cache))
+    yield (
+        "datasets data_dir",
+        None,
+        lambda: load_dataset("parquet", data_dir=str(folder), split="train", cache_dir=str(cache)),
+    )
 
 
 def describe(obj, col: str) -> tuple[int, str]:

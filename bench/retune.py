@@ -52,8 +52,8 @@ def recipe(root: Path, beta: float) -> Recipe:
 def _samples(n: int, start: int, rng: np.random.Generator) -> pa.Table:
     ids = [f"syn-{i:08d}" for i in range(start, start + n)]
     cats = [CATS[i % len(CATS)] for i in range(start, start + n)]
-    turns = [[{"from": "human", "value": f"what is shown in picture {i}"}, {"from": "gpt", "value": "a cat " * (1 + i % 7)}]
-             for i in range(start, start + n)]  # fmt: skip
+    turns = [[{"from": "human", "value": f"what is shown in picture {i}"},
+              {"from": "gpt", "value": "a cat " * (1 + i % 7)}] for i in range(start, start + n)]  # fmt: skip
     cols = {"sample_id": ids, "dataset": ["syn"] * n, "source_key": ids, "source": [f"syn.jsonl:{i}" for i in ids],
             "category": cats, "conversations": turns}  # fmt: skip
     cols.update({f.name: [None] * n for f in SAMPLE_SCHEMA if f.name not in cols})

@@ -24,12 +24,12 @@ from magicvl.scoring.stages import achieved_shares, share_warnings
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.lock import lock_output, lock_part
 from magicvl.storage.manifest import read_json
+from magicvl.tasks.costs import ray_cluster, step_costs
 from magicvl.tasks.steps.combine import retune
 from magicvl.tasks.steps.combine import step as combine_step
 from magicvl.tasks.steps.ingest import step as ingest_step
 from magicvl.tasks.steps.quality.step import quality, summary_line
 from magicvl.tasks.steps.signals import step as signals_step
-from magicvl.tasks.costs import ray_cluster, step_costs
 from magicvl.tasks.steps.translate import translate
 
 log = logging.getLogger("magicvl")

@@ -29,7 +29,6 @@ def prepare_full(work: Path, records: int | None = None) -> tuple[Path, list[str
     from magicvl.flows.demo import prepare_demo
     from magicvl.model.tiny import is_tiny
     from magicvl.model.tiny_vl import build_tiny_vlms
-
     from magicvl.sample_data.low_quality import write_flagged
 
     recipe = prepare_demo(work, records, FULL_RECIPE)

@@ -1,4 +1,5 @@
-"""Held-out evaluation of a trained stage: ``evaluate_stage`` (flow ``evaluate-stage``, CLI ``magicvl evaluate``, deployment).
+"""Held-out evaluation of a trained stage: ``evaluate_stage`` (flow ``evaluate-stage``, CLI ``magicvl evaluate``,
+deployment).
 
 With the stage's ``final/`` checkpoint, on ``<output root>/curated/eval/`` (the
 split curation carves, the stage shards' schema): per category, mean response

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
 from magicvl.flows.export_cli import summary_table
 from magicvl.flows.report.runs import flow_run_name
 from magicvl.storage.export.run import export_curated
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 
 Format = Literal["llava", "sharegpt", "internvl", "webdataset", "hf"]
 
@@ -34,8 +35,9 @@ def export(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export the recipe's curriculum (``<output>/curated``) to ``out`` (default ``<output>/export/<format>``)."""
-    from magicvl.flows.recipe import load_recipe
     from prefect.artifacts import create_markdown_artifact
+
+    from magicvl.flows.recipe import load_recipe
 
     root = load_recipe(recipe_path).output_root
     target = out or str(root / "export" / format)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from magicvl.tasks.gpu_steps import GpuStep, fit_problems, gpu_steps, tensor_parallel_problem
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from magicvl.tasks.recipe import RayOptions, Recipe, RecipeError, ResourcesConfig, parse_recipe
 
 __all__ = ["RayOptions", "Recipe", "RecipeError", "ResourcesConfig", "load_recipe", "parse_recipe"]

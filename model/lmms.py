@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
+
 from magicvl.model.magicvl import MagicVL
 from magicvl.model.processor import END_OF_TURN, MagicVLProcessor
-from PIL import Image
 
 IMAGE_KEYS = ("pixel_values", "image_grid", "patch_mask", "tile_image_index")
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
-from magicvl.model.lmms import MagicVLRunner
 from PIL import Image
+
+from magicvl.model.lmms import MagicVLRunner
 
 
 def _images(visuals: Any) -> list[Image.Image]:

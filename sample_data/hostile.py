@@ -357,7 +357,9 @@ def write_parquet_with_blob(
     p = _target(path, "blob.parquet")
     small = jpeg_bytes(32, 24)
     blob = bytes(blob_bytes)
-    images = [{"bytes": blob if (column == "image" and i == row) else small, "path": f"{i}.jpg"} for i in range(len(records))]
+    images = [
+        {"bytes": blob if (column == "image" and i == row) else small, "path": f"{i}.jpg"} for i in range(len(records))
+    ]
     extra = [blob if (column != "image" and i == row) else b"" for i in range(len(records))]
     table = pa.table(
         {

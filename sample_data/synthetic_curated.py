@@ -69,10 +69,13 @@ def write_stage_shard(root: Path, stage: int, rows: list[dict], name: str, costs
     with ``costs``, rows carry their packing costs as curation counts them (``model.costs``)."""
     samples = root / "samples" / "synthetic" / f"{name}-stage{stage}.parquet"
     samples.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in SAMPLE_SCHEMA.names} for r in rows], schema=SAMPLE_SCHEMA), samples)
+    pq.write_table(
+        pa.Table.from_pylist([{k: r.get(k) for k in SAMPLE_SCHEMA.names} for r in rows], schema=SAMPLE_SCHEMA), samples
+    )
     ref = samples.relative_to(root).as_posix()
     curated = [
-        {**{k: v for k, v in r.items() if k != "image"}, "samples_shard": ref, "samples_row": j} for j, r in enumerate(rows)
+        {**{k: v for k, v in r.items() if k != "image"}, "samples_shard": ref, "samples_row": j}
+        for j, r in enumerate(rows)
     ]
     if costs is not None:
         counted = costs.columns([r["conversations"] for r in rows], [(r["height"], r["width"]) for r in rows])

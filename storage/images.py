@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageFile
 
 from magicvl.storage.fs import ObjectStoreOptions, is_uri, resolve_under
 from magicvl.storage.fs import is_file as fs_is_file
 from magicvl.storage.fs import name as fs_name
 from magicvl.storage.fs import read_bytes as fs_read_bytes
 from magicvl.storage.fs import size as fs_size
-from PIL import Image, ImageFile
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # MPO files open through JPEG
 _ADDRESS_RE = re.compile(r" (object )?at 0x[0-9A-Fa-f]+")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from magicvl.storage.fs import ObjectStoreOptions
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from magicvl.storage.fs import ObjectStoreOptions
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
 

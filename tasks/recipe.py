@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from magicvl.model.model_ref import ref_problem
 from magicvl.model.train_config import TrainConfig
 from magicvl.scoring.categorize import CategorizeConfig
@@ -30,7 +32,6 @@ from magicvl.storage.options import StorageOptions
 from magicvl.storage.outfs import OutPath, as_path
 from magicvl.storage.overlap import output_overlap
 from magicvl.tasks.resources import StepResources
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class RecipeError(ValueError):

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
+
 from magicvl.sample_data.synthetic_curated import write_curated
 from magicvl.storage.export.source import image_digest
 from magicvl.storage.schema import CURATED_SCHEMA, SAMPLE_SCHEMA
-from PIL import Image
 
 BROKEN = "x-broken"
 MISSING_SHARD = "x-missing-shard"

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from magicvl.model.backends.vlm_inputs import Encoded, collate, encode
 from magicvl.model.backends.vlm_options import VlmOptions
 

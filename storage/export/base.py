@@ -227,7 +227,7 @@ class FormatWriter(ABC):
     def close_stage(self) -> list[str]:
         """Finish the stage; its files relative to the export root."""
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 (an optional hook: a writer without temporaries has nothing to drop)
         """Drop the temporaries of an unfinished stage."""
 
     def finish(self, stages: list[StageSummary], info: dict[str, Any]) -> list[str]:

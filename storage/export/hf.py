@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from magicvl.storage.export.base import ExportRecord, FormatWriter, StageSummary
 from magicvl.storage.schema import CONVERSATIONS_TYPE, IMAGE_TYPE
 from magicvl.storage.writer import _compression

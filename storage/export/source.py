@@ -20,13 +20,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from PIL import Image
+
 from magicvl.storage import fs
 from magicvl.storage.export.base import ExportImage, ExportRecord
 from magicvl.storage.images import stable_error
 from magicvl.storage.layout import stage_folder
 from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards
-from PIL import Image
 
 _ROW_COLUMNS = (
     "sample_id", "dataset", "category", "conversations", "width", "height", "image_format", "stage",

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from magicvl.storage.fs import ObjectStoreOptions, expand, is_uri
 from magicvl.storage.images import DecodeBudget
 from magicvl.storage.layout import check_name
 from magicvl.storage.schema import CATEGORIES
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Format = Literal["llava_json", "jsonl", "parquet", "webdataset"]
 

@@ -66,7 +66,11 @@ def test_output_resolves_against_the_current_directory(recipe, tmp_path):
 def test_bare_force_forces_every_step():
     p = _parser()
     assert forced_steps(p.parse_args(["curate", "r.yaml", "--force"]).force) == [
-        "ingest", "translate", "quality", "signals", "combine"
+        "ingest",
+        "translate",
+        "quality",
+        "signals",
+        "combine",
     ]
     assert forced_steps(p.parse_args(["curate", "r.yaml", "--force", "combine"]).force) == ["combine"]
     assert forced_steps(p.parse_args(["curate", "r.yaml"]).force) == []
@@ -128,7 +132,9 @@ def test_ctrl_c_stops_within_seconds_and_says_how_to_resume(tmp_path, tokenizer_
     deadline = time.monotonic() + 20  # nothing of the run is left (local Ray, temporary API)
     while time.monotonic() < deadline and _group_alive(proc.pid):
         time.sleep(0.2)
-    left = subprocess.run(["ps", "-ww", "-o", "pid,ppid,stat,etime,args", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    left = subprocess.run(
+        ["ps", "-ww", "-o", "pid,ppid,stat,etime,args", "-g", str(proc.pid)], capture_output=True, text=True
+    ).stdout
     assert not _group_alive(proc.pid), left
 
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import yaml
+
 from magicvl.flows.cli import main
 from magicvl.flows.export_cli import FORMAT_NAMES, parse_stages
 from magicvl.storage.export import FORMATS
-
 from tests.export_data import write_export_curated
 
 

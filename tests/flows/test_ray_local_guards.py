@@ -21,7 +21,10 @@ with ray_session(num_cpus=1):
         return os.getpgid(0)
     print("GROUPS", os.getpgid(0), ray.get(where.remote()), flush=True)
 """
-_INET = re.compile(r'connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\), (?:sin_addr=inet_addr|inet_pton\(AF_INET6, )\(?"([^"]+)"')
+_INET = re.compile(
+    r"connect\(\d+, \{sa_family=AF_INET6?, sin6?_port=htons\((\d+)\), "
+    r'(?:sin_addr=inet_addr|inet_pton\(AF_INET6, )\(?"([^"]+)"'
+)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from magicvl.model.lmms import MagicVLRunner
 from PIL import Image
+
+from magicvl.model.lmms import MagicVLRunner
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from magicvl.storage.export.base import ExportOptions
-from magicvl.storage.export.run import EXPORT_MANIFEST, export_curated
 from PIL import Image
 
+from magicvl.storage.export.base import ExportOptions
+from magicvl.storage.export.run import EXPORT_MANIFEST, export_curated
 from tests.export_data import BROKEN, MISSING_ROW, MISSING_SHARD, SHARED, SYSTEM, curated_rows, write_export_curated
 
 UNAVAILABLE = {BROKEN: "broken_image", MISSING_SHARD: "missing_image", MISSING_ROW: "missing_image"}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+
 from magicvl.storage.export.base import image_placed_first
 from magicvl.storage.export.run import export_curated
 from magicvl.storage.ingest import DatasetConfig, IngestOptions, plan_dataset
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.steps.ingest.units import ingest_chunk
-
 from tests.export_data import BROKEN, LATE_TOKEN, MISSING_ROW, MISSING_SHARD, SYSTEM, curated_rows, write_export_curated
 
 

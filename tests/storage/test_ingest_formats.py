@@ -61,12 +61,14 @@ def test_llava_json_array_streams_in_chunks(tmp_path, indent, chunk_records):
     assert len(chunks) == -(-23 // chunk_records)
 
 
-
 def test_llava_json_byte_offsets_stay_exact_across_read_windows(tmp_path):
     # ~3.5 MB of multi-byte text: the scanner's window is refilled and compacted (1 MiB blocks),
     # and every chunk start it plans must be the byte offset of a record's '{' in the file.
     big = [
-        {"id": f"b{i}", "conversations": [{"from": "human", "value": "ünï中文" * (i % 7)}, {"from": "gpt", "value": "é" * 900}]}
+        {
+            "id": f"b{i}",
+            "conversations": [{"from": "human", "value": "ünï中文" * (i % 7)}, {"from": "gpt", "value": "é" * 900}],
+        }
         for i in range(1800)
     ]
     path = tmp_path / "d.json"
@@ -77,6 +79,7 @@ def test_llava_json_byte_offsets_stay_exact_across_read_windows(tmp_path):
     raw = path.read_bytes()
     assert all(raw[c.start : c.start + 7] == b'{"id": ' for c in chunks[1:])
     assert [r.locator.rsplit("(byte ", 1)[1].rstrip(")") for r in recs[:2]] == ["1", str(raw.index(b'{"id": "b1"'))]
+
 
 def test_llava_json_malformed_element_is_one_error_and_the_rest_survive(tmp_path):
     good = [json.dumps(r) for r in RECORDS[:4]]

@@ -17,10 +17,10 @@ from magicvl.storage.lock import OutputLockedError, lock_output, lock_part
 from magicvl.storage.manifest import (
     read_json,
     read_marker,
+    verify_folder_manifest,
     write_folder_manifest,
     write_json,
     write_marker,
-    verify_folder_manifest,
 )
 from magicvl.storage.outfs import S3Path, as_path
 from magicvl.storage.readers import arrow_dataset, list_shards, num_rows, read_table, scan

@@ -95,6 +95,8 @@ def test_a_model_that_fails_to_load_is_one_error_before_any_unit_runs(shards, tm
     job = SignalJob(get_signal("vlm_loss"), VlmLossParams(model=str(missing)), None, instance="vlm_loss@s")
     out = tmp_path / "out"
     units = [SignalUnit(job, "d", sh, str(out), StorageOptions(), 10**8, 10**8) for sh in shards]
-    with pytest.raises(StepFailed, match=r"signal:vlm_loss@s: the backend failed to load \(model '.*no-such-vlm'\), no unit ran"):
+    with pytest.raises(
+        StepFailed, match=r"signal:vlm_loss@s: the backend failed to load \(model '.*no-such-vlm'\), no unit ran"
+    ):
         run_on_actors(units, "signal:vlm_loss@s", StepResources(concurrency=2), retries=0)
     assert not (out / "signals" / "vlm_loss@s").exists() and all(u.finished() is None for u in units)

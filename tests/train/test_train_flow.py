@@ -43,8 +43,8 @@ def test_train_curriculum_chains_four_stages_and_freezes_per_stage(tmp_path, tin
     from prefect.client.orchestration import get_client  # noqa: F401  (the harness provides the API)
 
     from magicvl.flows.evaluate import evaluate_stage
-    from magicvl.flows.train import train_curriculum
     from magicvl.flows.report.train_report import write_train_page
+    from magicvl.flows.train import train_curriculum
     from magicvl.sample_data.synthetic_curated import write_curated, write_eval_split
 
     write_curated(tmp_path / "out", n_per_stage=12)

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from magicvl.model.magicvl import MagicVL
-from magicvl.model.train_config import TrainConfig
 from magicvl.model.run_guard import holders, start_time
+from magicvl.model.train_config import TrainConfig
 from magicvl.model.training import StageRun, complete_tags, cosine_with_warmup
 
 STEPS, EVERY, LR = 16, 4, 3e-3

@@ -36,8 +36,12 @@ from magicvl.storage.ingest.spec import resolved_image_root
 from magicvl.storage.options import StorageOptions
 from magicvl.storage.schema import QUARANTINE_SCHEMA, SAMPLE_SCHEMA
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.steps.signals.units import FusedSignal, FusedSignalUnit, compute_rows
-from magicvl.tasks.steps.signals.units import fused_signals  # noqa: F401  (re-exported: its old home)
+from magicvl.tasks.steps.signals.units import (
+    FusedSignal,
+    FusedSignalUnit,
+    compute_rows,
+    fused_signals,  # noqa: F401  (re-exported: its old home)
+)
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
 INGEST_VERSION = "4"  # 2: dedup no longer rewrites ingest outputs; 3: image hash columns; 4: hashes from hash_thumb

@@ -290,7 +290,9 @@ class SignalUnit(Unit):
         }
         arrays = [pa.array(ids, pa.string())]
         arrays += [pa.array(cols[c], pa.float64(), from_pandas=True) for c in self.job.columns]
-        arrays += [pa.array([v if isinstance(v, str) else None for v in cols[c]], pa.string()) for c in self.job.text_columns]
+        arrays += [
+            pa.array([v if isinstance(v, str) else None for v in cols[c]], pa.string()) for c in self.job.text_columns
+        ]
         arrays.append(pa.array(errors, pa.string()))
         table = pa.Table.from_arrays(arrays, schema=signal_schema(self.job.columns, self.job.text_columns))
         table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in meta.items()})

@@ -14,9 +14,9 @@ def _accounting() -> dict:
 
 def test_the_summary_and_markdown_show_the_table(tmp_path):
     from magicvl.flows.curate import kept_counts
+    from magicvl.flows.report.accounting import format_summary
     from magicvl.flows.report.run_summary import markdown
     from magicvl.storage.layout import OutputLayout
-    from magicvl.flows.report.accounting import format_summary
 
     acc = _accounting()
     assert achieved_shares(kept_counts(acc), StageRule()) == acc["stage_shares"]
