@@ -6,7 +6,8 @@ their markers, nothing is shipped for them), one bounded fan-out loop (``_fan_ou
 bounded number in flight, progress, failures collected), one actor class. A failed
 unit is one line naming the step, the unit (dataset/shard) and the innermost cause; the
 full tracebacks go to ``_logs/<step>-<time>.log`` under the output root, which the
-error names. Only units, paths and small summaries travel."""
+error names. Only units, paths and small summaries travel. What fits on which node and the
+pool sizes are ``tasks/capacity.py``."""
 
 from __future__ import annotations
 
@@ -18,14 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from magicvl.storage.diskfull import DiskFullError
+from magicvl.tasks.capacity import check_fits, pool_size
+from magicvl.tasks.failed import StepFailed
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Unit
 
 log = logging.getLogger("magicvl")
-
-
-class StepFailed(RuntimeError):
-    """Some units of a step raised (not bad records: those are quarantined). Rerun resumes."""
 
 
 class UnitError(Exception):
@@ -352,43 +351,6 @@ def _joined(ref: Any, actor: int, usable: list[int], name: str) -> None:
         _run_logger().warning("%s: actor %d failed to load, the others go on: %s", name, actor, str(e)[:300])
 
 
-def node_capacity(resources: StepResources, nodes: list[dict]) -> list[int]:
-    """Per alive node (``ray.nodes()`` entries), how many tasks/actors of ``resources`` it holds at once."""
-    want = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, "memory": resources.memory or 0}
-    out = []
-    for node in nodes:
-        if not node.get("Alive", True):
-            continue
-        have = node.get("Resources", {})
-        out.append(min(int(float(have.get(k, 0)) // v) for k, v in want.items() if v) if any(want.values()) else 1)
-    return out
-
-
-def check_fits(resources: StepResources, name: str) -> int:
-    """Actors of ``resources`` the cluster holds at once; StepFailed (one line, nothing started) when none fits."""
-    import ray
-
-    nodes = [n for n in ray.nodes() if n.get("Alive", True)]
-    fits = node_capacity(resources, nodes)
-    if sum(fits) > 0:
-        return sum(fits)
-    per_node = [{k: n["Resources"].get(k, 0) for k in ("CPU", "GPU")} for n in nodes]
-    gpus = [int(p["GPU"]) if float(p["GPU"]).is_integer() else p["GPU"] for p in per_node]
-    what = (f"{resources.num_gpus:g} GPUs (resources num_gpus) and {resources.num_cpus:g} CPUs"
-            + (f" and {resources.memory} bytes" if resources.memory else ""))  # fmt: skip
-    raise StepFailed(f"{name}: each task/actor asks for {what}, but no node of the Ray cluster has that much "
-                     f"(GPUs per node: {gpus}); no unit ran")  # fmt: skip
-
-
-def _pool_size(resources: StepResources, n_units: int, name: str = "step") -> int:
-    """As many actors as the cluster's nodes hold (⌊GPUs / num_gpus⌋ per node, likewise CPUs), capped by
-    ``concurrency`` and the number of units; StepFailed when not even one fits."""
-    fit = check_fits(resources, name)
-    if resources.concurrency:
-        fit = min(fit, resources.concurrency)
-    return max(1, min(fit, n_units))
-
-
 def run_on_actors(
     units: Sequence[Unit],
     name: str,
@@ -416,7 +378,7 @@ def run_on_actors(
     if not todo:
         return results
     resources = resources or StepResources()
-    n = _pool_size(resources, len(todo), name)
+    n = pool_size(resources, len(todo), name)
     cls = ray.remote(UnitActor).options(**resources.ray_options(), max_restarts=retries, max_task_retries=retries,
                                         scheduling_strategy="SPREAD")  # fmt: skip  # over the nodes, not packed
     first = units[todo[0]]

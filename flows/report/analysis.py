@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from magicvl.scoring.eval_split import EVAL_KEY, EVAL_REASON
 from magicvl.storage.layout import OutputLayout
 from magicvl.storage.manifest import read_json
 from magicvl.storage.readers import find_rows, list_shards, read_rows
@@ -45,14 +46,31 @@ def kept(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     return lf.filter(pl.col("fate") == "kept") if "fate" in schema else lf
 
 
+def held_out(schema: pl.Schema) -> pl.Expr:
+    """True on the scores ledger's held-out eval rows (kept, reason ``eval_split``, no stage)."""
+    if "fate" in schema and "reason" in schema:
+        return ((pl.col("fate") == "kept") & (pl.col("reason") == EVAL_REASON)).fill_null(False)
+    return pl.lit(False)
+
+
+def label_eval(lf: pl.LazyFrame, held: pl.Expr) -> pl.LazyFrame:
+    """``stage`` as text for the tables: ``"1"``..``"4"``, ``"eval"`` on held-out rows (they belong to no
+    stage, whatever stage S gave them), null where not kept."""
+    label = pl.when(held).then(pl.lit(EVAL_KEY)).otherwise(pl.col("stage").cast(pl.String))
+    return lf.with_columns(label.alias("stage"))
+
+
 def stage_category_counts(lf: pl.LazyFrame) -> pl.DataFrame:
-    """Kept rows per category, one column per stage, with totals."""
+    """Kept rows per category, one column per stage (and one for the eval split when ``stage`` is labelled
+    by ``label_eval`` and holds any), with totals."""
     df = lf.filter(pl.col("stage").is_not_null()).group_by("category", "stage").len().collect()
+    df = df.with_columns(pl.col("stage").cast(pl.String))
     wide = df.pivot(on="stage", index="category", values="len", sort_columns=True).fill_null(0).sort("category")
     for k in (1, 2, 3, 4):
         if str(k) not in wide.columns:
             wide = wide.with_columns(pl.lit(0, pl.UInt32).alias(str(k)))
-    wide = wide.select("category", *[pl.col(str(k)).alias(f"stage {k}") for k in (1, 2, 3, 4)])
+    extra = [pl.col(EVAL_KEY)] if EVAL_KEY in wide.columns else []
+    wide = wide.select("category", *[pl.col(str(k)).alias(f"stage {k}") for k in (1, 2, 3, 4)], *extra)
     return wide.with_columns(pl.sum_horizontal(pl.exclude("category")).alias("total"))
 
 

@@ -14,10 +14,12 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from magicvl.flows.report import analysis as an
+from magicvl.scoring.eval_split import EVAL_KEY
 from magicvl.storage.layout import find_root
 from magicvl.storage.manifest import read_folder_manifest, read_json
 from magicvl.storage.outfs import as_path, parquet_source
 from magicvl.storage.readers import list_shards, scan
+from magicvl.tasks.steps.combine.eval_split import EVAL_FOLDER
 
 _TABLES = ("samples", "quarantine", "signals", "scores", "dropped", "curated")
 
@@ -52,6 +54,7 @@ def _preview(lf: pl.LazyFrame, n: int) -> list[str]:
 
 
 def _stage_category(lf: pl.LazyFrame, names: list[str]) -> list[str]:
+    """Rows per category × stage (``stage`` labelled by ``_scan``: the eval split is its own column)."""
     if not {"stage", "category"} <= set(names):
         if "category" in names:
             df = lf.group_by("category").len().sort("category").collect()
@@ -60,13 +63,32 @@ def _stage_category(lf: pl.LazyFrame, names: list[str]) -> list[str]:
     df = lf.filter(pl.col("stage").is_not_null()).group_by("category", "stage").len().collect()
     counts = {(r["category"], r["stage"]): r["len"] for r in df.iter_rows(named=True)}
     cats = sorted({c for c, _ in counts}, key=str)
-    out = [
-        "rows per category × stage:",
-        f"  {'category':<12}" + "".join(f"{'stage ' + str(k):>10}" for k in (1, 2, 3, 4)),
-    ]
+    cols = ["1", "2", "3", "4"] + ([EVAL_KEY] if any(k == EVAL_KEY for _, k in counts) else [])
+    name = lambda k: k if k == EVAL_KEY else f"stage {k}"  # noqa: E731
+    out = ["rows per category × stage:", f"  {'category':<12}" + "".join(f"{name(k):>10}" for k in cols)]
     for c in cats:
-        out.append(f"  {c!s:<12}" + "".join(f"{counts.get((c, k), 0):>10}" for k in (1, 2, 3, 4)))
+        out.append(f"  {c!s:<12}" + "".join(f"{counts.get((c, k), 0):>10}" for k in cols))
     return out
+
+
+def _scan(folder: Path, shards: list[Path]) -> pl.LazyFrame:
+    """The folder's rows, ``stage`` as text with the held-out eval rows labelled ``eval`` (``analysis.label_eval``):
+    in the scores ledger they are kept with reason ``eval_split``; under ``curated/`` they are the rows of
+    ``curated/eval/``, whose ``stage`` is the one S gave them but which belong to no stage."""
+    lf = scan(folder)
+    schema = lf.collect_schema()
+    if "stage" not in schema:
+        return lf
+    held = as_path(find_root(folder)) / "curated" / EVAL_FOLDER
+    in_eval = [p for p in shards if p == held or held in p.parents]
+    if not in_eval:
+        return an.label_eval(lf, an.held_out(schema))
+    if len(in_eval) == len(shards):
+        return an.label_eval(lf, pl.lit(True))
+    parts = [an.label_eval(scan(held), pl.lit(True))]  # curated/: the stage folders, then the eval split
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir() and d != held and list_shards(d)):
+        parts.append(an.label_eval(scan(sub), pl.lit(False)))
+    return pl.concat(parts[1:] + parts[:1], how="diagonal_relaxed")
 
 
 def _numeric(lf: pl.LazyFrame, schema: pl.Schema) -> list[str]:
@@ -112,7 +134,8 @@ def _inspect_table(folder: Path, rows: int) -> str:
     shards = list_shards(folder)
     if not shards:
         return f"{folder}: no Parquet shards"
-    lf = scan(folder)
+    stored = scan(folder).collect_schema()
+    lf = _scan(folder, shards)
     schema = lf.collect_schema()
     names = list(schema.names())
     total = lf.select(pl.len()).collect().item()
@@ -127,7 +150,7 @@ def _inspect_table(folder: Path, rows: int) -> str:
         if sig.get("model"):
             random = "  — a TINY RANDOM model: values are not meaningful" if sig.get("model_is_tiny_random") else ""
             out.append(f"signal {sig.get('name')} v{sig.get('version')} by model {sig['model']}{random}")
-    out += ["", "schema:"] + [f"  {n}: {t}" for n, t in schema.items()]
+    out += ["", "schema:"] + [f"  {n}: {t}" for n, t in stored.items()]
     for part in (_stage_category(lf, names), _group_counts(lf, names), _numeric(lf, schema)):
         if part:
             out += [""] + part
@@ -218,6 +241,7 @@ def _inspect_run(root: Path) -> str:
         "",
     ]
     folders = [root / name for name in _TABLES if name != "signals"]
+    folders.append(root / "curated" / EVAL_FOLDER)  # its own line: the held-out split, in no stage
     folders += sorted(p for p in (root / "signals").glob("*") if p.is_dir())
     for folder in folders:
         shards = list_shards(folder)

@@ -42,10 +42,11 @@ def gather(root: Path, per_stage: int = 3) -> Report:
         lf = scan(layout.scores)
         schema = lf.collect_schema()
         kept = an.kept(lf, schema)
+        shown = an.label_eval(kept, an.held_out(schema))  # the eval split: its own column and rows
         rep.metrics = an.metric_columns(schema)
-        rep.counts = an.stage_category_counts(kept)
-        rep.quantiles = an.quantile_table(kept, rep.metrics, ["stage", "category"])
-        rep.extremes = an.extremes(kept)
+        rep.counts = an.stage_category_counts(shown)
+        rep.quantiles = an.quantile_table(shown, rep.metrics, ["stage", "category"])
+        rep.extremes = an.extremes(shown)
         ranked = kept.select("sample_id", "stage", "complexity").drop_nulls("complexity").collect()
         for k in (1, 2, 3, 4):
             part = ranked.filter(pl.col("stage") == k).sort("complexity")

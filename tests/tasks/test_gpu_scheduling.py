@@ -20,7 +20,8 @@ import pytest
 from magicvl.scoring.signals import get_signal
 from magicvl.storage.options import StorageOptions
 from magicvl.tasks.backends import load_backend
-from magicvl.tasks.executor import StepFailed, _pool_size, node_capacity, run_on_actors, run_units
+from magicvl.tasks.capacity import node_capacity, pool_size
+from magicvl.tasks.executor import StepFailed, run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
@@ -145,13 +146,13 @@ def two_nodes():
 
 def test_pool_size_is_gpus_per_actor_capped_by_actors(two_nodes, tmp_path):
     idle_cluster()
-    assert _pool_size(StepResources(num_gpus=1, num_cpus=0.5), 100) == 4  # ⌊4 GPUs / 1⌋
-    assert _pool_size(StepResources(num_gpus=1, num_cpus=0.5, concurrency=3), 100) == 3  # capped by actors
-    assert _pool_size(StepResources(num_gpus=2, num_cpus=0.5), 100) == 2
-    assert _pool_size(StepResources(num_gpus=0.5, num_cpus=0.5), 100) == 8  # fractions share a GPU
-    assert _pool_size(StepResources(num_gpus=1, num_cpus=0.5), 2) == 2  # never more actors than units
+    assert pool_size(StepResources(num_gpus=1, num_cpus=0.5), 100) == 4  # ⌊4 GPUs / 1⌋
+    assert pool_size(StepResources(num_gpus=1, num_cpus=0.5, concurrency=3), 100) == 3  # capped by actors
+    assert pool_size(StepResources(num_gpus=2, num_cpus=0.5), 100) == 2
+    assert pool_size(StepResources(num_gpus=0.5, num_cpus=0.5), 100) == 8  # fractions share a GPU
+    assert pool_size(StepResources(num_gpus=1, num_cpus=0.5), 2) == 2  # never more actors than units
     with pytest.raises(StepFailed, match=r"asks for 3 GPUs .* \(GPUs per node: \[2, 2\]\); no unit ran"):
-        _pool_size(StepResources(num_gpus=3, num_cpus=0.5), 100, "signal:vlm_loss@72b")
+        pool_size(StepResources(num_gpus=3, num_cpus=0.5), 100, "signal:vlm_loss@72b")
 
     res = run_on_actors(probes(tmp_path / "a", 8, barrier=4), "probe", StepResources(num_gpus=1, num_cpus=0.5))
     assert len({r["pid"] for r in res}) == 4  # four actors ran at once (the barrier needs all four)

@@ -31,32 +31,47 @@ if TYPE_CHECKING:
 
 NEW = "new"  # a sample no previous ledger holds
 OUT = 0  # not kept (dropped or quarantined)
+EVAL = 5  # kept but held out in the eval split (curated/eval/): in no stage, shown as ``eval``
 _SEP = ">"
 RETUNED = ("combine", "cross_modal")  # recipe sections a re-tune compares
 
 
 # -- per shard (inside a combine unit) -------------------------------------------------------------
 def previous_stages(folder: Path, prefix: str) -> dict[str, int]:
-    """sample_id → stage (0: not kept) from the ledger files of one shard, if any."""
+    """sample_id → stage (0: not kept, ``EVAL``: held out) from the ledger files of one shard, if any."""
+    from magicvl.scoring.eval_split import EVAL_REASON
+
     out: dict[str, int] = {}
     for p in list_shards(folder) if folder.is_dir() else []:
         if p.name.startswith(prefix):
-            t = read_table(p, columns=["sample_id", "stage"])
-            stages = pc.fill_null(t.column("stage"), OUT).to_numpy().astype(int).tolist()
-            out.update(zip(t.column("sample_id").to_pylist(), stages))
+            names = pq.read_schema(parquet_source(p)).names
+            t = read_table(p, columns=["sample_id", "stage"] + (["reason"] if "reason" in names else []))
+            stages = pc.fill_null(t.column("stage"), OUT).to_numpy().astype(np.int64)
+            if "reason" in names:  # a held-out row has no stage in the ledger, and reason eval_split
+                stages[pc.fill_null(pc.equal(t.column("reason"), EVAL_REASON), False).to_numpy()] = EVAL
+            out.update(zip(t.column("sample_id").to_pylist(), stages.tolist()))
     return out
 
 
-def moves(before: dict[str, int], sample_ids: list[str], stages: list[Any]) -> dict[str, int]:
-    """Counts of ``"<from>><to>"`` (from: previous stage, 0 not kept, ``new``; to: new stage, 0 not kept)."""
+def _label(code: int) -> str:
+    return NEW if code < 0 else "eval" if code == EVAL else str(code)
+
+
+def moves(
+    before: dict[str, int], sample_ids: list[str], stages: list[Any], held_out: np.ndarray | None = None
+) -> dict[str, int]:
+    """Counts of ``"<from>><to>"`` (from: previous stage, 0 not kept, ``eval``, ``new``; to: new stage,
+    0 not kept, ``eval`` where ``held_out``: an eval row is no stage member, whatever stage S gave it)."""
     n = len(sample_ids)
     prev = np.fromiter((before.get(sid, -1) for sid in sample_ids), np.int64, n)  # -1: new
     if isinstance(stages, np.ndarray):
         to = stages.astype(np.int64)
     else:
         to = np.array([int(st) if st else OUT for st in stages], dtype=np.int64).reshape(n)
+    if held_out is not None:
+        to[np.asarray(held_out, dtype=bool)] = EVAL
     pairs, counts = np.unique(np.stack([prev, to], axis=1), axis=0, return_counts=True) if n else ([], [])
-    return {f"{NEW if a < 0 else a}{_SEP}{b}": int(k) for (a, b), k in zip(pairs, counts)}
+    return {f"{_label(a)}{_SEP}{_label(b)}": int(k) for (a, b), k in zip(pairs, counts)}
 
 
 # -- over the step -----------------------------------------------------------------------------------
@@ -88,7 +103,7 @@ def format_transitions(moved: dict[str, int]) -> str:
         return "stage transitions: no samples"
     cols = list(rows[0])
     width = max(8, *(len(c) for c in cols))
-    lines = ["stage transitions (rows: previous stage, columns: new stage; 0 = not kept):"]
+    lines = ["stage transitions (rows: previous stage, columns: new stage; 0 = not kept, eval = held out):"]
     lines.append("".join(c.rjust(width) for c in cols))
     lines += ["".join(str(r[c]).rjust(width) for c in cols) for r in rows]
     changed = sum(n for k, n in moved.items() if k.split(_SEP)[0] not in (k.split(_SEP)[1], NEW))

@@ -233,7 +233,7 @@ class CombineUnit(Unit):
             "dropped": dict(dropped),
             "drop_examples": drop_examples(c.pre_dropped),
             "quarantined": sum(f == "quarantined" for f in rows.fate),
-            "moves": moves(before, c.sample_ids, rows.stage),
+            "moves": moves(before, c.sample_ids, rows.stage, is_eval),
         }
 
 

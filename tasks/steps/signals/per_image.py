@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from magicvl.storage.readers import read_table
-from magicvl.tasks.executor import _pool_size, _run_logger, run_on_actors, run_units
+from magicvl.tasks.capacity import pool_size
+from magicvl.tasks.executor import _run_logger, run_on_actors, run_units
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.steps.signals.images import ImageReuseUnit, ImageValuesUnit, store_dir, stored_digests
 
@@ -88,7 +89,7 @@ def run_per_image(
     log = _run_logger()
     log.info("%s: %d distinct images in %d shards to write, %d to compute, %d reused from the store",
              name, plan.needed, len(plan.todo), plan.missing, plan.needed - plan.missing)  # fmt: skip
-    workers = _pool_size(resources, max(1, plan.missing), name) if plan.missing else 1
+    workers = pool_size(resources, max(1, plan.missing), name) if plan.missing else 1
     phase_a = [
         ImageValuesUnit(job, units[i].dataset, units[i].shard, digests, str(units[i].layout.root), units[i].storage,
                         units[i].max_pixels, units[i].max_image_bytes, units[i].batch_size)  # fmt: skip

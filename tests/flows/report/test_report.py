@@ -109,7 +109,7 @@ def test_gather_counts_cutoffs_quantiles_and_extremes(root):
     assert (counts["caption"]["stage 1"], counts["caption"]["stage 2"], counts["caption"]["total"]) == (3, 3, 6)
     assert (counts["ocr"]["stage 3"], counts["ocr"]["stage 4"], counts["ocr"]["stage 1"]) == (2, 2, 0)
     assert [(c.split, c.low_stage, c.s_below) for c in rep.cutoffs] == [("caption", 1, 0.5), ("ocr", 3, 0.5)]
-    q = {(r["stage"], r["category"]): r for r in rep.quantiles.iter_rows(named=True)}
+    q = {(int(r["stage"]), r["category"]): r for r in rep.quantiles.iter_rows(named=True)}  # "1".."4" (or "eval")
     assert q[(1, "caption")]["complexity|q0"] == 0.10 and q[(1, "caption")]["complexity|q100"] == 0.45
     assert q[(4, "ocr")]["token_length|q50"] in (90.0, 100.0) and q[(4, "ocr")]["n"] == 2
     assert rep.metrics == ["complexity", "s_text", "s_image", "s_task", "token_length"]

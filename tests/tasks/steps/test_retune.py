@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
@@ -23,6 +24,21 @@ def test_moves_count_previous_to_new_stage_with_new_and_not_kept(tmp_path: Path)
     assert before == {"a": 1, "b": 2, "c": 0, "x": 3}
     got = retune.moves(before, ["a", "b", "c", "n"], [1, 4, 3, None])
     assert got == {"1>1": 1, "2>4": 1, "0>3": 1, "new>0": 1}
+
+
+def test_held_out_eval_rows_are_eval_not_a_stage_before_and_after(tmp_path: Path) -> None:
+    folder = tmp_path / "scores" / "d"
+    folder.mkdir(parents=True)
+    prev = pa.table({"sample_id": ["a", "e", "f", "x"], "stage": pa.array([1, None, None, 2], pa.int8()),
+                     "reason": ["", "eval_split", "too_short", None]})  # fmt: skip
+    pq.write_table(prev, folder / "d-part-000000-000-000.parquet")
+    before = retune.previous_stages(folder, "d-part-")
+    assert before == {"a": 1, "e": retune.EVAL, "f": 0, "x": 2}
+    held = np.array([False, True, False, True])  # e stays held out; x leaves stage 2 for the split
+    got = retune.moves(before, ["a", "e", "f", "x"], [1, 3, None, 2], held)  # S still gives e and x a stage
+    assert got == {"1>1": 1, "eval>eval": 1, "0>0": 1, "2>eval": 1}
+    assert retune.format_transitions(got).splitlines()[-1] == "1 of 4 samples changed stage"
+    assert [r["from"] for r in retune.transition_rows(got)] == ["0", "1", "2", "eval"]
 
 
 def test_transitions_add_units_and_a_cached_unit_moved_nothing() -> None:
