@@ -78,3 +78,13 @@ def test_missing_openvino_names_the_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     with pytest.raises(BackendError, match="not installed: pip install openvino"):
         check_provider(OcrRuntime("openvino", "cpu", "bf16"), "cpu")
+
+
+def test_openvino_sessions_leave_thread_placement_to_the_os():
+    """OpenVINO pins inference threads from the first allowed core on: two OCR actors of one node would share
+    core 0 (half speed each, bench/README "OCR actors on one node"). Every session of the engine is unpinned."""
+    from magicvl.model.backends.ocr import load_ocr
+
+    engine = load_ocr("rapidocr", 1, OcrRuntime("openvino", "cpu", "bf16")).engine
+    sessions = [m.session for m in (engine.text_det, engine.text_rec, engine.text_cls)]
+    assert all(s.compiled.get_property("ENABLE_CPU_PINNING") is False for s in sessions)
