@@ -2,8 +2,9 @@
 
 ``unit_costs`` (``tasks.costs``): one ``[seconds, size, dataset]`` per unit
 that ran. A unit pays ``a`` seconds whatever its size (opening files, imports,
-writing its small outputs) and ``b`` per record (per image for an image-only
-signal). ``fit_units`` is the least-squares line through them, clamped to
+writing its small outputs) and ``b`` per record. An image-only signal's units
+(pieces of images: their number follows the pool, their seconds the kind of
+image) are planned per image, proportionally. ``fit_units`` is the least-squares line through them, clamped to
 ``a ≥ 0, b ≥ 0``, weighted by how many units of the whole data each one stands
 for (1; in a sampled calibration its dataset's chunks planned / kept).
 ``step_work`` projects a step's worker-seconds with it.
@@ -67,7 +68,9 @@ def step_work(d: dict[str, Any], s: float, units: int, sample: dict[str, Any] | 
         return d["worker_s"] * read, "proportional"
     wu, wr = dataset_weights(sample)
     rest = max(0.0, d["worker_s"] - sum(r[0] for r in rows)) * read
-    fit = fit_units([(r[0], r[1], wu.get(r[2], 1.0)) for r in rows])
+    # An image-only signal's units are pieces of images whose number follows the pool, not the chunks, and
+    # whose seconds follow the kind of image (a document page costs several photos): per image, proportional.
+    fit = None if d.get("unit_of") == "images" else fit_units([(r[0], r[1], wu.get(r[2], 1.0)) for r in rows])
     if fit is None:
         return sum(r[0] * wr.get(r[2], 1.0) for r in rows) * s + rest, "proportional"
     share = sum(wu.get(r[2], 1.0) for r in rows) / max(d.get("units_full", d["units"]), 1e-9)  # units that work

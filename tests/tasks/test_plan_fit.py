@@ -66,7 +66,11 @@ def test_work_outside_the_units_scales_with_the_records():
     step = {"step": "signal:ocr", "wall_s": 5.0, "worker_s": 13.5, "units": 6, "unit_of": "images",
             "unit_costs": costs}  # fmt: skip
     work, rule = step_work(step, 10.0, 60, None)
-    # 3 of 6 units compute images: 30 at the target; 600 images; the tables 1.5 · 10
+    # image pieces scale per image (their count follows the pool, their seconds the kind of image): 12 s of
+    # pieces · 10, and the per-sample tables 1.5 s · 10
+    assert rule == "proportional" and work == pytest.approx(12.0 * 10 + 15.0)
+    ingest = {**step, "step": "ingest", "unit_of": "records"}  # other steps: the line, a per unit + b per record
+    work, rule = step_work(ingest, 10.0, 60, None)
     assert rule == "a+b·n" and work == pytest.approx(30 * 2.0 + 0.1 * 600 + 15.0)
 
 
