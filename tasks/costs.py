@@ -102,7 +102,8 @@ def step_costs(
                            _bytes(s["results"]), s["executor"] == "actors") | units)  # fmt: skip
     steps.append(_cost("signals:other", max(0.0, sig["seconds"] - inner), 0.0, 1, 0, 0, False))
     res = comb["results"]
-    steps.append(_cost("combine", comb["seconds"], _fresh_s(res), len(res), sum(bool(r.get("cached")) for r in res),
+    comb_worker = _fresh_s(res) + comb.get("passes_worker_s", 0.0)  # + the statistics/histogram/eval passes
+    steps.append(_cost("combine", comb["seconds"], comb_worker, len(res), sum(bool(r.get("cached")) for r in res),
                        _bytes(res), False) | unit_costs(res, "rows", sample))  # fmt: skip
     resources = step_resources(recipe)
     for s in steps:

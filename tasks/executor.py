@@ -52,6 +52,13 @@ def _traced(fn: Callable[..., Any], *args: Any) -> Any:
         raise UnitError(line, "".join(traceback.format_exception(e))) from None
 
 
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """``_traced`` and the seconds it took on the worker (for ``run_tasks(clock=...)``)."""
+    t0 = time.perf_counter()
+    res = _traced(fn, *args)
+    return time.perf_counter() - t0, res
+
+
 def root_cause(e: BaseException) -> BaseException:
     """The innermost exception: through a Ray task error's ``cause`` and Python's ``__cause__``/``__context__``."""
     seen = {id(e)}
@@ -219,6 +226,7 @@ def run_tasks(
     retries: int = 2,
     reduce: Callable[[Any], None] | None = None,
     cached_before: int = 0,
+    clock: list[float] | None = None,
 ) -> list[Any]:
     """Run ``fn(*args)`` for every tuple in ``calls`` as Ray tasks; results in call order.
 
@@ -227,6 +235,8 @@ def run_tasks(
     driver holds a bounded number of references whatever the dataset size.
     With ``reduce``, each result is handed to it as it arrives and not kept
     (statistics merged on the fly: driver memory stays flat); [] is returned.
+    ``clock``: each task's seconds on its worker are appended to it (a step's map passes that are
+    not units, e.g. combine's statistics, count in the step's worker time: ``tasks.costs``).
     """
     import ray
 
@@ -236,7 +246,7 @@ def run_tasks(
     window = max_in_flight or max(2 * cpus, 2)
     check_fits(resources or StepResources(), name)
     opts = (resources or StepResources()).ray_options()
-    remote = ray.remote(_traced).options(**opts, max_retries=retries, name=name)
+    remote = ray.remote(_traced if clock is None else _timed).options(**opts, max_retries=retries, name=name)
     results: list[Any] = [None] * len(calls)
     in_flight = [0]
 
@@ -248,6 +258,9 @@ def run_tasks(
         in_flight[0] -= 1
 
     def on_result(i: int, res: Any) -> None:
+        if clock is not None:
+            seconds, res = res
+            clock.append(seconds)
         if reduce is None:
             results[i] = res
         else:

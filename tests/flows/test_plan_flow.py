@@ -33,6 +33,9 @@ def test_a_curate_run_records_its_costs_and_plans_from_them(
     assert steps["ingest"]["units"] == 5 and steps["ingest"]["worker_s"] > 0 and steps["ingest"]["bytes"] > 0
     assert steps["quality"]["worker_s"] > 0 and steps["combine"]["worker_s"] > 0
     assert steps["signal:image_entropy"]["worker_s"] == 0  # fused into ingestion: its work is ingest's
+    passes = manifest["steps"]["combine"]["passes_worker_s"]  # the statistics (and histogram) tasks: worker time
+    units_s = sum(u[0] for u in steps["combine"]["unit_costs"])
+    assert passes > 0 and steps["combine"]["worker_s"] == pytest.approx(units_s + passes, abs=2e-3)
 
     assert main(["plan", str(recipe), "--records", "3000", "--cluster", "nodes=2,cpus=8"]) == 0
     printed = capsys.readouterr().out

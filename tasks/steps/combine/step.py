@@ -83,7 +83,8 @@ class CombineStep(Step):
     def units(self) -> list[combine_tasks.CombineUnit]:
         recipe, res = self.recipe, self.resources()
         inputs = combine_inputs(recipe)
-        self.decision = population_decision(recipe, inputs, self.cfg)
+        self.clock: list[float] = []  # seconds of the statistics/histogram/eval tasks (worker time, not units)
+        self.decision = population_decision(recipe, inputs, self.cfg, self.clock)
         costs, root = cost_model(recipe), str(recipe.output_root)
         return [combine_tasks.CombineUnit(i, self.cfg, self.decision, recipe.storage, root, res.batch_size, costs)
                 for i in inputs]  # fmt: skip
@@ -91,7 +92,8 @@ class CombineStep(Step):
     def finish(self, results: list[dict[str, Any]], stats: StepStats) -> dict[str, Any]:
         finish_combine(self.recipe, OutputLayout(self.recipe.output_root), results)
         return {"decision": self.decision, "results": results, "transitions": transitions(results),
-                "seconds": round(time.perf_counter() - self.t0, 3)}  # fmt: skip
+                "seconds": round(time.perf_counter() - self.t0, 3),
+                "passes_worker_s": round(sum(getattr(self, "clock", [])), 3)}  # fmt: skip
 
 
 def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = False) -> dict[str, Any]:
@@ -111,15 +113,18 @@ def cost_model(recipe: Recipe) -> CostModel:
         return CostModel()
 
 
-def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig) -> dict:
-    """Pass 1 (statistics) and, at sample granularity, pass 2 (histograms → cutoffs), merged as they arrive."""
+def population_decision(
+    recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig, clock: list[float] | None = None
+) -> dict:
+    """Pass 1 (statistics) and, at sample granularity, pass 2 (histograms → cutoffs), merged as they arrive;
+    ``clock`` collects each pass task's worker seconds."""
     res, window, retries = recipe.resources.combine, recipe.ray.max_in_flight, recipe.ray.task_retries
     metric_axes = {j.name: j.signal.axis for j in signal_jobs(recipe)}  # vlm_loss@<model>: task, model order
     arrived: list[dict] = []  # merged in a fixed order below: float sums in arrival order differ between
     # runs in their last digits, which would change the decision's hash and recompute every combine unit
 
     calls = [(i, cfg) for i in inputs]
-    run_tasks(combine_tasks.shard_stats, calls, "combine:stats", res, window, retries, arrived.append)
+    run_tasks(combine_tasks.shard_stats, calls, "combine:stats", res, window, retries, arrived.append, clock=clock)
     stats = PopulationStats()
     for s in sorted(arrived, key=stable_hash):
         stats = stats.merge(PopulationStats.from_dict(s))
@@ -132,11 +137,12 @@ def population_decision(recipe: Recipe, inputs: list[combine_tasks.ShardInputs],
                 hists[k] = hists[k] + v if k in hists else v
 
         calls = [(i, cfg, decision.to_dict()) for i in inputs]
-        run_tasks(combine_tasks.shard_histograms, calls, "combine:histograms", res, window, retries, add_hists)
+        run_tasks(combine_tasks.shard_histograms, calls, "combine:histograms", res, window, retries, add_hists,
+                  clock=clock)  # fmt: skip
         decision.cutoffs = cutoffs(hists, cfg)
     out = decision.to_dict()
     if cfg.eval is not None:  # per category, the id-hash threshold of the held-out split
-        out["eval"] = eval_thresholds(recipe, inputs, cfg, out)
+        out["eval"] = eval_thresholds(recipe, inputs, cfg, out, clock)
     return out
 
 
@@ -180,7 +186,8 @@ def _infos(paths: list[Path], known: list[dict]) -> list[dict]:
 
 
 def eval_thresholds(
-    recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig, decision: dict[str, Any]
+    recipe: Recipe, inputs: list[combine_tasks.ShardInputs], cfg: CombineConfig, decision: dict[str, Any],
+    clock: list[float] | None = None,
 ) -> dict[str, str]:
     """Per category, the largest id hash in the split (decimal strings: JSON-safe 64-bit); {} without ``eval``."""
     if cfg.eval is None:
@@ -190,6 +197,6 @@ def eval_thresholds(
     calls = [(i, cfg, decision) for i in inputs]
     ray = recipe.ray
     run_tasks(combine_tasks.shard_eval_candidates, calls, "combine:eval", res, ray.max_in_flight, ray.task_retries,
-              parts.append)  # fmt: skip
+              parts.append, clock=clock)  # fmt: skip
     merged = merge_candidates(parts, cfg.eval.max_per_category)
     return {c: str(h) for c, h in thresholds(merged, cfg.eval).items()}
