@@ -39,6 +39,17 @@ def ray_local():
     # ray_session shuts Ray down on exit
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_logging_on_session_streams():
+    """Prefect binds its console log handler to ``sys.stderr`` when it first sets up logging. Do that
+    here, while ``sys.stderr`` is pytest's session-wide capture: were the first flow of the process run
+    inside a ``capsys`` test, the handler would keep that test's buffer, closed after it, and every
+    later flow would fail on logging ("I/O operation on closed file")."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect API for flows under test."""
