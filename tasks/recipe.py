@@ -274,10 +274,8 @@ class Recipe(BaseModel):
         for key in ("tokenizer", "model"):
             if isinstance(params.get(key), str) and not is_uri(params[key]) and self.path(params[key]).exists():
                 params[key] = str(self.path(params[key]))
-        if params.get("provider") == "onnxruntime" and params.get("device", "auto") == "auto":
-            # OCR on onnxruntime: `auto` is CUDA only where the step holds GPUs, so name that device in the
-            # cache key (a CPU and a GPU run are different numerics); openvino's `auto` is always the CPU.
-            params["device"] = "cuda" if self.resources.signal(name).num_gpus > 0 else "cpu"
+        if signal.placed is not None:  # a device chosen by the step's GPUs, named in the cache key
+            params = signal.placed(params, self.resources.signal(name).num_gpus)
         return signal.params(**params)
 
     def digest(self) -> str:

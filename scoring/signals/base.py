@@ -58,6 +58,9 @@ class Signal:
     # Installed versions of the packages whose bundled models compute the values (rapidocr's PP-OCR):
     # part of the cache key beside ``model_ref``'s identity, so upgrading them recomputes.
     engine: Callable[[Any], str] | None = None
+    # The recipe's raw parameters and the step's GPUs (``resources.signals.<name>.num_gpus``) → the parameters
+    # with a device that depends on them resolved, so the cache key names the device the numerics come from.
+    placed: Callable[[dict[str, Any], float], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.columns or self.columns[0] != self.name:

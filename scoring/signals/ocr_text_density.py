@@ -160,6 +160,14 @@ def runtime(params: OcrTextDensityParams, threads: int = 1) -> OcrRuntime:
     return OcrRuntime(params.provider, params.device, params.precision, params.use_cls, threads)
 
 
+def placed(params: dict[str, Any], num_gpus: float) -> dict[str, Any]:
+    """``device: auto`` on onnxruntime is CUDA only where the step holds GPUs: name that device (a CPU and a
+    GPU run are different numerics, so different cache keys); openvino's ``auto`` is always the CPU, kept."""
+    if params.get("provider") == "onnxruntime" and params.get("device", "auto") == "auto":
+        return {**params, "device": "cuda" if num_gpus > 0 else "cpu"}
+    return params
+
+
 def engine(params: OcrTextDensityParams) -> str:
     """The OCR engine's package versions (its bundled models) and numerics: part of the cache key."""
     return engine_identity(params.engine, runtime(params) if params.engine == "rapidocr" else None)
@@ -176,4 +184,5 @@ SIGNAL = Signal(
     reads="image",
     backend="ocr",
     engine=engine,
+    placed=placed,
 )

@@ -76,6 +76,7 @@ class CombineStep(Step):
     def __init__(self, recipe: Recipe, cfg: CombineConfig, force: bool = False) -> None:
         super().__init__(recipe, force)
         self.cfg, self.t0 = cfg, time.perf_counter()
+        self.clock: list[float] = []  # seconds of the statistics/histogram/eval tasks (worker time, not units)
 
     def resources(self) -> StepResources:
         return self.recipe.resources.combine
@@ -83,7 +84,6 @@ class CombineStep(Step):
     def units(self) -> list[combine_tasks.CombineUnit]:
         recipe, res = self.recipe, self.resources()
         inputs = combine_inputs(recipe)
-        self.clock: list[float] = []  # seconds of the statistics/histogram/eval tasks (worker time, not units)
         self.decision = population_decision(recipe, inputs, self.cfg, self.clock)
         costs, root = cost_model(recipe), str(recipe.output_root)
         return [combine_tasks.CombineUnit(i, self.cfg, self.decision, recipe.storage, root, res.batch_size, costs)
@@ -93,7 +93,7 @@ class CombineStep(Step):
         finish_combine(self.recipe, OutputLayout(self.recipe.output_root), results)
         return {"decision": self.decision, "results": results, "transitions": transitions(results),
                 "seconds": round(time.perf_counter() - self.t0, 3),
-                "passes_worker_s": round(sum(getattr(self, "clock", [])), 3)}  # fmt: skip
+                "passes_worker_s": round(sum(self.clock), 3)}  # fmt: skip
 
 
 def combine(recipe: Recipe, cfg: CombineConfig | None = None, force: bool = False) -> dict[str, Any]:
