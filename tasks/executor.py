@@ -6,116 +6,30 @@ their markers, nothing is shipped for them), one bounded fan-out loop (``_fan_ou
 bounded number in flight, progress, failures collected), one actor class. A failed
 unit is one line naming the step, the unit (dataset/shard) and the innermost cause; the
 full tracebacks go to ``_logs/<step>-<time>.log`` under the output root, which the
-error names. Only units, paths and small summaries travel. What fits on which node and the
-pool sizes are ``tasks/capacity.py``."""
+error names (``tasks/failed.py``). Only units, paths and small summaries travel. What fits on
+which node and the pool sizes are ``tasks/capacity.py``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from magicvl.storage.diskfull import DiskFullError
 from magicvl.tasks.capacity import check_fits, pool_size
-from magicvl.tasks.failed import StepFailed
+from magicvl.tasks.failed import (
+    StepFailed,
+    disk_full_error,
+    failure,
+    raise_failures,
+    timed,
+    traced,
+    unit_of,
+)
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Unit
 
 log = logging.getLogger("magicvl")
-
-
-class UnitError(Exception):
-    """A unit's failure as it travels back from a worker: its innermost cause in one line (Python's
-    ``__cause__`` chain does not survive pickling) and the full traceback."""
-
-    def __init__(self, cause: str, trace: str) -> None:
-        super().__init__(cause, trace)
-        self.cause_line, self.trace = cause, trace
-
-    def __str__(self) -> str:
-        return self.cause_line
-
-
-def _traced(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` on a worker; an exception comes back as a ``UnitError`` (out of disk space as is)."""
-    try:
-        return fn(*args)
-    except DiskFullError:
-        raise
-    except Exception as e:
-        cause = root_cause(e)
-        lines = [x.strip() for x in str(cause).strip().splitlines() if x.strip()]
-        line = f"{type(cause).__name__}: {lines[0][:300] if lines else '(no message)'}"
-        raise UnitError(line, "".join(traceback.format_exception(e))) from None
-
-
-def _timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-    """``_traced`` and the seconds it took on the worker (for ``run_tasks(clock=...)``)."""
-    t0 = time.perf_counter()
-    res = _traced(fn, *args)
-    return time.perf_counter() - t0, res
-
-
-def root_cause(e: BaseException) -> BaseException:
-    """The innermost exception: through a Ray task error's ``cause`` and Python's ``__cause__``/``__context__``."""
-    seen = {id(e)}
-    while True:
-        nxt = getattr(e, "cause", None)
-        if not isinstance(nxt, BaseException):
-            nxt = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
-        if nxt is None or id(nxt) in seen:
-            return e
-        seen.add(id(nxt))
-        e = nxt
-
-
-def failure_line(step: str, what: str, e: BaseException) -> str:
-    """``<step> <what>: <Type>: <message>`` in one line (``what``: the unit's dataset/shard, or its index)."""
-    cause = root_cause(e)
-    if isinstance(cause, UnitError):
-        return f"{step} {what}: {cause.cause_line}"
-    lines = [x.strip() for x in str(cause).strip().splitlines() if x.strip()]
-    return f"{step} {what}: {type(cause).__name__}: {lines[0][:300] if lines else '(no message)'}"
-
-
-def _unit_of(call: Any) -> Unit | None:
-    """The ``Unit`` a task call carries (a unit, or a tuple/list holding one), for naming a failure."""
-    items = call if isinstance(call, tuple | list) else (call,)
-    for x in items:
-        if isinstance(x, Unit):
-            return x
-        if isinstance(x, list | tuple) and x and isinstance(x[0], Unit):
-            return x[0]
-    return None
-
-
-def _write_failures(step: str, failures: list[tuple[str, str]], units: list[Unit | None]) -> str:
-    """The tracebacks behind ``failures`` in ``_logs/<step>-<time>.log`` under the units' output root,
-    else in the driver's log; returns where they went."""
-    text = "\n\n".join(f"== {line}\n{tb}" for line, tb in failures)
-    root = next((u.layout for u in units if u is not None), None)
-    if root is not None:
-        path = root.failure_log(step, dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ"))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n", encoding="utf-8")
-            return f"full tracebacks in {path}"
-        except OSError as e:
-            log.warning("cannot write %s: %s", path, e)
-    log.error("%s: tracebacks of failed units:\n%s", step, text)
-    return "full tracebacks in the driver's log"
-
-
-def _raise_failures(step: str, total: int, failures: list[tuple[str, str]], units: list[Unit | None]) -> None:
-    if not failures:
-        return
-    where = _write_failures(step, failures, units)
-    lines = [line for line, _ in failures]
-    more = f"\n... and {len(lines) - 20} more" if len(lines) > 20 else ""
-    raise StepFailed(f"{len(lines)} of {total} {step} units failed ({where}):\n" + "\n".join(lines[:20]) + more)
 
 
 def _run_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -203,10 +117,8 @@ def _fan_out(
                 cached += bool(isinstance(res, dict) and res.get("cached"))
                 on_result(i, res)
             except Exception as e:  # a unit failed as a whole: finish the rest, then say which
-                disk_full = disk_full or _disk_full(e)
-                cause = root_cause(e)
-                tb = cause.trace if isinstance(cause, UnitError) else "".join(traceback.format_exception(e))
-                failures.append((failure_line(name, label(i), e), tb))
+                disk_full = disk_full or disk_full_error(e)
+                failures.append(failure(name, label(i), e))
             done += 1
             report(done, cached)
     return failures, disk_full
@@ -246,7 +158,7 @@ def run_tasks(
     window = max_in_flight or max(2 * cpus, 2)
     check_fits(resources or StepResources(), name)
     opts = (resources or StepResources()).ray_options()
-    remote = ray.remote(_traced if clock is None else _timed).options(**opts, max_retries=retries, name=name)
+    remote = ray.remote(traced if clock is None else timed).options(**opts, max_retries=retries, name=name)
     results: list[Any] = [None] * len(calls)
     in_flight = [0]
 
@@ -266,20 +178,14 @@ def run_tasks(
         else:
             reduce(res)
 
-    units = [_unit_of(c) for c in calls]
+    units = [unit_of(c) for c in calls]
     failures, disk_full = _fan_out(name, range(len(calls)), submit, lambda: in_flight[0] < window, release,
                                    on_result, lambda i: _label(units, i),
                                    _progress_reporter(name, len(calls), cached_before))  # fmt: skip
     if disk_full is not None:
         raise disk_full  # one line naming the device and the path
-    _raise_failures(name, len(calls), failures, units)
+    raise_failures(name, len(calls), failures, units)
     return results if reduce is None else []
-
-
-def _disk_full(e: BaseException) -> DiskFullError | None:
-    """The DiskFullError behind a failed Ray task (its ``cause``), if that is why it failed."""
-    cause = getattr(e, "cause", e)
-    return cause if isinstance(cause, DiskFullError) else None
 
 
 def pending(units: Sequence[Unit], force: bool) -> tuple[list[dict[str, Any] | None], list[int]]:
@@ -327,7 +233,7 @@ class UnitActor:
         return True
 
     def run(self, unit: Unit, force: bool) -> dict[str, Any]:
-        return _traced(unit.run, force, self.backend)
+        return traced(unit.run, force, self.backend)
 
 
 def _await_loads(actors: list[Any], name: str, prototype: Unit) -> tuple[list[int], dict[Any, int]]:
@@ -429,5 +335,5 @@ def run_on_actors(
             ray.kill(actor)
     if disk_full is not None:
         raise disk_full from None  # one line naming the device and the path
-    _raise_failures(name, len(todo), failures, list(units))
+    raise_failures(name, len(todo), failures, list(units))
     return results

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from magicvl.storage.options import StorageOptions
-from magicvl.tasks.executor import StepFailed, failure_line, root_cause, run_on_actors, run_units
+from magicvl.tasks.executor import StepFailed, run_on_actors, run_units
+from magicvl.tasks.failed import failure_line, root_cause
 from magicvl.tasks.resources import StepResources
 from magicvl.tasks.unit import Outputs, Unit, UnitKey
 
